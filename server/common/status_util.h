@@ -1,0 +1,55 @@
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "google/rpc/error_details.pb.h"
+
+namespace tokenstatus {
+
+// The ErrorInfo domain of every error this service returns.
+inline constexpr char kErrorDomain[] = "tokenstatus.apitoken.v1";
+
+// ErrorInfo reasons (UPPER_SNAKE_CASE). Clients match on these; never rename one.
+namespace reason {
+inline constexpr char kInvalidArgument[] = "INVALID_ARGUMENT";
+inline constexpr char kInvalidTokenId[] = "INVALID_TOKEN_ID";
+inline constexpr char kInvalidAccountId[] = "INVALID_ACCOUNT_ID";
+inline constexpr char kInvalidName[] = "INVALID_NAME";
+inline constexpr char kInvalidDescription[] = "INVALID_DESCRIPTION";
+inline constexpr char kInvalidReason[] = "INVALID_REASON";
+inline constexpr char kInvalidSecretHash[] = "INVALID_SECRET_SHA256";
+inline constexpr char kInvalidPageSize[] = "INVALID_PAGE_SIZE";
+inline constexpr char kInvalidPageToken[] = "INVALID_PAGE_TOKEN";
+inline constexpr char kInvalidRevision[] = "INVALID_REVISION";
+inline constexpr char kInvalidState[] = "INVALID_STATE";
+inline constexpr char kTokenNotFound[] = "TOKEN_NOT_FOUND";
+inline constexpr char kTokenAlreadyExists[] = "TOKEN_ALREADY_EXISTS";
+inline constexpr char kTokenAlreadyActive[] = "TOKEN_ALREADY_ACTIVE";
+inline constexpr char kTokenAlreadyDisabled[] = "TOKEN_ALREADY_DISABLED";
+inline constexpr char kTokenDeleted[] = "TOKEN_DELETED";
+inline constexpr char kRevisionMismatch[] = "REVISION_MISMATCH";
+inline constexpr char kRevisionNotReached[] = "REVISION_NOT_REACHED";
+inline constexpr char kStoreUnavailable[] = "STORE_UNAVAILABLE";
+inline constexpr char kStoreError[] = "STORE_ERROR";
+inline constexpr char kInternal[] = "INTERNAL";
+}  // namespace reason
+
+// Returns a non-OK status with `code` and `message` that carries a google.rpc.ErrorInfo with
+// `reason`, kErrorDomain and `metadata` as a payload (see ErrorInfoOf). `code` must not be kOk.
+absl::Status MakeError(
+    absl::StatusCode code, absl::string_view reason, absl::string_view message,
+    std::initializer_list<std::pair<absl::string_view, absl::string_view>> metadata = {});
+
+// Returns the ErrorInfo attached by MakeError. A non-OK status without one gets reason
+// "INTERNAL" for kInternal/kUnknown codes, else the code's name (e.g. "UNAVAILABLE"); an OK
+// status gets an empty ErrorInfo.
+google::rpc::ErrorInfo ErrorInfoOf(const absl::Status& status);
+
+// Shorthand for ErrorInfoOf(status).reason().
+std::string ErrorReason(const absl::Status& status);
+
+}  // namespace tokenstatus

@@ -1,0 +1,124 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "apitoken/v1/token_service.pb.h"
+
+namespace tokenstatus {
+
+using Token = apitoken::v1::Token;
+using TokenEvent = apitoken::v1::TokenEvent;
+
+// Inputs of TokenStore::Create. The caller (the service) has validated every field.
+struct CreateTokenParams {
+  std::string token_id;       // TKN-NNNN-NNNN
+  std::string account_id;     // ACC-NNNN-NNNN
+  std::string name;           // 1..200 characters
+  std::string description;    // 0..2000 characters
+  std::string secret_sha256;  // exactly 32 raw bytes
+  std::string actor;          // principal making the change
+};
+
+// The state changes of an existing token.
+enum class Transition {
+  kEnable,   // DISABLED -> ACTIVE
+  kDisable,  // ACTIVE -> DISABLED
+  kDelete,   // ACTIVE|DISABLED -> DELETED
+};
+
+// Inputs of TokenStore::Apply. The caller has validated every field.
+struct TransitionParams {
+  std::string token_id;
+  Transition transition = Transition::kDisable;
+  int64_t expected_revision = 0;  // > 0: apply only if the token's revision equals it
+  std::string reason;             // recorded as state_reason
+  std::string actor;              // principal making the change
+};
+
+// Inputs of TokenStore::List.
+struct ListParams {
+  std::string after_id;  // exclusive keyset cursor; empty = from the first id
+  int page_size = 100;   // 1..1000
+  Token::State state = Token::STATE_UNSPECIFIED;  // filter; UNSPECIFIED = no state filter
+  std::string account_id;                         // filter; empty = every account
+  bool show_deleted = false;                      // with STATE_UNSPECIFIED: include DELETED tokens
+};
+
+// A token as of a global revision.
+struct TokenAtRevision {
+  Token token;
+  int64_t revision = 0;  // the global revision the read was served at (>= token.revision())
+};
+
+// One page of List.
+struct TokenPage {
+  std::vector<Token> tokens;  // ordered by id, every one matching the filters
+  std::string next_after_id;  // cursor for the next page; empty when the listing is complete
+  int64_t revision = 0;       // the global revision the page was served at
+  std::string epoch;          // the dataset's epoch (empty if nothing was ever written)
+};
+
+template <typename T>
+using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+
+// The durable home of every token, its global revision and its event stream.
+//
+// Every change (Create, Apply) is one atomic step: it checks the preconditions, writes the
+// record and its indexes, takes the next global revision, and appends one TokenEvent carrying
+// the whole token after the change. No change is stored without its event, and no event
+// without its change; a refused change writes nothing.
+//
+// Every method is asynchronous: it returns at once and calls `done` exactly once, either on the
+// calling thread or on a store-owned thread. `done` must not block. The store gives up at
+// `deadline` (the earlier of the caller's deadline and the store's own timeout) and then calls
+// `done` with UNAVAILABLE.
+//
+// Errors carry an ErrorInfo reason (server/common/status_util.h):
+//   UNAVAILABLE / STORE_UNAVAILABLE   the backend is unreachable or did not answer in time;
+//   INTERNAL / STORE_ERROR            the backend answered something unexpected.
+// Method-specific errors are listed on each method.
+//
+// Returned tokens include secret_sha256; callers strip it where it must not be shown.
+// Implementations are thread-safe.
+class TokenStore {
+ public:
+  virtual ~TokenStore() = default;
+
+  // Creates the token in state ACTIVE with the next revision and a TYPE_CREATED event; returns
+  // the new token. ALREADY_EXISTS / TOKEN_ALREADY_EXISTS if the id is taken (in any state).
+  virtual void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) = 0;
+
+  // Applies `params.transition` and returns the token after it. Errors, checked in this order:
+  //   NOT_FOUND / TOKEN_NOT_FOUND;
+  //   FAILED_PRECONDITION / TOKEN_DELETED (any transition of a DELETED token);
+  //   FAILED_PRECONDITION / TOKEN_ALREADY_ACTIVE (enable of ACTIVE),
+  //                         TOKEN_ALREADY_DISABLED (disable of DISABLED);
+  //   ABORTED / REVISION_MISMATCH (expected_revision > 0 and != the token's revision; the
+  //                                ErrorInfo metadata "current_revision" holds the actual one).
+  virtual void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) = 0;
+
+  // Returns the token and the global revision the read was served at.
+  // NOT_FOUND / TOKEN_NOT_FOUND if no token has this id.
+  virtual void Get(std::string token_id, absl::Time deadline,
+                   StoreCallback<TokenAtRevision> done) = 0;
+
+  // Returns up to params.page_size tokens with id > params.after_id matching the filters, in id
+  // order, from one consistent state. A page may hold fewer tokens than asked for while
+  // next_after_id is non-empty (the scan of one page is bounded); follow the cursor until it is
+  // empty. A token that exists and matches the filters for the whole listing is returned
+  // exactly once.
+  virtual void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) = 0;
+
+  // Returns up to `max_count` events with revision > after_revision, in revision order, as far
+  // as the stream's retention reaches.
+  virtual void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
+                          StoreCallback<std::vector<TokenEvent>> done) = 0;
+};
+
+}  // namespace tokenstatus
