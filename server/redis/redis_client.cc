@@ -1,0 +1,501 @@
+#include "server/redis/redis_client.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/status_util.h"
+#include "server/redis/redis_reply.h"
+
+namespace tokenstatus {
+namespace {
+
+constexpr absl::Duration kMinBackoff = absl::Milliseconds(50);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+constexpr absl::string_view kUnixPrefix = "unix:";
+
+absl::Status InvalidOption(absl::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("redis client options: ", message));
+}
+
+timeval TimevalUntil(absl::Time at) {
+  return absl::ToTimeval(std::max(at - absl::Now(), absl::ZeroDuration()));
+}
+
+// Why hiredis failed `context`. The error lives in the embedded redisContext (hiredis copies it
+// to context->err only after the connect callback has run).
+std::string HiredisError(const redisAsyncContext* context, absl::string_view fallback) {
+  if (context->c.err != 0 && context->c.errstr[0] != '\0') return context->c.errstr;
+  return std::string(fallback);
+}
+
+std::vector<std::string> HandshakeCommand(const RedisClientOptions& options) {
+  if (options.password.empty()) return {"PING"};
+  if (options.user.empty()) return {"AUTH", options.password};
+  return {"AUTH", options.user, options.password};
+}
+
+}  // namespace
+
+void RedisClient::EventBaseDeleter::operator()(event_base* base) const { event_base_free(base); }
+
+void RedisClient::EventDeleter::operator()(event* ev) const { event_free(ev); }
+
+void RedisClient::AsyncContextDeleter::operator()(redisAsyncContext* context) const {
+  redisAsyncFree(context);
+}
+
+absl::StatusOr<RedisClient::Endpoint> RedisClient::ParseAddress(absl::string_view address) {
+  Endpoint endpoint;
+  if (absl::StartsWith(address, kUnixPrefix)) {
+    endpoint.unix_path = std::string(address.substr(kUnixPrefix.size()));
+    if (endpoint.unix_path.empty()) return InvalidOption("empty unix socket path");
+    return endpoint;
+  }
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) {
+    return InvalidOption(absl::StrCat("address \"", absl::CHexEscape(address),
+                                      "\" is neither host:port nor unix:/path"));
+  }
+  absl::string_view host = address.substr(0, colon);
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+    host = host.substr(1, host.size() - 2);  // [IPv6]:port
+  }
+  if (host.empty()) return InvalidOption("empty host in address");
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &endpoint.port) || endpoint.port < 1 ||
+      endpoint.port > 65535) {
+    return InvalidOption(absl::StrCat("bad port in address \"", absl::CHexEscape(address), "\""));
+  }
+  endpoint.host = std::string(host);
+  return endpoint;
+}
+
+absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(RedisClientOptions options) {
+  absl::StatusOr<Endpoint> endpoint = ParseAddress(options.address);
+  if (!endpoint.ok()) return endpoint.status();
+  if (options.connections < 1) return InvalidOption("connections must be at least 1");
+  if (options.connect_timeout <= absl::ZeroDuration()) {
+    return InvalidOption("connect_timeout must be positive");
+  }
+  if (!options.user.empty() && options.password.empty()) {
+    return InvalidOption("a user needs a password");
+  }
+
+  std::unique_ptr<RedisClient> client(new RedisClient(std::move(options), *std::move(endpoint)));
+  client->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  client->base_.reset(event_base_new());
+  if (client->wake_fd_ < 0 || client->base_ == nullptr) {
+    return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                     "redis client: cannot create its event loop");
+  }
+  client->wake_event_.reset(event_new(
+      client->base_.get(), client->wake_fd_, EV_READ | EV_PERSIST,
+      [](evutil_socket_t, short, void* self) { static_cast<RedisClient*>(self)->OnWake(); },
+      client.get()));
+  client->deadline_timer_.reset(evtimer_new(
+      client->base_.get(),
+      [](evutil_socket_t, short, void* self) { static_cast<RedisClient*>(self)->CheckDeadlines(); },
+      client.get()));
+  bool events_ok = client->wake_event_ != nullptr && client->deadline_timer_ != nullptr &&
+                   event_add(client->wake_event_.get(), nullptr) == 0;
+  for (int i = 0; i < client->options_.connections; ++i) {
+    auto connection = std::make_unique<Connection>();
+    connection->client = client.get();
+    connection->retry_timer.reset(evtimer_new(
+        client->base_.get(),
+        [](evutil_socket_t, short, void* arg) {
+          auto* connection = static_cast<Connection*>(arg);
+          connection->client->Connect(*connection);
+        },
+        connection.get()));
+    events_ok = events_ok && connection->retry_timer != nullptr;
+    client->connections_.push_back(std::move(connection));
+  }
+  if (!events_ok) {
+    return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                     "redis client: cannot create its events");
+  }
+  client->thread_ = std::thread([raw = client.get()] { raw->Run(); });
+  return client;
+}
+
+RedisClient::RedisClient(RedisClientOptions options, Endpoint endpoint)
+    : options_(std::move(options)),
+      endpoint_(std::move(endpoint)),
+      handshake_(HandshakeCommand(options_)),
+      jitter_(std::random_device()()) {}
+
+RedisClient::~RedisClient() {
+  if (thread_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    Wake();
+    thread_.join();
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void RedisClient::Command(std::vector<std::string> args, absl::Time deadline, ReplyCallback done) {
+  bool wake = false;
+  bool accepted = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_) {
+      accepted = true;
+      wake = requests_.empty();
+      requests_.push_back(Request{std::move(args), deadline, std::move(done)});
+    }
+  }
+  if (!accepted) {
+    done(RedisUnavailable("client shut down"));  // only reachable by a caller racing ~RedisClient
+    return;
+  }
+  if (wake) Wake();
+}
+
+void RedisClient::SetConnectedListener(absl::AnyInvocable<void(bool connected)> listener) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    new_listener_ = std::move(listener);
+  }
+  Wake();
+}
+
+void RedisClient::Wake() {
+  const uint64_t one = 1;
+  // The counter cannot overflow in practice; a failed write means a wake-up is already pending.
+  [[maybe_unused]] ssize_t written = write(wake_fd_, &one, sizeof(one));
+}
+
+void RedisClient::Run() {
+  // hiredis writes with write(2): a peer that closed its socket must give EPIPE, not kill the
+  // process. Blocking SIGPIPE in this thread keeps it pending here instead of delivering it.
+  sigset_t sigpipe;
+  sigemptyset(&sigpipe);
+  sigaddset(&sigpipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &sigpipe, nullptr);
+
+  for (const std::unique_ptr<Connection>& connection : connections_) Connect(*connection);
+  event_base_dispatch(base_.get());
+  Shutdown();
+}
+
+void RedisClient::OnWake() {
+  uint64_t count = 0;
+  // Reset the eventfd before taking the queue: a Command() after the swap wakes us again.
+  [[maybe_unused]] ssize_t got = read(wake_fd_, &count, sizeof(count));
+  absl::AnyInvocable<void(bool)> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      event_base_loopbreak(base_.get());
+      return;  // Shutdown() fails what is queued
+    }
+    batch_.swap(requests_);
+    listener = std::move(new_listener_);
+    new_listener_ = nullptr;
+  }
+  if (listener != nullptr) {
+    listener_ = std::move(listener);
+    listener_(connected_);
+  }
+  for (Request& request : batch_) Dispatch(std::move(request));
+  batch_.clear();
+}
+
+void RedisClient::Dispatch(Request request) {
+  if (request.args.empty()) {
+    request.done(MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                           "redis client: empty command"));
+    return;
+  }
+  if (request.deadline <= absl::Now()) {
+    request.done(RedisUnavailable("deadline exceeded before the command was sent"));
+    return;
+  }
+  if (Connection* connection = NextReadyConnection(); connection != nullptr) {
+    Send(*connection, request.args, request.deadline, std::move(request.done));
+    return;
+  }
+  const bool starting = std::any_of(connections_.begin(), connections_.end(),
+                                    [](const auto& connection) { return !connection->resolved; });
+  if (starting) {
+    if (request.deadline < timer_armed_at_) ArmDeadlineTimer(request.deadline);
+    parked_.push_back(std::move(request));
+    return;
+  }
+  request.done(RedisUnavailable(
+      absl::StrCat("not connected to ", options_.address, " (last error: ", last_error_, ")")));
+}
+
+bool RedisClient::Send(Connection& connection, const std::vector<std::string>& args,
+                       absl::Time deadline, ReplyCallback done) {
+  argv_.clear();
+  argv_len_.clear();
+  for (const std::string& arg : args) {
+    argv_.push_back(arg.data());
+    argv_len_.push_back(arg.size());
+  }
+  auto in_flight = std::make_unique<InFlight>(InFlight{deadline, std::move(done)});
+  if (redisAsyncCommandArgv(connection.context.get(), &RedisClient::OnReply, in_flight.get(),
+                            static_cast<int>(argv_.size()), argv_.data(),
+                            argv_len_.data()) != REDIS_OK) {
+    in_flight->done(RedisUnavailable("connection is closing"));
+    return false;
+  }
+  connection.in_flight.push_back(std::move(in_flight));
+  if (deadline < timer_armed_at_) ArmDeadlineTimer(deadline);
+  return true;
+}
+
+RedisClient::Connection* RedisClient::NextReadyConnection() {
+  const size_t n = connections_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Connection& connection = *connections_[(next_connection_ + i) % n];
+    if (connection.ready) {
+      next_connection_ = (next_connection_ + i + 1) % n;
+      return &connection;
+    }
+  }
+  return nullptr;
+}
+
+void RedisClient::Connect(Connection& connection) {
+  connection.close_reason.clear();
+  redisAsyncContext* context = endpoint_.unix_path.empty()
+                                   ? redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port)
+                                   : redisAsyncConnectUnix(endpoint_.unix_path.c_str());
+  if (context == nullptr) {
+    OnConnectionLost(connection, "cannot allocate a connection");
+    return;
+  }
+  if (context->err != 0) {
+    const std::string why = HiredisError(context, "connect failed");
+    redisAsyncFree(context);
+    OnConnectionLost(connection, why);
+    return;
+  }
+  context->data = &connection;
+  if (redisLibeventAttach(context, base_.get()) != REDIS_OK) {
+    redisAsyncFree(context);
+    OnConnectionLost(connection, "cannot attach the connection to the event loop");
+    return;
+  }
+  redisAsyncSetConnectCallback(context, &RedisClient::OnConnect);
+  redisAsyncSetDisconnectCallback(context, &RedisClient::OnDisconnect);
+  connection.context.reset(context);
+  // hiredis buffers the handshake until the socket is connected; its deadline bounds the attempt.
+  if (!Send(connection, handshake_, absl::Now() + options_.connect_timeout,
+            [this, &connection](absl::StatusOr<const redisReply*> reply) {
+              OnHandshakeReply(connection, std::move(reply));
+            })) {
+    Close(connection, "cannot queue the handshake");
+  }
+}
+
+void RedisClient::OnHandshakeReply(Connection& connection,
+                                   absl::StatusOr<const redisReply*> reply) {
+  // A failed outcome means the connection is being closed already (timeout, connect failure,
+  // EOF); whoever closes it schedules the next attempt.
+  if (!reply.ok()) return;
+  if ((*reply)->type == REDIS_REPLY_ERROR) {
+    Close(connection, absl::StrCat("handshake refused: ", ReplyText(**reply)));
+    return;
+  }
+  connection.ready = true;
+  connection.resolved = true;
+  connection.failures = 0;
+  UpdateConnected();
+}
+
+void RedisClient::Close(Connection& connection, absl::string_view why) {
+  connection.close_reason = std::string(why);
+  connection.ready = false;
+  // redisAsyncFree: the in-flight callbacks run with NULL replies (at once, or right after the
+  // current hiredis callback returns), then OnDisconnect, which ignores a context we closed.
+  connection.context.reset();
+  OnConnectionLost(connection, why);
+}
+
+void RedisClient::OnConnectionLost(Connection& connection, absl::string_view why) {
+  last_error_ = std::string(why);
+  connection.ready = false;
+  connection.resolved = true;
+  const int exponent = std::min(connection.failures, 16);
+  ++connection.failures;
+  // 50 ms, 100 ms, 200 ms, ... each jittered by +-50% (so that clients spread out), 50 ms .. 2 s.
+  const absl::Duration backoff = kMinBackoff * (int64_t{1} << exponent);
+  const absl::Duration delay =
+      std::clamp(backoff * std::uniform_real_distribution<double>(0.5, 1.5)(jitter_), kMinBackoff,
+                 kMaxBackoff);
+  const timeval tv = absl::ToTimeval(delay);
+  evtimer_add(connection.retry_timer.get(), &tv);
+  UpdateConnected();
+}
+
+void RedisClient::UpdateConnected() {
+  const bool up = std::any_of(connections_.begin(), connections_.end(),
+                              [](const auto& connection) { return connection->ready; });
+  const bool starting =
+      !up && std::any_of(connections_.begin(), connections_.end(),
+                         [](const auto& connection) { return !connection->resolved; });
+  if (up != connected_) {
+    connected_ = up;
+    if (listener_ != nullptr) listener_(up);
+  }
+  if (!starting && (!logged_any_ || logged_down_ == up)) {
+    logged_any_ = true;
+    logged_down_ = !up;
+    if (up) {
+      Log(LogLevel::kInfo, absl::StrCat("event=redis_up address=", options_.address));
+    } else {
+      Log(LogLevel::kWarning, absl::StrCat("event=redis_down address=", options_.address,
+                                           " error=\"", absl::CHexEscape(last_error_), "\""));
+    }
+  }
+  if (up) {
+    std::vector<Request> parked;
+    parked.swap(parked_);
+    for (Request& request : parked) Dispatch(std::move(request));
+  } else if (!starting) {
+    FailParked(absl::StrCat("cannot connect to ", options_.address, ": ", last_error_));
+  }
+}
+
+void RedisClient::FailParked(absl::string_view why) {
+  std::vector<Request> parked;
+  parked.swap(parked_);
+  for (Request& request : parked) request.done(RedisUnavailable(why));
+}
+
+void RedisClient::CheckDeadlines() {
+  timer_armed_at_ = absl::InfiniteFuture();
+  const absl::Time now = absl::Now();
+  absl::Time next = absl::InfiniteFuture();
+
+  std::vector<Request> overdue;
+  auto kept = std::stable_partition(parked_.begin(), parked_.end(), [now](const Request& request) {
+    return request.deadline > now;
+  });
+  std::move(kept, parked_.end(), std::back_inserter(overdue));
+  parked_.erase(kept, parked_.end());
+  for (const Request& request : parked_) next = std::min(next, request.deadline);
+  for (Request& request : overdue) {
+    request.done(RedisUnavailable("no connection came up before the deadline"));
+  }
+
+  std::vector<Connection*> dead;
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    // Callbacks only queue new commands, so the FIFO does not change during this loop.
+    for (const std::unique_ptr<InFlight>& in_flight : connection->in_flight) {
+      if (in_flight->done == nullptr) continue;  // timed out earlier
+      if (in_flight->deadline > now) {
+        next = std::min(next, in_flight->deadline);
+        continue;
+      }
+      ReplyCallback done = std::move(in_flight->done);
+      in_flight->done = nullptr;
+      done(RedisUnavailable("no reply within the deadline"));
+    }
+    if (!connection->in_flight.empty() && connection->in_flight.front()->deadline <= now) {
+      dead.push_back(connection.get());
+    }
+  }
+  for (Connection* connection : dead) {
+    Close(*connection, "no reply within the deadline; connection considered dead");
+  }
+  // Close() may have sent parked commands and armed the timer earlier than `next`.
+  if (next < timer_armed_at_) ArmDeadlineTimer(next);
+}
+
+void RedisClient::ArmDeadlineTimer(absl::Time at) {
+  timer_armed_at_ = at;
+  const timeval tv = TimevalUntil(at);
+  evtimer_add(deadline_timer_.get(), &tv);
+}
+
+void RedisClient::OnReply(redisAsyncContext* context, void* reply, void* privdata) {
+  Connection& connection = *static_cast<Connection*>(context->data);
+  std::unique_ptr<InFlight> in_flight = std::move(connection.in_flight.front());
+  connection.in_flight.pop_front();
+  assert(in_flight.get() == privdata);
+  if (in_flight->done != nullptr) {
+    if (reply != nullptr) {
+      in_flight->done(static_cast<const redisReply*>(reply));
+    } else {
+      in_flight->done(RedisUnavailable(connection.close_reason.empty()
+                                           ? HiredisError(context, "connection lost")
+                                           : connection.close_reason));
+    }
+  }
+  // The next command already timed out without a reply: the connection is dead. Let the
+  // deadline check close it, outside this hiredis callback.
+  if (!connection.in_flight.empty() && connection.in_flight.front()->done == nullptr) {
+    connection.client->ArmDeadlineTimer(absl::Now());
+  }
+}
+
+void RedisClient::OnConnect(const redisAsyncContext* context, int status) {
+  if (status == REDIS_OK) return;  // ready once the handshake is answered
+  Connection& connection = *static_cast<Connection*>(context->data);
+  // hiredis frees the context after this callback (after failing its in-flight commands).
+  static_cast<void>(connection.context.release());
+  connection.close_reason = HiredisError(context, "connect failed");
+  connection.client->OnConnectionLost(connection, connection.close_reason);
+}
+
+void RedisClient::OnDisconnect(const redisAsyncContext* context, int status) {
+  Connection& connection = *static_cast<Connection*>(context->data);
+  if (connection.context.get() != context) return;  // closed by Close() or Shutdown()
+  // hiredis closed it (I/O error, EOF) and frees it after this callback.
+  static_cast<void>(connection.context.release());
+  connection.client->OnConnectionLost(connection,
+                                      HiredisError(context, "connection closed by the server"));
+}
+
+void RedisClient::Shutdown() {
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    connection->retry_timer.reset();
+    connection->ready = false;
+    connection->close_reason = "client shut down";
+    connection->context.reset();
+  }
+  FailParked("client shut down");
+  deadline_timer_.reset();
+  wake_event_.reset();
+  // Callbacks run here may still queue commands: fail them until the queue stays empty.
+  while (true) {
+    std::vector<Request> requests;
+    {
+      absl::MutexLock lock(&mu_);
+      if (requests_.empty()) {
+        closed_ = true;
+        new_listener_ = nullptr;
+        break;
+      }
+      requests.swap(requests_);
+    }
+    for (Request& request : requests) request.done(RedisUnavailable("client shut down"));
+  }
+}
+
+}  // namespace tokenstatus

@@ -1,0 +1,265 @@
+#include "server/store/redis_token_store.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/status_util.h"
+#include "server/redis/redis_reply.h"
+#include "server/store/redis_scripts.h"
+#include "server/store/token_record.h"
+
+namespace tokenstatus {
+namespace {
+
+constexpr int kMaxPageSize = 1000;
+constexpr size_t kEpochBytes = 16;  // 32 hex digits
+
+// The one mapping of script refusals ("<REASON> <detail>", redis_scripts.h) to the errors of
+// the TokenStore contract. Other error replies map as RedisErrorToStatus.
+absl::Status ScriptErrorToStatus(absl::string_view message, absl::string_view token_id) {
+  struct Refusal {
+    absl::string_view reason;
+    absl::StatusCode code;
+    absl::string_view what;
+  };
+  static const Refusal kRefusals[] = {
+      {reason::kTokenNotFound, absl::StatusCode::kNotFound, "does not exist"},
+      {reason::kTokenAlreadyExists, absl::StatusCode::kAlreadyExists, "already exists"},
+      {reason::kTokenDeleted, absl::StatusCode::kFailedPrecondition, "is deleted"},
+      {reason::kTokenAlreadyActive, absl::StatusCode::kFailedPrecondition, "is already active"},
+      {reason::kTokenAlreadyDisabled, absl::StatusCode::kFailedPrecondition, "is already disabled"},
+  };
+  const absl::string_view code = ErrorCode(message);
+  for (const Refusal& refusal : kRefusals) {
+    if (code == refusal.reason) {
+      return MakeError(refusal.code, refusal.reason,
+                       absl::StrCat("token ", token_id, " ", refusal.what));
+    }
+  }
+  if (code == reason::kRevisionMismatch) {
+    const absl::string_view current = ErrorDetail(message);
+    return MakeError(
+        absl::StatusCode::kAborted, reason::kRevisionMismatch,
+        absl::StrCat("token ", token_id, " has revision ", current, ", not the expected one"),
+        {{"current_revision", current}});
+  }
+  return RedisErrorToStatus(message);
+}
+
+// The reply of a script call, or its failure (transport or error reply) as a status.
+absl::StatusOr<const redisReply*> ScriptReply(absl::StatusOr<const redisReply*> reply,
+                                              absl::string_view token_id) {
+  if (reply.ok() && (*reply)->type == REDIS_REPLY_ERROR) {
+    return ScriptErrorToStatus(ReplyText(**reply), token_id);
+  }
+  return reply;
+}
+
+absl::StatusOr<Token> ParseRecord(const redisReply& reply) {
+  absl::StatusOr<std::vector<absl::string_view>> fields = ReplyStrings(reply);
+  if (!fields.ok()) return fields.status();
+  return TokenFromFields(*fields);
+}
+
+// The reply of a change script: the record after the change.
+absl::StatusOr<Token> ParseChangeReply(absl::StatusOr<const redisReply*> reply,
+                                       absl::string_view token_id) {
+  absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), token_id);
+  if (!checked.ok()) return checked.status();
+  return ParseRecord(**checked);
+}
+
+// {revision, record}.
+absl::StatusOr<TokenAtRevision> ParseGetReply(absl::StatusOr<const redisReply*> reply,
+                                              absl::string_view token_id) {
+  absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), token_id);
+  if (!checked.ok()) return checked.status();
+  absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
+  if (!parts.ok()) return parts.status();
+  if (parts->size() != 2) return UnexpectedReply("get: expected {revision, record}");
+  absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
+  if (!revision.ok()) return revision.status();
+  absl::StatusOr<Token> token = ParseRecord(*(*parts)[1]);
+  if (!token.ok()) return token.status();
+  return TokenAtRevision{*std::move(token), *revision};
+}
+
+// {revision, epoch, cursor, record...}.
+absl::StatusOr<TokenPage> ParseListReply(absl::StatusOr<const redisReply*> reply) {
+  absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
+  if (!checked.ok()) return checked.status();
+  absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
+  if (!parts.ok()) return parts.status();
+  if (parts->size() < 3) return UnexpectedReply("list: expected {revision, epoch, cursor, ...}");
+  TokenPage page;
+  absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
+  if (!revision.ok()) return revision.status();
+  page.revision = *revision;
+  page.epoch = std::string(ReplyText(*(*parts)[1]));
+  page.next_after_id = std::string(ReplyText(*(*parts)[2]));
+  page.tokens.reserve(parts->size() - 3);
+  for (const redisReply* record : parts->subspan(3)) {
+    absl::StatusOr<Token> token = ParseRecord(*record);
+    if (!token.ok()) return token.status();
+    page.tokens.push_back(*std::move(token));
+  }
+  return page;
+}
+
+// XRANGE: {{entry id, {field, value, ...}}, ...}.
+absl::StatusOr<std::vector<TokenEvent>> ParseEvents(absl::StatusOr<const redisReply*> reply) {
+  absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+  if (!checked.ok()) return checked.status();
+  absl::StatusOr<absl::Span<const redisReply* const>> entries = ReplyArray(**checked);
+  if (!entries.ok()) return entries.status();
+  std::vector<TokenEvent> events;
+  events.reserve(entries->size());
+  for (const redisReply* entry : *entries) {
+    absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(*entry);
+    if (!parts.ok()) return parts.status();
+    if (parts->size() != 2) return UnexpectedReply("stream entry: expected {id, fields}");
+    absl::StatusOr<std::vector<absl::string_view>> fields = ReplyStrings(*(*parts)[1]);
+    if (!fields.ok()) return fields.status();
+    absl::StatusOr<TokenEvent> event = TokenEventFromFields(*fields);
+    if (!event.ok()) return event.status();
+    events.push_back(*std::move(event));
+  }
+  return events;
+}
+
+absl::StatusOr<std::string> NewEpochCandidate() {
+  unsigned char bytes[kEpochBytes];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                     "no randomness for a dataset epoch");
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+absl::string_view TransitionName(Transition transition) {
+  switch (transition) {
+    case Transition::kEnable:
+      return "ENABLE";
+    case Transition::kDisable:
+      return "DISABLE";
+    case Transition::kDelete:
+      return "DELETE";
+  }
+  return "";
+}
+
+}  // namespace
+
+RedisTokenStore::RedisTokenStore(RedisClient& client, RedisTokenStoreOptions options)
+    : client_(client), options_(std::move(options)) {}
+
+std::string RedisTokenStore::Key(absl::string_view suffix) const {
+  return absl::StrCat(options_.key_prefix, ":", suffix);
+}
+
+std::vector<std::string> RedisTokenStore::ChangeKeys(absl::string_view token_id) const {
+  return {Key(absl::StrCat("t:", token_id)), Key("rev"), Key("events"), Key("meta")};
+}
+
+absl::StatusOr<std::vector<std::string>> RedisTokenStore::ChangeArgs(
+    absl::string_view actor) const {
+  absl::StatusOr<std::string> epoch = NewEpochCandidate();
+  if (!epoch.ok()) return epoch.status();
+  return std::vector<std::string>{options_.key_prefix, *std::move(epoch),
+                                  absl::StrCat(options_.event_retention), std::string(actor)};
+}
+
+absl::Time RedisTokenStore::CallDeadline(absl::Time deadline) const {
+  return std::min(deadline, absl::Now() + options_.call_timeout);
+}
+
+void RedisTokenStore::Create(CreateTokenParams params, absl::Time deadline,
+                             StoreCallback<Token> done) {
+  absl::StatusOr<std::vector<std::string>> args = ChangeArgs(params.actor);
+  if (!args.ok()) {
+    done(args.status());
+    return;
+  }
+  args->push_back(params.token_id);
+  args->push_back(std::move(params.account_id));
+  args->push_back(std::move(params.name));
+  args->push_back(std::move(params.description));
+  args->push_back(Sha256ToHex(params.secret_sha256));
+  std::vector<std::string> keys = ChangeKeys(params.token_id);
+  CreateTokenScript().Run(client_, std::move(keys), *std::move(args), CallDeadline(deadline),
+                          [id = std::move(params.token_id), done = std::move(done)](
+                              absl::StatusOr<const redisReply*> reply) mutable {
+                            done(ParseChangeReply(std::move(reply), id));
+                          });
+}
+
+void RedisTokenStore::Apply(TransitionParams params, absl::Time deadline,
+                            StoreCallback<Token> done) {
+  absl::StatusOr<std::vector<std::string>> args = ChangeArgs(params.actor);
+  if (!args.ok()) {
+    done(args.status());
+    return;
+  }
+  args->push_back(std::string(TransitionName(params.transition)));
+  args->push_back(absl::StrCat(std::max<int64_t>(params.expected_revision, 0)));
+  args->push_back(std::move(params.reason));
+  std::vector<std::string> keys = ChangeKeys(params.token_id);
+  ApplyTransitionScript().Run(client_, std::move(keys), *std::move(args), CallDeadline(deadline),
+                              [id = std::move(params.token_id), done = std::move(done)](
+                                  absl::StatusOr<const redisReply*> reply) mutable {
+                                done(ParseChangeReply(std::move(reply), id));
+                              });
+}
+
+void RedisTokenStore::Get(std::string token_id, absl::Time deadline,
+                          StoreCallback<TokenAtRevision> done) {
+  std::vector<std::string> keys = {Key(absl::StrCat("t:", token_id)), Key("rev")};
+  GetTokenScript().Run(client_, std::move(keys), {}, CallDeadline(deadline),
+                       [id = std::move(token_id),
+                        done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+                         done(ParseGetReply(std::move(reply), id));
+                       });
+}
+
+void RedisTokenStore::List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) {
+  const int page_size = std::clamp(params.page_size, 1, kMaxPageSize);
+  const absl::string_view state = StateName(params.state);
+  std::string index;
+  if (!params.account_id.empty()) {
+    index = Key(absl::StrCat("idx:acct:", params.account_id));
+  } else if (!state.empty()) {
+    index = Key(absl::StrCat("idx:state:", state));
+  } else {
+    index = Key(params.show_deleted ? "idx:all" : "idx:live");
+  }
+  ListTokensScript().Run(
+      client_, {std::move(index), Key("rev"), Key("meta")},
+      {options_.key_prefix, std::move(params.after_id), absl::StrCat(page_size),
+       absl::StrCat(4 * page_size + 64), std::string(state), params.show_deleted ? "1" : "0"},
+      CallDeadline(deadline),
+      [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        done(ParseListReply(std::move(reply)));
+      });
+}
+
+void RedisTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
+                                 StoreCallback<std::vector<TokenEvent>> done) {
+  if (max_count <= 0) {
+    done(std::vector<TokenEvent>());
+    return;
+  }
+  client_.Command(
+      {"XRANGE", Key("events"), absl::StrCat("(", std::max<int64_t>(after_revision, 0), "-0"), "+",
+       "COUNT", absl::StrCat(max_count)},
+      CallDeadline(deadline),
+      [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        done(ParseEvents(std::move(reply)));
+      });
+}
+
+}  // namespace tokenstatus

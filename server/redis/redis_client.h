@@ -1,0 +1,189 @@
+#pragma once
+
+#include <hiredis/async.h>
+
+#include <deque>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+struct event;
+struct event_base;
+
+namespace tokenstatus {
+
+struct RedisClientOptions {
+  std::string address = "127.0.0.1:6379";  // "host:port" or "unix:/path/to.sock"
+  std::string user;                        // ACL user; empty = default user (needs password)
+  std::string password;                    // empty = no AUTH
+  int connections = 2;                     // pipelined connections, used round-robin
+  absl::Duration connect_timeout = absl::Seconds(1);  // bounds connect + AUTH of each attempt
+};
+
+// An asynchronous Redis client: hiredis's async API on one libevent I/O thread, a few pipelined
+// connections used round-robin.
+//
+// Commands submitted from any thread are queued and sent by the I/O thread in batches (one
+// write per connection per batch). Each connection keeps its commands in flight in FIFO order
+// with their deadlines; a timer, armed only while commands are in flight, fails overdue
+// commands with UNAVAILABLE (a late reply is then ignored) and treats a connection whose oldest
+// command is overdue as dead: it is closed (its commands fail with UNAVAILABLE) and reconnected.
+// Connections that fail or close reconnect by themselves with jittered exponential backoff
+// (50 ms .. 2 s); each attempt (TCP connect plus AUTH, or PING without credentials) is bounded
+// by connect_timeout. Up/down transitions of the whole client are logged once each.
+//
+// Blocking commands (BLPOP, XREAD BLOCK, ...) hold up every command pipelined behind them on
+// their connection: give them a client of their own.
+//
+// Thread-safe. Callbacks run on the I/O thread and must not block; they may call Command().
+// The client must not be destroyed from one of its own callbacks.
+class RedisClient {
+ public:
+  using ReplyCallback = absl::AnyInvocable<void(absl::StatusOr<const redisReply*>)>;
+
+  // Starts the I/O thread and begins connecting; returns at once. Redis may be down: commands
+  // then fail fast with UNAVAILABLE/STORE_UNAVAILABLE until a reconnect succeeds (commands
+  // submitted while the very first connection attempts are still in progress wait for their
+  // outcome, up to their deadline). Error only for bad options (INVALID_ARGUMENT): an address
+  // that is neither "host:port" nor "unix:/path", connections < 1, connect_timeout <= 0, or a
+  // user without a password.
+  static absl::StatusOr<std::unique_ptr<RedisClient>> Start(RedisClientOptions options);
+
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // Stops the I/O thread; every pending command completes with UNAVAILABLE first.
+  ~RedisClient();
+
+  // Sends one command (binary-safe args). `done` runs exactly once, on the I/O thread, with the
+  // reply (valid only during the call; error replies are passed as REDIS_REPLY_ERROR replies),
+  // or UNAVAILABLE/STORE_UNAVAILABLE if not connected, the connection dropped, or no reply came
+  // by `deadline`; INVALID_ARGUMENT for empty `args`. Not for commands that change the
+  // connection's reply protocol (SUBSCRIBE, MONITOR, CLIENT REPLY, RESET).
+  void Command(std::vector<std::string> args, absl::Time deadline, ReplyCallback done);
+
+  // Installs `listener` (replacing any previous one). It is called on the I/O thread once with
+  // the current state right after being installed, then whenever "at least one connection is
+  // up" changes.
+  void SetConnectedListener(absl::AnyInvocable<void(bool connected)> listener);
+
+ private:
+  struct Endpoint {
+    std::string host;       // TCP host, or empty for a unix socket
+    int port = 0;           // TCP port
+    std::string unix_path;  // unix socket path, or empty for TCP
+  };
+  // A command waiting in the submission queue (or, during start-up, for a connection).
+  struct Request {
+    std::vector<std::string> args;
+    absl::Time deadline;
+    ReplyCallback done;
+  };
+  // A command sent on a connection, waiting for its reply.
+  struct InFlight {
+    absl::Time deadline;
+    ReplyCallback done;  // null once completed (a timeout); the late reply is then ignored
+  };
+  struct EventBaseDeleter {
+    void operator()(event_base* base) const;
+  };
+  struct EventDeleter {
+    void operator()(event* ev) const;
+  };
+  struct AsyncContextDeleter {
+    void operator()(redisAsyncContext* context) const;
+  };
+  using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
+  using EventPtr = std::unique_ptr<event, EventDeleter>;
+  using AsyncContextPtr = std::unique_ptr<redisAsyncContext, AsyncContextDeleter>;
+  // One pipelined connection. I/O thread only.
+  struct Connection {
+    RedisClient* client = nullptr;
+    // The hiredis context while connecting or connected. Reset (redisAsyncFree) when we close
+    // the connection; released when hiredis frees it itself (connect failure, I/O error, EOF).
+    AsyncContextPtr context;
+    bool ready = false;        // connected and authenticated: commands may be sent
+    bool resolved = false;     // the first connect attempt has succeeded or failed
+    int failures = 0;          // consecutive failed attempts (backoff exponent)
+    std::string close_reason;  // why we closed it: the error of the commands that were in flight
+    std::deque<std::unique_ptr<InFlight>> in_flight;  // mirrors hiredis's reply callback FIFO
+    EventPtr retry_timer;                             // reconnect after backoff
+  };
+
+  RedisClient(RedisClientOptions options, Endpoint endpoint);
+
+  static absl::StatusOr<Endpoint> ParseAddress(absl::string_view address);
+
+  // Wakes the I/O thread (eventfd).
+  void Wake();
+
+  // --- I/O thread only ---
+  void Run();
+  void OnWake();
+  void Dispatch(Request request);
+  // Queues the command on the connection's context; false (after failing `done` with
+  // UNAVAILABLE) if hiredis refuses it because the context is closing.
+  bool Send(Connection& connection, const std::vector<std::string>& args, absl::Time deadline,
+            ReplyCallback done);
+  Connection* NextReadyConnection();
+  void Connect(Connection& connection);
+  void OnHandshakeReply(Connection& connection, absl::StatusOr<const redisReply*> reply);
+  // Closes the connection (its in-flight commands fail with UNAVAILABLE `why`) and schedules a
+  // reconnect. Safe inside hiredis reply callbacks (hiredis then frees after the callback).
+  void Close(Connection& connection, absl::string_view why);
+  // Records a failed attempt or a lost connection and schedules the next attempt.
+  void OnConnectionLost(Connection& connection, absl::string_view why);
+  void UpdateConnected();
+  void FailParked(absl::string_view why);
+  void CheckDeadlines();
+  void ArmDeadlineTimer(absl::Time at);
+  void Shutdown();
+
+  static void OnReply(redisAsyncContext* context, void* reply, void* privdata);
+  static void OnConnect(const redisAsyncContext* context, int status);
+  static void OnDisconnect(const redisAsyncContext* context, int status);
+
+  const RedisClientOptions options_;
+  const Endpoint endpoint_;
+  const std::vector<std::string> handshake_;  // AUTH [user] password, or PING
+  int wake_fd_ = -1;                          // eventfd; closed by the destructor
+
+  // libevent state; `base_` is declared first so that it is freed after the events.
+  EventBasePtr base_;
+  EventPtr wake_event_;
+  EventPtr deadline_timer_;
+
+  absl::Mutex mu_;
+  std::vector<Request> requests_ ABSL_GUARDED_BY(mu_);  // submitted, not yet taken by the loop
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;          // the destructor has begun
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;            // the I/O thread has finished
+  absl::AnyInvocable<void(bool)> new_listener_ ABSL_GUARDED_BY(mu_);
+
+  // I/O thread only.
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<Request> batch_;     // the requests taken from `requests_` (reused buffer)
+  std::vector<Request> parked_;    // waiting for the first connection attempts
+  std::vector<const char*> argv_;  // hiredis argument buffers (reused)
+  std::vector<size_t> argv_len_;
+  absl::AnyInvocable<void(bool)> listener_;
+  bool connected_ = false;      // at least one connection is ready
+  bool logged_down_ = false;    // the last logged transition was "down"
+  bool logged_any_ = false;     // any transition was logged
+  size_t next_connection_ = 0;  // round-robin position
+  absl::Time timer_armed_at_ = absl::InfiniteFuture();
+  std::string last_error_;
+  std::minstd_rand jitter_;
+
+  std::thread thread_;  // started last, joined by the destructor
+};
+
+}  // namespace tokenstatus

@@ -1,0 +1,42 @@
+#pragma once
+
+#include "server/redis/redis_script.h"
+
+namespace tokenstatus {
+
+// The Lua scripts of RedisTokenStore (layout: the shared DESIGN.md, server/store/token_record.h).
+// `<p>` is the store's key prefix. Every script runs atomically; the change scripts read the
+// clock with TIME, and refuse with an error reply "<REASON> <detail>" (REASON as in
+// server/common/status_util.h, e.g. "REVISION_MISMATCH 41" carries the current revision) before
+// writing anything. The returned objects live forever; thread-safe.
+
+// Change scripts share this layout:
+//   KEYS: 1 <p>:t:<id>, 2 <p>:rev, 3 <p>:events, 4 <p>:meta
+//   ARGV: 1 <p>, 2 a fresh random epoch candidate (kept only by the first change of an empty
+//         dataset), 3 event retention (XADD MAXLEN ~), 4 actor, then the script's own.
+// A change appends the event `<rev>-0` (type + the record's fields) first, then sets <p>:rev,
+// the record and the indexes, and returns the record's flat field/value list.
+
+// ARGV 5 id, 6 account_id, 7 name, 8 description, 9 secret_sha256 (lowercase hex).
+// Errors: TOKEN_ALREADY_EXISTS.
+const RedisScript& CreateTokenScript();
+
+// ARGV 5 ENABLE | DISABLE | DELETE, 6 expected revision ("0" = any), 7 reason.
+// Errors, in this order: TOKEN_NOT_FOUND, TOKEN_DELETED, TOKEN_ALREADY_ACTIVE |
+// TOKEN_ALREADY_DISABLED, REVISION_MISMATCH <current revision>.
+const RedisScript& ApplyTransitionScript();
+
+// Read-only. KEYS: 1 <p>:t:<id>, 2 <p>:rev.
+// Returns {revision, record field/value list}. Errors: TOKEN_NOT_FOUND.
+const RedisScript& GetTokenScript();
+
+// Read-only. KEYS: 1 the index to page through (<p>:idx:...), 2 <p>:rev, 3 <p>:meta.
+// ARGV: 1 <p>, 2 exclusive start id ("" = from the first), 3 page size, 4 scan limit (index
+// entries examined at most), 5 state filter ("" = any), 6 "1" to include DELETED tokens when
+// there is no state filter.
+// Returns {revision, epoch ("" if none), cursor, record field/value list...}: the matching
+// records in id order; cursor is the last id examined when the index goes on past it, "" when
+// the index is exhausted.
+const RedisScript& ListTokensScript();
+
+}  // namespace tokenstatus

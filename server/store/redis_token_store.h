@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/redis/redis_client.h"
+#include "server/store/token_store.h"
+
+namespace tokenstatus {
+
+struct RedisTokenStoreOptions {
+  std::string key_prefix = "{apitoken}";  // must contain a {hash tag}; tests use unique ones
+  int64_t event_retention = 1000000;      // XADD MAXLEN ~
+  absl::Duration call_timeout = absl::Seconds(1);  // upper bound of every Redis call
+};
+
+// The TokenStore on Redis, with the layout of the shared DESIGN.md (every key starts with
+// `key_prefix`; field encoding in server/store/token_record.h):
+//   <p>:t:<id>           hash, the token record;
+//   <p>:rev              the global revision counter;
+//   <p>:events           stream, one entry `<revision>-0` per change (type + the whole token);
+//   <p>:meta             hash, `epoch` (random, made by the first change of an empty dataset);
+//   <p>:idx:all, <p>:idx:live (ACTIVE+DISABLED), <p>:idx:state:<STATE>, <p>:idx:acct:<account>
+//                        sorted sets of ids (score 0), paged with ZRANGE BYLEX.
+// Create and Apply are one Lua script each (server/store/redis_scripts.h), Get and List are
+// read-only scripts, so every answer is one consistent state. Each Redis call is bounded by
+// min(caller deadline, now + call_timeout). Callbacks run on the client's I/O thread.
+// Thread-safe.
+class RedisTokenStore : public TokenStore {
+ public:
+  // `client` must outlive the store.
+  RedisTokenStore(RedisClient& client, RedisTokenStoreOptions options);
+
+  void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) override;
+  void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) override;
+  void Get(std::string token_id, absl::Time deadline, StoreCallback<TokenAtRevision> done) override;
+  void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
+  void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
+                  StoreCallback<std::vector<TokenEvent>> done) override;
+
+ private:
+  std::string Key(absl::string_view suffix) const;
+  // The keys and leading arguments every change script takes (redis_scripts.h).
+  std::vector<std::string> ChangeKeys(absl::string_view token_id) const;
+  // INTERNAL if no random epoch candidate can be made.
+  absl::StatusOr<std::vector<std::string>> ChangeArgs(absl::string_view actor) const;
+  absl::Time CallDeadline(absl::Time deadline) const;
+
+  RedisClient& client_;
+  const RedisTokenStoreOptions options_;
+};
+
+}  // namespace tokenstatus
