@@ -1,0 +1,226 @@
+#include "server/service/server_config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <utility>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "server/common/status_util.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve gRPC on (port 0: any)");
+ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address: host:port or unix:/path");
+ABSL_FLAG(std::string, redis_user, "", "Redis ACL user (needs a password)");
+ABSL_FLAG(std::string, redis_password_file, "",
+          "file holding the Redis password (or set TOKENSTATUS_REDIS_PASSWORD)");
+ABSL_FLAG(std::string, redis_key_prefix, "{apitoken}",
+          "prefix of every Redis key; must contain a {hash tag}");
+ABSL_FLAG(int32_t, redis_connections, 2, "pipelined Redis connections (1..64)");
+ABSL_FLAG(absl::Duration, redis_timeout, absl::Seconds(1), "upper bound of every Redis call");
+ABSL_FLAG(int64_t, event_retention, 1000000, "events kept in the Redis stream (>= 1)");
+ABSL_FLAG(int32_t, max_request_bytes, 65536, "largest request message accepted, in bytes");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "how long SIGTERM/SIGINT waits for calls in flight");
+
+namespace tokenstatus {
+namespace {
+
+constexpr char kEnvPrefix[] = "TOKENSTATUS_";
+constexpr char kPasswordEnv[] = "TOKENSTATUS_REDIS_PASSWORD";
+
+// Every flag above; each has the environment fallback TOKENSTATUS_<NAME>.
+constexpr const char* kFlagNames[] = {
+    "listen",
+    "redis",
+    "redis_user",
+    "redis_password_file",
+    "redis_key_prefix",
+    "redis_connections",
+    "redis_timeout",
+    "event_retention",
+    "max_request_bytes",
+    "shutdown_grace",
+};
+
+absl::Status InvalidConfig(absl::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument, message);
+}
+
+bool IsServerFlag(absl::string_view name) {
+  return std::find(std::begin(kFlagNames), std::end(kFlagNames), name) != std::end(kFlagNames);
+}
+
+// Parses `value` into the flag `name`; `source` (a variable or flag) names it in the error.
+absl::Status SetFlag(absl::string_view name, absl::string_view value, absl::string_view source) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  std::string error;
+  if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+    return InvalidConfig(absl::StrCat(source, ": ", error));
+  }
+  return absl::OkStatus();
+}
+
+// True if `text` is a decimal port number 0..65535.
+bool IsPort(absl::string_view text) {
+  int port = 0;
+  return !text.empty() && text.size() <= 5 &&
+         std::all_of(text.begin(), text.end(), absl::ascii_isdigit) &&
+         absl::SimpleAtoi(text, &port) && port <= 65535;
+}
+
+absl::Status ValidateListen(absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0 || !IsPort(listen.substr(colon + 1))) {
+    return InvalidConfig(
+        absl::StrCat("--listen must be host:port with a port 0..65535, not \"", listen, "\""));
+  }
+  return absl::OkStatus();
+}
+
+// True if `prefix` holds a Redis Cluster hash tag: a '{' followed later by a '}' with at least
+// one character between them.
+bool HasHashTag(absl::string_view prefix) {
+  const size_t open = prefix.find('{');
+  if (open == absl::string_view::npos) return false;
+  const size_t close = prefix.find('}', open + 1);
+  return close != absl::string_view::npos && close > open + 1;
+}
+
+// Reads the password from `path`: the file's content without its trailing line break.
+absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return InvalidConfig(
+        absl::StrCat("--redis_password_file: cannot read \"", path, "\": ", std::strerror(errno)));
+  }
+  std::ostringstream content;
+  content << file.rdbuf();
+  std::string password = content.str();
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  if (password.empty()) {
+    return InvalidConfig(absl::StrCat("--redis_password_file: \"", path, "\" is empty"));
+  }
+  return password;
+}
+
+}  // namespace
+
+absl::Status ApplyEnvironmentDefaults() {
+  for (const char* name : kFlagNames) {
+    const std::string variable = absl::StrCat(kEnvPrefix, absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) continue;
+    if (absl::Status status = SetFlag(name, value, variable); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCommandLineValues(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "-")) continue;
+    absl::ConsumePrefix(&arg, "-");
+    const size_t equals = arg.find('=');
+    const absl::string_view name = arg.substr(0, equals);
+    if (!IsServerFlag(name)) continue;
+    const std::string source = absl::StrCat("--", name);
+    if (equals != absl::string_view::npos) {
+      if (absl::Status status = SetFlag(name, arg.substr(equals + 1), source); !status.ok()) {
+        return status;
+      }
+    } else if (i + 1 < argc) {
+      if (absl::Status status = SetFlag(name, argv[++i], source); !status.ok()) return status;
+    } else {
+      return InvalidConfig(absl::StrCat(source, " needs a value"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerConfig> LoadServerConfig() {
+  ServerConfig config;
+  config.listen = absl::GetFlag(FLAGS_listen);
+  if (absl::Status status = ValidateListen(config.listen); !status.ok()) return status;
+
+  config.redis.address = absl::GetFlag(FLAGS_redis);
+  config.redis.user = absl::GetFlag(FLAGS_redis_user);
+  config.redis.connections = absl::GetFlag(FLAGS_redis_connections);
+  if (config.redis.connections < 1 || config.redis.connections > 64) {
+    return InvalidConfig(
+        absl::StrCat("--redis_connections must be 1..64, not ", config.redis.connections));
+  }
+  const std::string password_file = absl::GetFlag(FLAGS_redis_password_file);
+  const char* password_env = std::getenv(kPasswordEnv);
+  if (password_env != nullptr && *password_env == '\0') password_env = nullptr;
+  if (!password_file.empty() && password_env != nullptr) {
+    return InvalidConfig(absl::StrCat("the Redis password is given twice: set either ",
+                                      "--redis_password_file or ", kPasswordEnv));
+  }
+  if (!password_file.empty()) {
+    absl::StatusOr<std::string> password = ReadPasswordFile(password_file);
+    if (!password.ok()) return password.status();
+    config.redis.password = *std::move(password);
+    config.redis_password_source = "file";
+  } else if (password_env != nullptr) {
+    config.redis.password = password_env;
+    config.redis_password_source = "env";
+  }
+
+  config.store.key_prefix = absl::GetFlag(FLAGS_redis_key_prefix);
+  if (!HasHashTag(config.store.key_prefix)) {
+    return InvalidConfig(
+        absl::StrCat("--redis_key_prefix must contain a {hash tag}, e.g. "
+                     "{apitoken}, not \"",
+                     config.store.key_prefix, "\""));
+  }
+  config.store.call_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  if (config.store.call_timeout <= absl::ZeroDuration()) {
+    return InvalidConfig("--redis_timeout must be > 0");
+  }
+  config.redis.connect_timeout = config.store.call_timeout;
+  config.store.event_retention = absl::GetFlag(FLAGS_event_retention);
+  if (config.store.event_retention < 1) {
+    return InvalidConfig(
+        absl::StrCat("--event_retention must be >= 1, not ", config.store.event_retention));
+  }
+  config.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
+  if (config.max_request_bytes < 1024 || config.max_request_bytes > 64 * 1024 * 1024) {
+    return InvalidConfig(
+        absl::StrCat("--max_request_bytes must be 1024..67108864, not ", config.max_request_bytes));
+  }
+  config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (config.shutdown_grace < absl::ZeroDuration()) {
+    return InvalidConfig("--shutdown_grace must be >= 0");
+  }
+  return config;
+}
+
+std::string DescribeConfig(const ServerConfig& config) {
+  return absl::StrCat("event=config listen=", config.listen, " redis=", config.redis.address,
+                      " redis_user=", config.redis.user.empty() ? "-" : config.redis.user,
+                      " password=", config.redis.password.empty() ? "unset" : "set",
+                      config.redis_password_source.empty()
+                          ? ""
+                          : absl::StrCat(" password_from=", config.redis_password_source),
+                      " redis_key_prefix=", config.store.key_prefix,
+                      " redis_connections=", config.redis.connections,
+                      " redis_timeout=", absl::FormatDuration(config.store.call_timeout),
+                      " event_retention=", config.store.event_retention,
+                      " max_request_bytes=", config.max_request_bytes,
+                      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace));
+}
+
+}  // namespace tokenstatus

@@ -1,0 +1,421 @@
+#include "server/service/token_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "server/common/log.h"
+#include "server/common/status_util.h"
+#include "server/domain/token_secret.h"
+#include "server/domain/validation.h"
+#include "server/service/grpc_status.h"
+#include "server/service/page_token.h"
+
+namespace tokenstatus {
+namespace {
+
+using apitoken::v1::CreateTokenRequest;
+using apitoken::v1::CreateTokenResponse;
+using apitoken::v1::DeleteTokenRequest;
+using apitoken::v1::DeleteTokenResponse;
+using apitoken::v1::DisableTokenRequest;
+using apitoken::v1::DisableTokenResponse;
+using apitoken::v1::EnableTokenRequest;
+using apitoken::v1::EnableTokenResponse;
+using apitoken::v1::GetTokenRequest;
+using apitoken::v1::GetTokenResponse;
+using apitoken::v1::ListTokensRequest;
+using apitoken::v1::ListTokensResponse;
+using apitoken::v1::VerifyTokenRequest;
+using apitoken::v1::VerifyTokenResponse;
+
+// The principal on whose behalf a call acts. There is no authentication yet: everyone is
+// "anonymous". The one place that learns the caller from the call.
+std::string ActorOf(const grpc::CallbackServerContext& /*context*/) { return "anonymous"; }
+
+// "ACTIVE" for STATE_ACTIVE, and so on.
+absl::string_view StateName(Token::State state) {
+  absl::string_view name = Token::State_Name(state);
+  absl::ConsumePrefix(&name, "STATE_");
+  return name;
+}
+
+// Finishes `reactor` with `status`, converted once.
+void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+// Returns `token` as a response may show it: without secret_sha256.
+Token Shown(Token token) {
+  token.clear_secret_sha256();
+  return token;
+}
+
+// OUT_OF_RANGE / REVISION_NOT_REACHED unless the served revision has reached min_revision.
+absl::Status CheckRevisionReached(int64_t min_revision, int64_t served_revision) {
+  if (min_revision <= served_revision) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kOutOfRange, reason::kRevisionNotReached,
+                   absl::StrCat("min_revision ", min_revision, " is ahead of the revision ",
+                                served_revision, " this server can serve"),
+                   {{"field", "min_revision"}});
+}
+
+// The log lines of one change: token_changed when made, token_change_refused when refused.
+class ChangeLog {
+ public:
+  ChangeLog(std::string actor, absl::string_view action, absl::string_view token_id)
+      : actor_(std::move(actor)), action_(action) {
+    SetTokenId(token_id);
+  }
+
+  // A token id that is not well-formed is logged as "-": it is untrusted input.
+  void SetTokenId(absl::string_view token_id) {
+    token_id_ = IsValidTokenId(token_id) ? std::string(token_id) : "-";
+  }
+  const std::string& actor() const { return actor_; }
+
+  void Changed(absl::string_view from, const Token& token) const {
+    Log(LogLevel::kInfo,
+        absl::StrCat("event=token_changed actor=", actor_, " token=", token.id(), " from=", from,
+                     " to=", StateName(token.state()), " revision=", token.revision()));
+  }
+
+  void Refused(const absl::Status& status) const {
+    const bool server_side = status.code() == absl::StatusCode::kUnavailable ||
+                             status.code() == absl::StatusCode::kInternal;
+    Log(server_side ? LogLevel::kWarning : LogLevel::kInfo,
+        absl::StrCat("event=token_change_refused actor=", actor_, " action=", action_,
+                     " token=", token_id_, " code=", absl::StatusCodeToString(status.code()),
+                     " reason=", ErrorReason(status)));
+  }
+
+ private:
+  std::string actor_;
+  std::string action_;
+  std::string token_id_;
+};
+
+struct TransitionTraits {
+  absl::string_view action;
+  absl::string_view from;  // the state the transition leaves
+};
+
+TransitionTraits TraitsOf(Transition transition) {
+  switch (transition) {
+    case Transition::kEnable:
+      return {"enable", "DISABLED"};
+    case Transition::kDisable:
+      return {"disable", "ACTIVE"};
+    case Transition::kDelete:
+      break;
+  }
+  // The store does not report which of the two live states a deleted token left.
+  return {"delete", "ACTIVE|DISABLED"};
+}
+
+// Validates a CreateToken request into store parameters (without id and hash for an
+// allocation).
+absl::StatusOr<CreateTokenParams> CreateParamsOf(const CreateTokenRequest& request,
+                                                 std::string actor) {
+  absl::Status status = ValidateAccountId(request.account_id());
+  if (status.ok()) status = ValidateName(request.name());
+  if (status.ok()) status = ValidateDescription(request.description());
+  if (!status.ok()) return status;
+  CreateTokenParams params;
+  params.account_id = request.account_id();
+  params.name = request.name();
+  params.description = request.description();
+  params.actor = std::move(actor);
+  if (request.token_id().empty() && request.secret_sha256().empty()) return params;
+  if (request.token_id().empty()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidTokenId,
+                     "token_id is required with secret_sha256 (an import needs both)",
+                     {{"field", "token_id"}});
+  }
+  if (request.secret_sha256().empty()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidSecretHash,
+                     "secret_sha256 is required with token_id (an import needs both)",
+                     {{"field", "secret_sha256"}});
+  }
+  if (status = ValidateTokenId(request.token_id()); !status.ok()) return status;
+  absl::StatusOr<std::string> hash = ParseSecretSha256(request.secret_sha256());
+  if (!hash.ok()) return hash.status();
+  params.token_id = request.token_id();
+  params.secret_sha256 = *std::move(hash);
+  return params;
+}
+
+template <typename Request>
+absl::Status ValidateTransition(const Request& request) {
+  absl::Status status = ValidateTokenId(request.token_id());
+  if (status.ok()) status = ValidateRevision(request.expected_revision(), "expected_revision");
+  if (status.ok()) status = ValidateReason(request.reason());
+  return status;
+}
+
+// Validates a ListTokens request into store parameters.
+absl::StatusOr<ListParams> ListParamsOf(const ListTokensRequest& request) {
+  absl::StatusOr<int> page_size = EffectivePageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  absl::Status status = ValidateStateFilter(request.state());
+  if (status.ok() && !request.account_id().empty()) {
+    status = ValidateAccountId(request.account_id());
+  }
+  if (status.ok()) status = ValidateRevision(request.min_revision(), "min_revision");
+  if (!status.ok()) return status;
+  ListParams params;
+  params.page_size = *page_size;
+  params.state = request.state();
+  params.account_id = request.account_id();
+  params.show_deleted = request.show_deleted();
+  if (!request.page_token().empty()) {
+    absl::StatusOr<std::string> after_id = DecodePageToken(
+        request.page_token(), {params.state, params.account_id, params.show_deleted});
+    if (!after_id.ok()) return after_id.status();
+    params.after_id = *std::move(after_id);
+  }
+  return params;
+}
+
+VerifyTokenResponse::Result ResultOf(Token::State state) {
+  switch (state) {
+    case Token::STATE_ACTIVE:
+      return VerifyTokenResponse::RESULT_VALID;
+    case Token::STATE_DISABLED:
+      return VerifyTokenResponse::RESULT_DISABLED;
+    case Token::STATE_DELETED:
+      return VerifyTokenResponse::RESULT_DELETED;
+    default:
+      // Never stored; fail closed.
+      return VerifyTokenResponse::RESULT_NOT_FOUND;
+  }
+}
+
+}  // namespace
+
+// The state of one CreateToken call across its store attempts.
+struct TokenServiceImpl::CreateCall {
+  grpc::ServerUnaryReactor* reactor;
+  CreateTokenResponse* response;
+  ChangeLog log;
+  absl::Time deadline;
+  CreateTokenParams params;
+  bool allocate;  // generate id and secret (else an import)
+  int attempts_left;
+};
+
+TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenServiceOptions options)
+    : store_(store), options_(options) {}
+
+absl::Time TokenServiceImpl::StoreDeadline(const grpc::CallbackServerContext& context) const {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  const absl::Time rpc_deadline = absl::FromChrono(deadline);
+  const absl::Duration margin =
+      std::clamp((rpc_deadline - absl::Now()) / 5, absl::ZeroDuration(), options_.deadline_margin);
+  return rpc_deadline - margin;
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(grpc::CallbackServerContext* context,
+                                                        const CreateTokenRequest* request,
+                                                        CreateTokenResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ChangeLog log(ActorOf(*context), "create", request->token_id());
+  absl::StatusOr<CreateTokenParams> params = CreateParamsOf(*request, log.actor());
+  if (!params.ok()) {
+    log.Refused(params.status());
+    Finish(reactor, params.status());
+    return reactor;
+  }
+  const bool allocate = params->token_id.empty();
+  RunCreate({reactor, response, std::move(log), StoreDeadline(*context), *std::move(params),
+             allocate, allocate ? std::max(options_.create_attempts, 1) : 1});
+  return reactor;
+}
+
+void TokenServiceImpl::RunCreate(CreateCall call) {
+  std::string secret;
+  if (call.allocate) {
+    absl::StatusOr<std::string> id = GenerateTokenId();
+    absl::StatusOr<std::string> generated = id.ok() ? GenerateSecret(*id) : id.status();
+    if (!generated.ok()) {
+      call.log.Refused(generated.status());
+      Finish(call.reactor, generated.status());
+      return;
+    }
+    secret = *std::move(generated);
+    call.params.token_id = *std::move(id);
+    call.params.secret_sha256 = Sha256(secret);
+    call.log.SetTokenId(call.params.token_id);
+  }
+  CreateTokenParams params = call.params;
+  const absl::Time deadline = call.deadline;
+  store_.Create(std::move(params), deadline,
+                [this, call = std::move(call),
+                 secret = std::move(secret)](absl::StatusOr<Token> token) mutable {
+                  if (!token.ok() && token.status().code() == absl::StatusCode::kAlreadyExists &&
+                      call.allocate && call.attempts_left > 1) {
+                    --call.attempts_left;
+                    RunCreate(std::move(call));
+                    return;
+                  }
+                  if (!token.ok()) {
+                    call.log.Refused(token.status());
+                    Finish(call.reactor, token.status());
+                    return;
+                  }
+                  call.log.Changed("NONE", *token);
+                  *call.response->mutable_token() = Shown(*std::move(token));
+                  call.response->set_secret(std::move(secret));
+                  Finish(call.reactor, absl::OkStatus());
+                });
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext* context,
+                                                     const GetTokenRequest* request,
+                                                     GetTokenResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = ValidateTokenId(request->token_id());
+  if (status.ok()) status = ValidateRevision(request->min_revision(), "min_revision");
+  if (!status.ok()) {
+    Finish(reactor, status);
+    return reactor;
+  }
+  store_.Get(request->token_id(), StoreDeadline(*context),
+             [reactor, response,
+              min_revision = request->min_revision()](absl::StatusOr<TokenAtRevision> result) {
+               absl::Status status = result.status();
+               if (status.ok()) status = CheckRevisionReached(min_revision, result->revision);
+               if (status.ok()) {
+                 *response->mutable_token() = Shown(std::move(result->token));
+                 response->set_revision(result->revision);
+               }
+               Finish(reactor, status);
+             });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerContext* context,
+                                                       const ListTokensRequest* request,
+                                                       ListTokensResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<ListParams> params = ListParamsOf(*request);
+  if (!params.ok()) {
+    Finish(reactor, params.status());
+    return reactor;
+  }
+  PageFilter filter{params->state, params->account_id, params->show_deleted};
+  store_.List(*std::move(params), StoreDeadline(*context),
+              [reactor, response, filter = std::move(filter),
+               min_revision = request->min_revision()](absl::StatusOr<TokenPage> page) {
+                absl::Status status = page.status();
+                if (status.ok()) status = CheckRevisionReached(min_revision, page->revision);
+                if (status.ok()) {
+                  for (Token& token : page->tokens) {
+                    *response->add_tokens() = Shown(std::move(token));
+                  }
+                  if (!page->next_after_id.empty()) {
+                    response->set_next_page_token(EncodePageToken(page->next_after_id, filter));
+                  }
+                  response->set_revision(page->revision);
+                  response->set_epoch(std::move(page->epoch));
+                }
+                Finish(reactor, status);
+              });
+  return reactor;
+}
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerContext* context,
+                                                        Transition transition,
+                                                        const Request& request,
+                                                        Response* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const TransitionTraits traits = TraitsOf(transition);
+  ChangeLog log(ActorOf(*context), traits.action, request.token_id());
+  if (absl::Status status = ValidateTransition(request); !status.ok()) {
+    log.Refused(status);
+    Finish(reactor, status);
+    return reactor;
+  }
+  TransitionParams params;
+  params.token_id = request.token_id();
+  params.transition = transition;
+  params.expected_revision = request.expected_revision();
+  params.reason = request.reason();
+  params.actor = log.actor();
+  store_.Apply(
+      std::move(params), StoreDeadline(*context),
+      [reactor, response, log = std::move(log), from = traits.from](absl::StatusOr<Token> token) {
+        if (!token.ok()) {
+          log.Refused(token.status());
+          Finish(reactor, token.status());
+          return;
+        }
+        log.Changed(from, *token);
+        *response->mutable_token() = Shown(*std::move(token));
+        Finish(reactor, absl::OkStatus());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::EnableToken(grpc::CallbackServerContext* context,
+                                                        const EnableTokenRequest* request,
+                                                        EnableTokenResponse* response) {
+  return ChangeState(context, Transition::kEnable, *request, response);
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::DisableToken(grpc::CallbackServerContext* context,
+                                                         const DisableTokenRequest* request,
+                                                         DisableTokenResponse* response) {
+  return ChangeState(context, Transition::kDisable, *request, response);
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::DeleteToken(grpc::CallbackServerContext* context,
+                                                        const DeleteTokenRequest* request,
+                                                        DeleteTokenResponse* response) {
+  return ChangeState(context, Transition::kDelete, *request, response);
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerContext* context,
+                                                        const VerifyTokenRequest* request,
+                                                        VerifyTokenResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<std::string> token_id = ParseSecret(request->secret());
+  if (!token_id.has_value()) {
+    response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
+    Finish(reactor, absl::OkStatus());
+    return reactor;
+  }
+  store_.Get(*std::move(token_id), StoreDeadline(*context),
+             [reactor, response,
+              hash = Sha256(request->secret())](absl::StatusOr<TokenAtRevision> result) {
+               if (!result.ok()) {
+                 if (result.status().code() != absl::StatusCode::kNotFound) {
+                   Finish(reactor, result.status());
+                   return;
+                 }
+                 response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
+               } else if (!ConstantTimeEquals(hash, result->token.secret_sha256())) {
+                 response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
+               } else {
+                 const Token& token = result->token;
+                 response->set_result(ResultOf(token.state()));
+                 response->set_token_id(token.id());
+                 response->set_account_id(token.account_id());
+                 response->set_revision(token.revision());
+               }
+               Finish(reactor, absl::OkStatus());
+             });
+  return reactor;
+}
+
+}  // namespace tokenstatus

@@ -1,0 +1,198 @@
+#include "server/store/memory_token_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/common/status_util.h"
+#include "server/domain/token_secret.h"
+
+namespace tokenstatus {
+namespace {
+
+// Sets `timestamp` to now, at the millisecond precision the Redis store keeps.
+void SetNow(google::protobuf::Timestamp* timestamp) {
+  const int64_t millis = absl::ToUnixMillis(absl::Now());
+  timestamp->set_seconds(millis / 1000);
+  timestamp->set_nanos(static_cast<int32_t>(millis % 1000) * 1000000);
+}
+
+bool Matches(const Token& token, const ListParams& params) {
+  if (!params.account_id.empty() && token.account_id() != params.account_id) return false;
+  if (params.state != Token::STATE_UNSPECIFIED) return token.state() == params.state;
+  return params.show_deleted || token.state() != Token::STATE_DELETED;
+}
+
+absl::Status NotFound(absl::string_view token_id) {
+  return MakeError(absl::StatusCode::kNotFound, reason::kTokenNotFound,
+                   absl::StrCat("token ", token_id, " not found"));
+}
+
+// The state a transition leads to, its event type, and the refusal reason for a token that is
+// already in that state.
+struct TransitionRule {
+  Token::State to;
+  TokenEvent::Type event;
+  const char* already_reason;
+};
+
+TransitionRule RuleOf(Transition transition) {
+  switch (transition) {
+    case Transition::kEnable:
+      return {Token::STATE_ACTIVE, TokenEvent::TYPE_ENABLED, reason::kTokenAlreadyActive};
+    case Transition::kDisable:
+      return {Token::STATE_DISABLED, TokenEvent::TYPE_DISABLED, reason::kTokenAlreadyDisabled};
+    case Transition::kDelete:
+      break;
+  }
+  return {Token::STATE_DELETED, TokenEvent::TYPE_DELETED, reason::kTokenDeleted};
+}
+
+}  // namespace
+
+MemoryTokenStore::MemoryTokenStore(MemoryTokenStoreOptions options) : options_(options) {}
+
+void MemoryTokenStore::Create(CreateTokenParams params, absl::Time deadline,
+                              StoreCallback<Token> done) {
+  absl::StatusOr<Token> result;
+  {
+    absl::MutexLock lock(&mu_);
+    result = CreateLocked(std::move(params));
+  }
+  done(std::move(result));
+}
+
+void MemoryTokenStore::Apply(TransitionParams params, absl::Time deadline,
+                             StoreCallback<Token> done) {
+  absl::StatusOr<Token> result;
+  {
+    absl::MutexLock lock(&mu_);
+    result = ApplyLocked(params);
+  }
+  done(std::move(result));
+}
+
+void MemoryTokenStore::Get(std::string token_id, absl::Time deadline,
+                           StoreCallback<TokenAtRevision> done) {
+  absl::StatusOr<TokenAtRevision> result;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = tokens_.find(token_id);
+    if (it == tokens_.end()) {
+      result = NotFound(token_id);
+    } else {
+      result = TokenAtRevision{it->second, revision_};
+    }
+  }
+  done(std::move(result));
+}
+
+void MemoryTokenStore::List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) {
+  TokenPage page;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    page = ListLocked(params);
+  }
+  done(std::move(page));
+}
+
+void MemoryTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
+                                  StoreCallback<std::vector<TokenEvent>> done) {
+  std::vector<TokenEvent> events;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = std::upper_bound(events_.begin(), events_.end(), after_revision,
+                               [](int64_t revision, const TokenEvent& event) {
+                                 return revision < event.token().revision();
+                               });
+    for (; it != events_.end() && static_cast<int>(events.size()) < max_count; ++it) {
+      events.push_back(*it);
+    }
+  }
+  done(std::move(events));
+}
+
+absl::StatusOr<Token> MemoryTokenStore::CreateLocked(CreateTokenParams params) {
+  if (tokens_.contains(params.token_id)) {
+    return MakeError(absl::StatusCode::kAlreadyExists, reason::kTokenAlreadyExists,
+                     absl::StrCat("token ", params.token_id, " already exists"));
+  }
+  Token token;
+  token.set_id(std::move(params.token_id));
+  token.set_account_id(std::move(params.account_id));
+  token.set_name(std::move(params.name));
+  token.set_description(std::move(params.description));
+  token.set_state(Token::STATE_ACTIVE);
+  token.set_updated_by(std::move(params.actor));
+  token.set_secret_sha256(std::move(params.secret_sha256));
+  SetNow(token.mutable_create_time());
+  return CommitLocked(std::move(token), TokenEvent::TYPE_CREATED);
+}
+
+absl::StatusOr<Token> MemoryTokenStore::ApplyLocked(const TransitionParams& params) {
+  auto it = tokens_.find(params.token_id);
+  if (it == tokens_.end()) return NotFound(params.token_id);
+  const Token& current = it->second;
+  if (current.state() == Token::STATE_DELETED) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, reason::kTokenDeleted,
+                     absl::StrCat("token ", params.token_id, " is deleted"));
+  }
+  const TransitionRule rule = RuleOf(params.transition);
+  if (current.state() == rule.to) {
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, rule.already_reason,
+        absl::StrCat("token ", params.token_id, " is already ", Token::State_Name(rule.to)));
+  }
+  if (params.expected_revision > 0 && params.expected_revision != current.revision()) {
+    const std::string actual = absl::StrCat(current.revision());
+    return MakeError(absl::StatusCode::kAborted, reason::kRevisionMismatch,
+                     absl::StrCat("token ", params.token_id, " is at revision ", actual,
+                                  ", not the expected ", params.expected_revision),
+                     {{"current_revision", actual}});
+  }
+  Token token = current;
+  token.set_state(rule.to);
+  token.set_updated_by(params.actor);
+  token.set_state_reason(params.reason);
+  return CommitLocked(std::move(token), rule.event);
+}
+
+absl::StatusOr<Token> MemoryTokenStore::CommitLocked(Token token, TokenEvent::Type type) {
+  if (epoch_.empty()) {
+    absl::StatusOr<std::string> epoch = GenerateEpoch();
+    if (!epoch.ok()) return epoch.status();
+    epoch_ = *std::move(epoch);
+  }
+  token.set_revision(++revision_);
+  if (type == TokenEvent::TYPE_CREATED) {
+    *token.mutable_update_time() = token.create_time();
+  } else {
+    SetNow(token.mutable_update_time());
+  }
+  tokens_[token.id()] = token;
+  TokenEvent& event = events_.emplace_back();
+  event.set_type(type);
+  *event.mutable_token() = token;
+  while (static_cast<int64_t>(events_.size()) > options_.event_retention) events_.pop_front();
+  return token;
+}
+
+TokenPage MemoryTokenStore::ListLocked(const ListParams& params) const {
+  TokenPage page;
+  page.revision = revision_;
+  page.epoch = epoch_;
+  const size_t page_size = static_cast<size_t>(std::max(params.page_size, 1));
+  for (auto it = tokens_.upper_bound(params.after_id); it != tokens_.end(); ++it) {
+    if (!Matches(it->second, params)) continue;
+    if (page.tokens.size() == page_size) {
+      // One more match exists past the full page: the listing goes on after its last id.
+      page.next_after_id = page.tokens.back().id();
+      break;
+    }
+    page.tokens.push_back(it->second);
+  }
+  return page;
+}
+
+}  // namespace tokenstatus

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/store/token_store.h"
+
+namespace tokenstatus {
+
+// The filters of a listing. A page token is valid only with the filters it was made for.
+struct PageFilter {
+  Token::State state = Token::STATE_UNSPECIFIED;
+  std::string account_id;
+  bool show_deleted = false;
+};
+
+// Opaque ListTokens page tokens: base64url (no padding) of
+//   version (1 byte) | state (1) | show_deleted (1) | len + account_id | len + last id
+//   | the first 16 bytes of HMAC-SHA256(key, everything before).
+// The key is a constant compiled into the server, so every replica accepts every replica's
+// tokens. The MAC detects tampering and corruption, and the embedded filters detect a token
+// reused with other filters. It is not an access control: a forged cursor only skips ahead in a
+// listing the caller may read anyway, so a key known to everyone who has the source grants
+// nothing. Thread-safe, pure functions.
+
+// Returns the page token that continues a listing with `filter` after `last_id`. `last_id` and
+// filter.account_id are valid ids (server/domain/validation.h), so each fits its length byte.
+std::string EncodePageToken(absl::string_view last_id, const PageFilter& filter);
+
+// Returns the last id of `page_token`, or INVALID_ARGUMENT / INVALID_PAGE_TOKEN (field
+// "page_token") if it is malformed, tampered with, of an unknown version, or was made for other
+// filters than `filter`.
+absl::StatusOr<std::string> DecodePageToken(absl::string_view page_token, const PageFilter& filter);
+
+}  // namespace tokenstatus

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/redis/redis_client.h"
+#include "server/store/redis_token_store.h"
+
+namespace tokenstatus {
+
+// The effective configuration of tokenstatus-server.
+struct ServerConfig {
+  std::string listen;                 // "host:port"; port 0 = any free port
+  RedisClientOptions redis;           // address, user, password, connections
+  RedisTokenStoreOptions store;       // key prefix, event retention, call timeout
+  int max_request_bytes = 0;          // largest request message accepted
+  absl::Duration shutdown_grace;      // how long SIGTERM waits for calls in flight
+  std::string redis_password_source;  // "file", "env" or "" (unset); for the start-up log
+};
+
+// The server's flags (Abseil flags, defined in server_config.cc):
+//   --listen               127.0.0.1:50051  host:port to serve gRPC on (port 0: pick one)
+//   --redis                127.0.0.1:6379   host:port or unix:/path of Redis
+//   --redis_user           ""               ACL user (needs a password)
+//   --redis_password_file  ""               file holding the Redis password (one line)
+//   --redis_key_prefix     {apitoken}       prefix of every key; must contain a {hash tag}
+//   --redis_connections    2                pipelined Redis connections (1..64)
+//   --redis_timeout        1s               upper bound of every Redis call (> 0)
+//   --event_retention      1000000          events kept in the stream (>= 1)
+//   --max_request_bytes    65536            largest request accepted (1 KiB .. 64 MiB)
+//   --shutdown_grace       5s               SIGTERM drain time (>= 0)
+// Each flag falls back to the environment variable TOKENSTATUS_<FLAG NAME IN UPPER CASE>. The
+// password itself is never a flag: it comes from --redis_password_file, or from the
+// environment variable TOKENSTATUS_REDIS_PASSWORD.
+
+// Sets every flag that has a TOKENSTATUS_<NAME> environment variable to its value, so that
+// command-line flags parsed afterwards override it. Call before absl::ParseCommandLine. Returns
+// INVALID_ARGUMENT naming the variable if a value does not parse. Not thread-safe (flags).
+absl::Status ApplyEnvironmentDefaults();
+
+// Parses the values the command line gives the server's flags ("--name=value", "--name value",
+// one or two dashes) into the flags, so that a malformed value is reported here as
+// INVALID_ARGUMENT naming the flag, rather than by absl::ParseCommandLine, which exits with 1.
+// Call after ApplyEnvironmentDefaults and before absl::ParseCommandLine (which then parses the
+// same values again, and everything else). Not thread-safe (flags).
+absl::Status CheckCommandLineValues(int argc, char** argv);
+
+// Builds the configuration from the flags (after parsing) and reads the password. Returns
+// INVALID_ARGUMENT with a message naming the flag for an invalid value, an unreadable password
+// file, or a password given both by file and by TOKENSTATUS_REDIS_PASSWORD.
+absl::StatusOr<ServerConfig> LoadServerConfig();
+
+// One line describing `config` for the start-up log, in key=value form; the password only as
+// password=set or password=unset.
+std::string DescribeConfig(const ServerConfig& config);
+
+}  // namespace tokenstatus

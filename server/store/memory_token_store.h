@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/token_store.h"
+
+namespace tokenstatus {
+
+struct MemoryTokenStoreOptions {
+  int64_t event_retention = 1000000;  // events kept for ReadEvents (the oldest are dropped); >= 1
+};
+
+// A TokenStore in process memory with the same semantics as RedisTokenStore: one global revision
+// taken by every change, an epoch (random, made by the first change), ordering by id, an event
+// list with retention, and the same errors checked in the same order (see TokenStore). Nothing
+// is persisted; it is meant for unit tests of the layers above the store.
+//
+// Every method completes inline: `done` runs on the calling thread before the method returns,
+// with no lock held (so `done` may call the store again). The deadline is never reached, since
+// nothing waits. Thread-safe.
+class MemoryTokenStore : public TokenStore {
+ public:
+  explicit MemoryTokenStore(MemoryTokenStoreOptions options = {});
+
+  void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) override;
+  void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) override;
+  void Get(std::string token_id, absl::Time deadline, StoreCallback<TokenAtRevision> done) override;
+  void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
+  void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
+                  StoreCallback<std::vector<TokenEvent>> done) override;
+
+ private:
+  absl::StatusOr<Token> CreateLocked(CreateTokenParams params) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Token> ApplyLocked(const TransitionParams& params)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the next revision, makes the epoch on the first change, and records `token` (whose
+  // revision and update_time it sets) with an event of `type`; returns the stored token.
+  absl::StatusOr<Token> CommitLocked(Token token, TokenEvent::Type type)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TokenPage ListLocked(const ListParams& params) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const MemoryTokenStoreOptions options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Token> tokens_ ABSL_GUARDED_BY(mu_);  // by id: List's order
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string epoch_ ABSL_GUARDED_BY(mu_);
+  std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);  // in revision order
+};
+
+}  // namespace tokenstatus

@@ -1,0 +1,89 @@
+#include "server/service/page_token.h"
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "gtest/gtest.h"
+#include "server/common/status_util.h"
+
+namespace tokenstatus {
+namespace {
+
+void ExpectInvalidPageToken(const absl::StatusOr<std::string>& decoded) {
+  ASSERT_FALSE(decoded.ok()) << "decoded to " << *decoded;
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(decoded.status()), reason::kInvalidPageToken);
+  EXPECT_EQ(ErrorInfoOf(decoded.status()).metadata().at("field"), "page_token");
+}
+
+const PageFilter kFilter{Token::STATE_DISABLED, "ACC-1111-2222", true};
+
+TEST(PageTokenTest, RoundTrips) {
+  for (const PageFilter& filter :
+       {PageFilter{}, kFilter, PageFilter{Token::STATE_DELETED, "", false},
+        PageFilter{Token::STATE_UNSPECIFIED, "ACC-1111-2222-3333", true}}) {
+    for (const char* id : {"TKN-0000-0000", "TKN-1234-5678-9012"}) {
+      const std::string token = EncodePageToken(id, filter);
+      EXPECT_EQ(token.find_first_not_of(
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                std::string::npos)
+          << token;
+      absl::StatusOr<std::string> decoded = DecodePageToken(token, filter);
+      ASSERT_TRUE(decoded.ok()) << decoded.status();
+      EXPECT_EQ(*decoded, id);
+    }
+  }
+}
+
+TEST(PageTokenTest, RejectsEveryBitFlip) {
+  const std::string token = EncodePageToken("TKN-1234-5678", kFilter);
+  std::string bytes;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(token, &bytes));
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string flipped = bytes;
+      flipped[i] = static_cast<char>(flipped[i] ^ (1 << bit));
+      SCOPED_TRACE(testing::Message() << "byte " << i << " bit " << bit);
+      ExpectInvalidPageToken(DecodePageToken(absl::WebSafeBase64Escape(flipped), kFilter));
+    }
+  }
+}
+
+TEST(PageTokenTest, RejectsEveryCharacterChangeTruncationAndExtension) {
+  const std::string token = EncodePageToken("TKN-1234-5678", kFilter);
+  const std::string alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.";
+  for (size_t i = 0; i < token.size(); ++i) {
+    for (char c : alphabet) {
+      if (c == token[i]) continue;
+      std::string changed = token;
+      changed[i] = c;
+      SCOPED_TRACE(changed);
+      ExpectInvalidPageToken(DecodePageToken(changed, kFilter));
+    }
+    ExpectInvalidPageToken(DecodePageToken(token.substr(0, i), kFilter));
+  }
+  ExpectInvalidPageToken(DecodePageToken(token + "A", kFilter));
+  ExpectInvalidPageToken(DecodePageToken(token + "=", kFilter));
+  ExpectInvalidPageToken(DecodePageToken("not a page token", kFilter));
+}
+
+TEST(PageTokenTest, RejectsAnotherFilter) {
+  const std::string token = EncodePageToken("TKN-1234-5678", kFilter);
+  PageFilter other_state = kFilter;
+  other_state.state = Token::STATE_ACTIVE;
+  PageFilter other_account = kFilter;
+  other_account.account_id = "ACC-1111-2223";
+  PageFilter no_account = kFilter;
+  no_account.account_id.clear();
+  PageFilter other_deleted = kFilter;
+  other_deleted.show_deleted = false;
+  for (const PageFilter& filter : {other_state, other_account, no_account, other_deleted}) {
+    absl::StatusOr<std::string> decoded = DecodePageToken(token, filter);
+    ExpectInvalidPageToken(decoded);
+    EXPECT_NE(decoded.status().message().find("filters"), absl::string_view::npos);
+  }
+}
+
+}  // namespace
+}  // namespace tokenstatus

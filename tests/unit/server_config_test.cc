@@ -1,0 +1,141 @@
+#include "server/service/server_config.h"
+
+#include <stdlib.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/reflection.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tokenstatus {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Restores every flag and the environment variables it set when a test ends.
+class ServerConfigTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const std::string& name : env_) unsetenv(name.c_str());
+  }
+  void SetEnv(const std::string& name, const std::string& value) {
+    setenv(name.c_str(), value.c_str(), 1);
+    env_.push_back(name);
+  }
+  // Runs CheckCommandLineValues over `args` (argv[0] is added).
+  static absl::Status CheckArgs(std::vector<std::string> args) {
+    args.insert(args.begin(), "tokenstatus-server");
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    return CheckCommandLineValues(static_cast<int>(argv.size()), argv.data());
+  }
+  static std::string WriteFile(const std::string& content) {
+    const std::string path = ::testing::TempDir() + "/server_config_test_password";
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+
+  absl::FlagSaver flag_saver_;
+  std::vector<std::string> env_;
+};
+
+TEST_F(ServerConfigTest, Defaults) {
+  absl::StatusOr<ServerConfig> config = LoadServerConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "127.0.0.1:50051");
+  EXPECT_EQ(config->redis.address, "127.0.0.1:6379");
+  EXPECT_EQ(config->redis.password, "");
+  EXPECT_EQ(config->redis.connections, 2);
+  EXPECT_EQ(config->store.key_prefix, "{apitoken}");
+  EXPECT_EQ(config->store.event_retention, 1000000);
+  EXPECT_EQ(config->store.call_timeout, absl::Seconds(1));
+  EXPECT_EQ(config->max_request_bytes, 65536);
+  EXPECT_EQ(config->shutdown_grace, absl::Seconds(5));
+  EXPECT_THAT(DescribeConfig(*config), HasSubstr("password=unset"));
+}
+
+TEST_F(ServerConfigTest, EnvironmentIsTheDefaultAndTheCommandLineWins) {
+  SetEnv("TOKENSTATUS_LISTEN", "0.0.0.0:7000");
+  SetEnv("TOKENSTATUS_REDIS", "unix:/run/redis.sock");
+  SetEnv("TOKENSTATUS_REDIS_TIMEOUT", "250ms");
+  SetEnv("TOKENSTATUS_EVENT_RETENTION", "5000");
+  ASSERT_TRUE(ApplyEnvironmentDefaults().ok());
+  ASSERT_TRUE(CheckArgs({"--listen=127.0.0.1:0", "-redis_connections", "4", "--", "--x"}).ok());
+  absl::StatusOr<ServerConfig> config = LoadServerConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "127.0.0.1:0");
+  EXPECT_EQ(config->redis.address, "unix:/run/redis.sock");
+  EXPECT_EQ(config->store.call_timeout, absl::Milliseconds(250));
+  EXPECT_EQ(config->store.event_retention, 5000);
+  EXPECT_EQ(config->redis.connections, 4);
+}
+
+TEST_F(ServerConfigTest, MalformedValuesNameTheirSource) {
+  SetEnv("TOKENSTATUS_REDIS_CONNECTIONS", "many");
+  absl::Status env = ApplyEnvironmentDefaults();
+  EXPECT_EQ(env.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(env.message()), HasSubstr("TOKENSTATUS_REDIS_CONNECTIONS"));
+  absl::Status flag = CheckArgs({"--shutdown_grace=soon"});
+  EXPECT_EQ(flag.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(flag.message()), HasSubstr("--shutdown_grace"));
+  EXPECT_THAT(std::string(CheckArgs({"--redis"}).message()), HasSubstr("needs a value"));
+  EXPECT_TRUE(CheckArgs({"positional", "--unknown_flag=1"}).ok());  // left to absl
+}
+
+TEST_F(ServerConfigTest, InvalidValuesAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--listen=localhost", "--listen"},
+      {"--listen=:80", "--listen"},
+      {"--listen=127.0.0.1:65536", "--listen"},
+      {"--redis_key_prefix=apitoken", "--redis_key_prefix"},
+      {"--redis_key_prefix={}", "--redis_key_prefix"},
+      {"--redis_connections=0", "--redis_connections"},
+      {"--redis_connections=65", "--redis_connections"},
+      {"--redis_timeout=0s", "--redis_timeout"},
+      {"--event_retention=0", "--event_retention"},
+      {"--max_request_bytes=100", "--max_request_bytes"},
+      {"--shutdown_grace=-1s", "--shutdown_grace"},
+  };
+  for (const auto& [arg, flag] : cases) {
+    absl::FlagSaver saver;
+    ASSERT_TRUE(CheckArgs({arg}).ok()) << arg;
+    absl::StatusOr<ServerConfig> config = LoadServerConfig();
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << arg;
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(flag)) << arg;
+  }
+  ASSERT_TRUE(CheckArgs({"--listen=[::]:0", "--redis_key_prefix=app:{tokens}:"}).ok());
+  EXPECT_TRUE(LoadServerConfig().ok());
+}
+
+TEST_F(ServerConfigTest, PasswordFromAFileOrTheEnvironmentNeverShown) {
+  const std::string path = WriteFile("s3cret-pw\r\n");
+  ASSERT_TRUE(CheckArgs({"--redis_password_file=" + path}).ok());
+  absl::StatusOr<ServerConfig> from_file = LoadServerConfig();
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_EQ(from_file->redis.password, "s3cret-pw");
+  EXPECT_THAT(DescribeConfig(*from_file), HasSubstr("password=set"));
+  EXPECT_THAT(DescribeConfig(*from_file), Not(HasSubstr("s3cret")));
+
+  SetEnv("TOKENSTATUS_REDIS_PASSWORD", "env-pw");
+  absl::StatusOr<ServerConfig> twice = LoadServerConfig();
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(CheckArgs({"--redis_password_file="}).ok());
+  absl::StatusOr<ServerConfig> from_env = LoadServerConfig();
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_EQ(from_env->redis.password, "env-pw");
+  EXPECT_THAT(DescribeConfig(*from_env), Not(HasSubstr("env-pw")));
+  unsetenv("TOKENSTATUS_REDIS_PASSWORD");
+
+  ASSERT_TRUE(CheckArgs({"--redis_password_file=" + WriteFile("\n")}).ok());
+  EXPECT_THAT(std::string(LoadServerConfig().status().message()), HasSubstr("empty"));
+  ASSERT_TRUE(CheckArgs({"--redis_password_file=/nonexistent/pw"}).ok());
+  EXPECT_THAT(std::string(LoadServerConfig().status().message()), HasSubstr("cannot read"));
+}
+
+}  // namespace
+}  // namespace tokenstatus

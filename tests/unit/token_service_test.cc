@@ -1,0 +1,704 @@
+// TokenServiceImpl over a MemoryTokenStore, through a real in-process gRPC server and stub.
+
+#include "server/service/token_service.h"
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "server/common/status_util.h"
+#include "server/domain/token_secret.h"
+#include "server/domain/validation.h"
+#include "server/store/memory_token_store.h"
+
+namespace tokenstatus {
+namespace {
+
+using apitoken::v1::CreateTokenRequest;
+using apitoken::v1::CreateTokenResponse;
+using apitoken::v1::DeleteTokenRequest;
+using apitoken::v1::DeleteTokenResponse;
+using apitoken::v1::DisableTokenRequest;
+using apitoken::v1::DisableTokenResponse;
+using apitoken::v1::EnableTokenRequest;
+using apitoken::v1::EnableTokenResponse;
+using apitoken::v1::GetTokenRequest;
+using apitoken::v1::GetTokenResponse;
+using apitoken::v1::ListTokensRequest;
+using apitoken::v1::ListTokensResponse;
+using apitoken::v1::VerifyTokenRequest;
+using apitoken::v1::VerifyTokenResponse;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// A TokenStore decorator over a MemoryTokenStore that can fail calls the way a real backend
+// does, and records the deadline of the last call.
+class FaultInjectingStore : public TokenStore {
+ public:
+  // Every call fails with UNAVAILABLE / STORE_UNAVAILABLE while set.
+  void SetUnavailable(bool unavailable) {
+    absl::MutexLock lock(&mu_);
+    unavailable_ = unavailable;
+  }
+  // The next `count` Create calls fail with ALREADY_EXISTS, as for an id collision.
+  void CollideNextCreates(int count) {
+    absl::MutexLock lock(&mu_);
+    collisions_ = count;
+  }
+  int creates() const {
+    absl::MutexLock lock(&mu_);
+    return creates_;
+  }
+  absl::Time last_deadline() const {
+    absl::MutexLock lock(&mu_);
+    return last_deadline_;
+  }
+  MemoryTokenStore& memory() { return memory_; }
+
+  void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) override {
+    bool collide = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ++creates_;
+      if (collisions_ > 0) {
+        --collisions_;
+        collide = true;
+      }
+    }
+    if (collide) {
+      done(MakeError(absl::StatusCode::kAlreadyExists, reason::kTokenAlreadyExists, "taken"));
+      return;
+    }
+    if (Fail(deadline, done)) return;
+    memory_.Create(std::move(params), deadline, std::move(done));
+  }
+  void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.Apply(std::move(params), deadline, std::move(done));
+  }
+  void Get(std::string token_id, absl::Time deadline,
+           StoreCallback<TokenAtRevision> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.Get(std::move(token_id), deadline, std::move(done));
+  }
+  void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.List(std::move(params), deadline, std::move(done));
+  }
+  void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
+                  StoreCallback<std::vector<TokenEvent>> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.ReadEvents(after_revision, max_count, deadline, std::move(done));
+  }
+
+ private:
+  // Records `deadline`; if unavailable, calls `done` with UNAVAILABLE and returns true.
+  template <typename T>
+  bool Fail(absl::Time deadline, StoreCallback<T>& done) {
+    {
+      absl::MutexLock lock(&mu_);
+      last_deadline_ = deadline;
+      if (!unavailable_) return false;
+    }
+    done(MakeError(absl::StatusCode::kUnavailable, reason::kStoreUnavailable, "redis is down"));
+    return true;
+  }
+
+  MemoryTokenStore memory_;
+  mutable absl::Mutex mu_;
+  bool unavailable_ ABSL_GUARDED_BY(mu_) = false;
+  int collisions_ ABSL_GUARDED_BY(mu_) = 0;
+  int creates_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_deadline_ ABSL_GUARDED_BY(mu_);
+};
+
+// The ErrorInfo of a failed call, decoded from the grpc-status-details-bin trailer.
+google::rpc::ErrorInfo ErrorInfoOfCall(const grpc::Status& status) {
+  google::rpc::Status details;
+  google::rpc::ErrorInfo info;
+  if (details.ParseFromString(status.error_details()) && details.details_size() == 1) {
+    details.details(0).UnpackTo(&info);
+  }
+  return info;
+}
+
+MATCHER_P2(FailsWith, code, reason, "") {
+  const google::rpc::ErrorInfo info = ErrorInfoOfCall(arg);
+  *result_listener << "code " << arg.error_code() << " reason " << info.reason() << " message \""
+                   << arg.error_message() << "\"";
+  return arg.error_code() == code && info.reason() == reason && info.domain() == kErrorDomain;
+}
+
+MATCHER(IsOk, "") {
+  *result_listener << "code " << arg.error_code() << " message \"" << arg.error_message() << "\"";
+  return arg.ok();
+}
+
+constexpr char kAccount[] = "ACC-1000-0001";
+
+class TokenServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::make_unique<TokenServiceImpl>(store_);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    stub_ = apitoken::v1::TokenService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override { server_->Shutdown(); }
+
+  // Every call has a deadline, like a real client's.
+  static std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return context;
+  }
+
+  grpc::Status Create(const CreateTokenRequest& request, CreateTokenResponse* response) {
+    return stub_->CreateToken(Context().get(), request, response);
+  }
+  // Creates a token with a server-allocated id; returns the response.
+  CreateTokenResponse CreateOk(absl::string_view account = kAccount,
+                               absl::string_view name = "ci deploy") {
+    CreateTokenRequest request;
+    request.set_account_id(std::string(account));
+    request.set_name(std::string(name));
+    CreateTokenResponse response;
+    EXPECT_THAT(Create(request, &response), IsOk());
+    return response;
+  }
+  grpc::Status Get(absl::string_view id, GetTokenResponse* response, int64_t min_revision = 0) {
+    GetTokenRequest request;
+    request.set_token_id(std::string(id));
+    request.set_min_revision(min_revision);
+    return stub_->GetToken(Context().get(), request, response);
+  }
+  grpc::Status List(const ListTokensRequest& request, ListTokensResponse* response) {
+    return stub_->ListTokens(Context().get(), request, response);
+  }
+  // Follows next_page_token from `request` to the end; returns the ids in order.
+  std::vector<std::string> ListAll(ListTokensRequest request) {
+    std::vector<std::string> ids;
+    for (int pages = 0; pages < 1000; ++pages) {
+      ListTokensResponse response;
+      EXPECT_THAT(List(request, &response), IsOk());
+      for (const Token& token : response.tokens()) ids.push_back(token.id());
+      if (response.next_page_token().empty()) break;
+      request.set_page_token(response.next_page_token());
+    }
+    return ids;
+  }
+  grpc::Status Enable(absl::string_view id, int64_t expected_revision = 0,
+                      absl::string_view reason = "", Token* token = nullptr) {
+    EnableTokenRequest request;
+    request.set_token_id(std::string(id));
+    request.set_expected_revision(expected_revision);
+    request.set_reason(std::string(reason));
+    EnableTokenResponse response;
+    grpc::Status status = stub_->EnableToken(Context().get(), request, &response);
+    if (token != nullptr) *token = response.token();
+    return status;
+  }
+  grpc::Status Disable(absl::string_view id, int64_t expected_revision = 0,
+                       absl::string_view reason = "", Token* token = nullptr) {
+    DisableTokenRequest request;
+    request.set_token_id(std::string(id));
+    request.set_expected_revision(expected_revision);
+    request.set_reason(std::string(reason));
+    DisableTokenResponse response;
+    grpc::Status status = stub_->DisableToken(Context().get(), request, &response);
+    if (token != nullptr) *token = response.token();
+    return status;
+  }
+  grpc::Status Delete(absl::string_view id, int64_t expected_revision = 0,
+                      absl::string_view reason = "", Token* token = nullptr) {
+    DeleteTokenRequest request;
+    request.set_token_id(std::string(id));
+    request.set_expected_revision(expected_revision);
+    request.set_reason(std::string(reason));
+    DeleteTokenResponse response;
+    grpc::Status status = stub_->DeleteToken(Context().get(), request, &response);
+    if (token != nullptr) *token = response.token();
+    return status;
+  }
+  VerifyTokenResponse VerifyOk(absl::string_view secret) {
+    VerifyTokenRequest request;
+    request.set_secret(std::string(secret));
+    VerifyTokenResponse response;
+    EXPECT_THAT(stub_->VerifyToken(Context().get(), request, &response), IsOk());
+    return response;
+  }
+  // The stored token, read from the store directly (with its secret_sha256).
+  Token Stored(const std::string& id) {
+    Token token;
+    store_.memory().Get(id, absl::InfiniteFuture(), [&](absl::StatusOr<TokenAtRevision> result) {
+      ASSERT_TRUE(result.ok()) << result.status();
+      token = result->token;
+    });
+    return token;
+  }
+
+  FaultInjectingStore store_;
+  std::unique_ptr<TokenServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<apitoken::v1::TokenService::Stub> stub_;
+};
+
+TEST_F(TokenServiceTest, CreateAllocatesAnIdAndReturnsTheSecretOnce) {
+  CreateTokenRequest request;
+  request.set_account_id(kAccount);
+  request.set_name("ci deploy");
+  request.set_description("used by the deploy pipeline");
+  CreateTokenResponse response;
+  ASSERT_THAT(Create(request, &response), IsOk());
+  const Token& token = response.token();
+  EXPECT_TRUE(IsValidTokenId(token.id())) << token.id();
+  EXPECT_EQ(token.account_id(), kAccount);
+  EXPECT_EQ(token.name(), "ci deploy");
+  EXPECT_EQ(token.description(), "used by the deploy pipeline");
+  EXPECT_EQ(token.state(), Token::STATE_ACTIVE);
+  EXPECT_EQ(token.revision(), 1);
+  EXPECT_EQ(token.updated_by(), "anonymous");
+  EXPECT_TRUE(token.has_create_time());
+  EXPECT_TRUE(token.secret_sha256().empty());
+  EXPECT_THAT(response.secret(), StartsWith(absl::StrCat("idt:", token.id(), ":")));
+  EXPECT_EQ(ParseSecret(response.secret()), token.id());
+  // Only the hash is stored.
+  EXPECT_EQ(Stored(token.id()).secret_sha256(), Sha256(response.secret()));
+  // Nothing returns the secret or its hash again.
+  GetTokenResponse got;
+  ASSERT_THAT(Get(token.id(), &got), IsOk());
+  EXPECT_TRUE(got.token().secret_sha256().empty());
+  EXPECT_EQ(VerifyOk(response.secret()).result(), VerifyTokenResponse::RESULT_VALID);
+}
+
+TEST_F(TokenServiceTest, CreateRetriesAnIdCollisionWithAFreshId) {
+  store_.CollideNextCreates(2);
+  const CreateTokenResponse response = CreateOk();
+  EXPECT_EQ(store_.creates(), 3);
+  EXPECT_EQ(ParseSecret(response.secret()), response.token().id());
+  EXPECT_EQ(VerifyOk(response.secret()).result(), VerifyTokenResponse::RESULT_VALID);
+}
+
+TEST_F(TokenServiceTest, CreateGivesUpAfterThreeCollisions) {
+  store_.CollideNextCreates(3);
+  CreateTokenRequest request;
+  request.set_account_id(kAccount);
+  request.set_name("n");
+  CreateTokenResponse response;
+  EXPECT_THAT(Create(request, &response),
+              FailsWith(grpc::StatusCode::ALREADY_EXISTS, reason::kTokenAlreadyExists));
+  EXPECT_EQ(store_.creates(), 3);
+}
+
+TEST_F(TokenServiceTest, CreateImportsAnExistingToken) {
+  const std::string secret = "idt:TKN-4321-0001:" + std::string(43, 'Q');
+  CreateTokenRequest request;
+  request.set_account_id(kAccount);
+  request.set_name("imported");
+  request.set_token_id("TKN-4321-0001");
+  request.set_secret_sha256(absl::AsciiStrToUpper(absl::BytesToHexString(Sha256(secret))));
+  CreateTokenResponse response;
+  ASSERT_THAT(Create(request, &response), IsOk());
+  EXPECT_EQ(response.token().id(), "TKN-4321-0001");
+  EXPECT_TRUE(response.secret().empty());
+  EXPECT_EQ(Stored("TKN-4321-0001").secret_sha256(), Sha256(secret));
+  const VerifyTokenResponse verified = VerifyOk(secret);
+  EXPECT_EQ(verified.result(), VerifyTokenResponse::RESULT_VALID);
+  EXPECT_EQ(verified.token_id(), "TKN-4321-0001");
+  EXPECT_EQ(verified.account_id(), kAccount);
+  EXPECT_EQ(verified.revision(), response.token().revision());
+
+  // The id is taken now, whatever the secret.
+  request.set_secret_sha256(std::string(64, '0'));
+  EXPECT_THAT(Create(request, &response),
+              FailsWith(grpc::StatusCode::ALREADY_EXISTS, reason::kTokenAlreadyExists));
+}
+
+TEST_F(TokenServiceTest, CreateRejectsInvalidRequestsWithTheFieldName) {
+  struct Case {
+    const char* account_id;
+    std::string name;
+    std::string description;
+    const char* token_id;
+    std::string secret_sha256;
+    const char* reason;
+    const char* field;
+  };
+  const std::string hex(64, 'a');
+  const std::vector<Case> cases = {
+      {"", "n", "", "", "", reason::kInvalidAccountId, "account_id"},
+      {"ACC-1", "n", "", "", "", reason::kInvalidAccountId, "account_id"},
+      {kAccount, "", "", "", "", reason::kInvalidName, "name"},
+      {kAccount, std::string(201, 'n'), "", "", "", reason::kInvalidName, "name"},
+      {kAccount, "n", std::string(2001, 'd'), "", "", reason::kInvalidDescription, "description"},
+      {kAccount, "n", "", "TKN-1234-5678", "", reason::kInvalidSecretHash, "secret_sha256"},
+      {kAccount, "n", "", "", hex, reason::kInvalidTokenId, "token_id"},
+      {kAccount, "n", "", "TKN-12", hex, reason::kInvalidTokenId, "token_id"},
+      {kAccount, "n", "", "TKN-1234-5678", "xyz", reason::kInvalidSecretHash, "secret_sha256"},
+  };
+  for (const Case& c : cases) {
+    CreateTokenRequest request;
+    request.set_account_id(c.account_id);
+    request.set_name(c.name);
+    request.set_description(c.description);
+    request.set_token_id(c.token_id);
+    request.set_secret_sha256(c.secret_sha256);
+    CreateTokenResponse response;
+    const grpc::Status status = Create(request, &response);
+    EXPECT_THAT(status, FailsWith(grpc::StatusCode::INVALID_ARGUMENT, c.reason)) << c.field;
+    EXPECT_EQ(ErrorInfoOfCall(status).metadata().at("field"), c.field);
+    EXPECT_THAT(status.error_message(), HasSubstr(c.field));
+  }
+  EXPECT_EQ(store_.creates(), 0);
+}
+
+TEST_F(TokenServiceTest, GetReturnsTheTokenAndTheServedRevision) {
+  const Token created = CreateOk().token();
+  CreateOk();  // revision 2
+  GetTokenResponse response;
+  ASSERT_THAT(Get(created.id(), &response), IsOk());
+  EXPECT_EQ(response.token().id(), created.id());
+  EXPECT_EQ(response.token().revision(), 1);
+  EXPECT_EQ(response.revision(), 2);
+  ASSERT_THAT(Get(created.id(), &response, 2), IsOk());
+
+  const grpc::Status ahead = Get(created.id(), &response, 3);
+  EXPECT_THAT(ahead, FailsWith(grpc::StatusCode::OUT_OF_RANGE, reason::kRevisionNotReached));
+  EXPECT_THAT(ahead.error_message(), HasSubstr("3"));
+  EXPECT_THAT(ahead.error_message(), HasSubstr("2"));
+}
+
+TEST_F(TokenServiceTest, GetErrors) {
+  GetTokenResponse response;
+  EXPECT_THAT(Get("TKN-9999-9999", &response),
+              FailsWith(grpc::StatusCode::NOT_FOUND, reason::kTokenNotFound));
+  EXPECT_THAT(Get("TKN-9999", &response),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidTokenId));
+  EXPECT_THAT(Get("TKN-9999-9999", &response, -1),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidRevision));
+}
+
+TEST_F(TokenServiceTest, TransitionsFollowTheStateMachine) {
+  const Token created = CreateOk().token();
+  const std::string id = created.id();
+  Token token;
+  ASSERT_THAT(Disable(id, 0, "leaked in a log", &token), IsOk());
+  EXPECT_EQ(token.state(), Token::STATE_DISABLED);
+  EXPECT_EQ(token.revision(), created.revision() + 1);
+  EXPECT_EQ(token.state_reason(), "leaked in a log");
+  EXPECT_EQ(token.updated_by(), "anonymous");
+  EXPECT_TRUE(token.secret_sha256().empty());
+  EXPECT_THAT(Disable(id),
+              FailsWith(grpc::StatusCode::FAILED_PRECONDITION, reason::kTokenAlreadyDisabled));
+
+  ASSERT_THAT(Enable(id, token.revision(), "rotated", &token), IsOk());
+  EXPECT_EQ(token.state(), Token::STATE_ACTIVE);
+  EXPECT_EQ(token.revision(), created.revision() + 2);
+  EXPECT_EQ(token.state_reason(), "rotated");
+  EXPECT_THAT(Enable(id),
+              FailsWith(grpc::StatusCode::FAILED_PRECONDITION, reason::kTokenAlreadyActive));
+
+  ASSERT_THAT(Delete(id, 0, "gone", &token), IsOk());
+  EXPECT_EQ(token.state(), Token::STATE_DELETED);
+  EXPECT_EQ(token.revision(), created.revision() + 3);
+  for (const grpc::Status& status : {Enable(id), Disable(id), Delete(id)}) {
+    EXPECT_THAT(status, FailsWith(grpc::StatusCode::FAILED_PRECONDITION, reason::kTokenDeleted));
+  }
+  // A disabled token can be deleted too.
+  const std::string other = CreateOk().token().id();
+  ASSERT_THAT(Disable(other), IsOk());
+  ASSERT_THAT(Delete(other, 0, "", &token), IsOk());
+  EXPECT_EQ(token.state(), Token::STATE_DELETED);
+}
+
+TEST_F(TokenServiceTest, ExpectedRevisionMismatchIsAborted) {
+  const Token created = CreateOk().token();
+  const grpc::Status status = Disable(created.id(), created.revision() + 5);
+  EXPECT_THAT(status, FailsWith(grpc::StatusCode::ABORTED, reason::kRevisionMismatch));
+  EXPECT_EQ(ErrorInfoOfCall(status).metadata().at("current_revision"),
+            absl::StrCat(created.revision()));
+  EXPECT_THAT(Delete(created.id(), created.revision() + 1),
+              FailsWith(grpc::StatusCode::ABORTED, reason::kRevisionMismatch));
+  EXPECT_THAT(Disable(created.id(), created.revision()), IsOk());
+}
+
+TEST_F(TokenServiceTest, TransitionErrorsOfTheRequestItself) {
+  const std::string id = CreateOk().token().id();
+  EXPECT_THAT(Disable("TKN-0000-0000"),
+              FailsWith(grpc::StatusCode::NOT_FOUND, reason::kTokenNotFound));
+  for (const grpc::Status& status : {Enable("bad"), Disable("bad"), Delete("bad")}) {
+    EXPECT_THAT(status, FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidTokenId));
+  }
+  const grpc::Status negative = Disable(id, -1);
+  EXPECT_THAT(negative, FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidRevision));
+  EXPECT_EQ(ErrorInfoOfCall(negative).metadata().at("field"), "expected_revision");
+  EXPECT_THAT(Disable(id, 0, std::string(1001, 'r')),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidReason));
+  // None of them changed anything.
+  GetTokenResponse response;
+  ASSERT_THAT(Get(id, &response), IsOk());
+  EXPECT_EQ(response.token().state(), Token::STATE_ACTIVE);
+  EXPECT_EQ(response.revision(), 1);
+}
+
+TEST_F(TokenServiceTest, ListPagesInIdOrderWithoutRepeats) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) ids.push_back(CreateOk().token().id());
+  std::sort(ids.begin(), ids.end());
+  ListTokensRequest request;
+  request.set_page_size(3);
+  ListTokensResponse first;
+  ASSERT_THAT(List(request, &first), IsOk());
+  EXPECT_EQ(first.tokens_size(), 3);
+  EXPECT_FALSE(first.next_page_token().empty());
+  EXPECT_EQ(first.revision(), 7);
+  EXPECT_EQ(first.epoch().size(), 32u);
+  for (const Token& token : first.tokens()) EXPECT_TRUE(token.secret_sha256().empty());
+  EXPECT_EQ(ListAll(request), ids);
+  request.set_page_size(0);
+  EXPECT_EQ(ListAll(request), ids);
+}
+
+TEST_F(TokenServiceTest, ListPageSizeDefaultsTo100AndIsClampedAt1000) {
+  for (int i = 0; i < 1001; ++i) {
+    CreateTokenParams params;
+    params.token_id = absl::StrFormat("TKN-0000-%04d", i);
+    params.account_id = kAccount;
+    params.name = "bulk";
+    params.secret_sha256 = std::string(32, 'x');
+    store_.memory().Create(params, absl::InfiniteFuture(),
+                           [](absl::StatusOr<Token> token) { ASSERT_TRUE(token.ok()); });
+  }
+  ListTokensRequest request;
+  ListTokensResponse response;
+  ASSERT_THAT(List(request, &response), IsOk());
+  EXPECT_EQ(response.tokens_size(), 100);
+  request.set_page_size(5000);
+  ASSERT_THAT(List(request, &response), IsOk());
+  EXPECT_EQ(response.tokens_size(), 1000);
+  EXPECT_FALSE(response.next_page_token().empty());
+  request.set_page_size(-1);
+  const grpc::Status negative = List(request, &response);
+  EXPECT_THAT(negative, FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidPageSize));
+  EXPECT_EQ(ErrorInfoOfCall(negative).metadata().at("field"), "page_size");
+}
+
+TEST_F(TokenServiceTest, ListFilters) {
+  const std::string a1 = CreateOk("ACC-0000-0001").token().id();
+  const std::string a2 = CreateOk("ACC-0000-0001").token().id();
+  const std::string b1 = CreateOk("ACC-0000-0002").token().id();
+  const std::string b2 = CreateOk("ACC-0000-0002").token().id();
+  ASSERT_THAT(Disable(a2), IsOk());
+  ASSERT_THAT(Delete(b2), IsOk());
+  auto sorted = [](std::vector<std::string> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  ListTokensRequest request;
+  EXPECT_EQ(ListAll(request), sorted({a1, a2, b1}));
+  request.set_show_deleted(true);
+  EXPECT_EQ(ListAll(request), sorted({a1, a2, b1, b2}));
+  request.set_show_deleted(false);
+  request.set_state(Token::STATE_DELETED);
+  EXPECT_EQ(ListAll(request), sorted({b2}));
+  request.set_state(Token::STATE_DISABLED);
+  EXPECT_EQ(ListAll(request), sorted({a2}));
+  request.set_state(Token::STATE_ACTIVE);
+  EXPECT_EQ(ListAll(request), sorted({a1, b1}));
+  request.set_account_id("ACC-0000-0001");
+  EXPECT_EQ(ListAll(request), sorted({a1}));
+  request.set_state(Token::STATE_UNSPECIFIED);
+  EXPECT_EQ(ListAll(request), sorted({a1, a2}));
+  request.set_account_id("ACC-0000-0002");
+  request.set_show_deleted(true);
+  EXPECT_EQ(ListAll(request), sorted({b1, b2}));
+}
+
+TEST_F(TokenServiceTest, ListRejectsBadRequests) {
+  for (int i = 0; i < 3; ++i) CreateOk();
+  ListTokensRequest request;
+  request.set_page_size(1);
+  ListTokensResponse first;
+  ASSERT_THAT(List(request, &first), IsOk());
+  ASSERT_FALSE(first.next_page_token().empty());
+  ListTokensResponse response;
+
+  ListTokensRequest tampered = request;
+  std::string token = first.next_page_token();
+  token[token.size() / 2] = token[token.size() / 2] == 'A' ? 'B' : 'A';
+  tampered.set_page_token(token);
+  EXPECT_THAT(List(tampered, &response),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidPageToken));
+
+  ListTokensRequest other_filter = request;
+  other_filter.set_page_token(first.next_page_token());
+  other_filter.set_state(Token::STATE_ACTIVE);
+  EXPECT_THAT(List(other_filter, &response),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidPageToken));
+
+  ListTokensRequest bad_state = request;
+  bad_state.set_state(static_cast<Token::State>(9));
+  EXPECT_THAT(List(bad_state, &response),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidState));
+
+  ListTokensRequest bad_account = request;
+  bad_account.set_account_id("ACC");
+  EXPECT_THAT(List(bad_account, &response),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidAccountId));
+
+  ListTokensRequest negative_revision = request;
+  negative_revision.set_min_revision(-5);
+  EXPECT_THAT(List(negative_revision, &response),
+              FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidRevision));
+
+  ListTokensRequest ahead = request;
+  ahead.set_min_revision(4);
+  EXPECT_THAT(List(ahead, &response),
+              FailsWith(grpc::StatusCode::OUT_OF_RANGE, reason::kRevisionNotReached));
+  ahead.set_min_revision(3);
+  EXPECT_THAT(List(ahead, &response), IsOk());
+}
+
+TEST_F(TokenServiceTest, VerifyAnswersEveryResult) {
+  const CreateTokenResponse created = CreateOk();
+  const std::string id = created.token().id();
+  VerifyTokenResponse valid = VerifyOk(created.secret());
+  EXPECT_EQ(valid.result(), VerifyTokenResponse::RESULT_VALID);
+  EXPECT_EQ(valid.token_id(), id);
+  EXPECT_EQ(valid.account_id(), kAccount);
+  EXPECT_EQ(valid.revision(), 1);
+
+  for (const std::string& malformed :
+       {std::string(), std::string("hunter2"), "idt:" + id, "idt:TKN-1:" + std::string(43, 'a'),
+        created.secret() + "!"}) {
+    EXPECT_EQ(VerifyOk(malformed).result(), VerifyTokenResponse::RESULT_MALFORMED) << malformed;
+  }
+
+  const VerifyTokenResponse unknown = VerifyOk("idt:TKN-0000-0001:" + std::string(43, 'a'));
+  EXPECT_EQ(unknown.result(), VerifyTokenResponse::RESULT_NOT_FOUND);
+
+  // A wrong secret for an existing id reveals nothing of the token.
+  std::string wrong = created.secret();
+  wrong.back() = wrong.back() == 'a' ? 'b' : 'a';
+  const VerifyTokenResponse mismatch = VerifyOk(wrong);
+  EXPECT_EQ(mismatch.result(), VerifyTokenResponse::RESULT_NOT_FOUND);
+  EXPECT_EQ(mismatch.ByteSizeLong(), unknown.ByteSizeLong());
+  EXPECT_TRUE(mismatch.token_id().empty());
+  EXPECT_TRUE(mismatch.account_id().empty());
+  EXPECT_EQ(mismatch.revision(), 0);
+
+  ASSERT_THAT(Disable(id), IsOk());
+  const VerifyTokenResponse disabled = VerifyOk(created.secret());
+  EXPECT_EQ(disabled.result(), VerifyTokenResponse::RESULT_DISABLED);
+  EXPECT_EQ(disabled.revision(), 2);
+  ASSERT_THAT(Delete(id), IsOk());
+  const VerifyTokenResponse deleted = VerifyOk(created.secret());
+  EXPECT_EQ(deleted.result(), VerifyTokenResponse::RESULT_DELETED);
+  EXPECT_EQ(deleted.token_id(), id);
+  EXPECT_EQ(deleted.revision(), 3);
+}
+
+TEST_F(TokenServiceTest, StoreUnavailableIsAnRpcErrorEverywhere) {
+  const CreateTokenResponse created = CreateOk();
+  const std::string id = created.token().id();
+  store_.SetUnavailable(true);
+  const auto unavailable = FailsWith(grpc::StatusCode::UNAVAILABLE, reason::kStoreUnavailable);
+
+  VerifyTokenRequest verify;
+  verify.set_secret(created.secret());
+  VerifyTokenResponse verified;
+  EXPECT_THAT(stub_->VerifyToken(Context().get(), verify, &verified), unavailable);
+
+  GetTokenResponse got;
+  EXPECT_THAT(Get(id, &got), unavailable);
+  ListTokensResponse listed;
+  EXPECT_THAT(List(ListTokensRequest(), &listed), unavailable);
+  EXPECT_THAT(Disable(id), unavailable);
+  EXPECT_THAT(Enable(id), unavailable);
+  EXPECT_THAT(Delete(id), unavailable);
+  CreateTokenRequest create;
+  create.set_account_id(kAccount);
+  create.set_name("n");
+  CreateTokenResponse response;
+  EXPECT_THAT(Create(create, &response), unavailable);
+
+  store_.SetUnavailable(false);
+  EXPECT_EQ(VerifyOk(created.secret()).result(), VerifyTokenResponse::RESULT_VALID);
+}
+
+TEST_F(TokenServiceTest, StoreDeadlineIsShortlyBeforeTheRpcDeadline) {
+  const std::string id = CreateOk().token().id();
+  const auto rpc_deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  grpc::ClientContext context;
+  context.set_deadline(rpc_deadline);
+  GetTokenRequest request;
+  request.set_token_id(id);
+  GetTokenResponse response;
+  ASSERT_THAT(stub_->GetToken(&context, request, &response), IsOk());
+  const absl::Duration margin = absl::FromChrono(rpc_deadline) - store_.last_deadline();
+  // The default margin is 50 ms, less the time the request took to arrive (the server's
+  // deadline is its arrival time plus the timeout sent).
+  EXPECT_GE(margin, absl::Milliseconds(25));
+  EXPECT_LE(margin, absl::Milliseconds(60));
+
+  grpc::ClientContext no_deadline;
+  ASSERT_THAT(stub_->GetToken(&no_deadline, request, &response), IsOk());
+  EXPECT_EQ(store_.last_deadline(), absl::InfiniteFuture());
+}
+
+TEST_F(TokenServiceTest, LogsEveryChangeAndRefusalButNeverTheSecret) {
+  ::testing::internal::CaptureStderr();
+  const CreateTokenResponse created = CreateOk();
+  const std::string id = created.token().id();
+  ASSERT_THAT(Disable(id, 0, "leak"), IsOk());
+  EXPECT_THAT(Disable(id), Not(IsOk()));
+  EXPECT_THAT(Delete(id), IsOk());
+  VerifyOk(created.secret());
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
+                                          " from=NONE to=ACTIVE revision=1")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
+                                          " from=ACTIVE to=DISABLED revision=2")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_change_refused actor=anonymous "
+                                          "action=disable token=",
+                                          id,
+                                          " code=FAILED_PRECONDITION "
+                                          "reason=TOKEN_ALREADY_DISABLED")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("token=", id,
+                                          " from=ACTIVE|DISABLED to=DELETED "
+                                          "revision=3")));
+  const std::string opaque = created.secret().substr(created.secret().rfind(':') + 1);
+  EXPECT_THAT(log, Not(HasSubstr(opaque)));
+  EXPECT_THAT(log, Not(HasSubstr(absl::BytesToHexString(Sha256(created.secret())))));
+}
+
+}  // namespace
+}  // namespace tokenstatus
