@@ -1,0 +1,174 @@
+// redis-server SIGKILLed under a running tokenstatus-server: calls fail fast with UNAVAILABLE,
+// health goes NOT_SERVING, and after a Redis restart the same server process serves again
+// with every acknowledged change intact (AOF, appendfsync always).
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/integration_test_util.h"
+
+namespace tokenstatus::integration {
+namespace {
+
+using grpc::StatusCode;
+using grpc::health::v1::HealthCheckResponse;
+
+constexpr absl::Duration kHealthTimeout = absl::Seconds(30);
+// The deadline of calls made while Redis is down; the server's Redis timeout (1 s by default)
+// is well inside it.
+constexpr absl::Duration kDownDeadline = absl::Seconds(4);
+
+// Whether `status` is the server's answer while its store is unreachable.
+bool IsStoreUnavailable(const grpc::Status& status) {
+  return IsRpcError(status, StatusCode::UNAVAILABLE, "STORE_UNAVAILABLE");
+}
+
+TEST(RedisFailureTest, KilledRedisIsUnavailableThenRecoversWithEveryAcknowledgedChange) {
+  absl::StatusOr<std::unique_ptr<testing::RedisInstance>> started_redis =
+      testing::RedisInstance::Start();
+  ASSERT_TRUE(started_redis.ok()) << started_redis.status();
+  testing::RedisInstance& redis = **started_redis;
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> started_server =
+      testing::ServerProcess::Start(
+          {.redis_address = redis.address(), .key_prefix = testing::UniqueKeyPrefix()});
+  ASSERT_TRUE(started_server.ok()) << started_server.status();
+  testing::ServerProcess& server = **started_server;
+  const Api api(server.NewChannel());
+  const Api down_api(server.NewChannel(), kDownDeadline);
+  HealthWatcher health(server.NewChannel());
+  ASSERT_TRUE(health.WaitFor(HealthCheckResponse::SERVING, kHealthTimeout)) << health.History();
+
+  // Changes acknowledged before the crash.
+  const std::string account = NewAccountId();
+  std::map<std::string, Token> acknowledged;  // by id: the token as acknowledged
+  for (const std::string& id : NewTokenIds(10)) {
+    Rpc<CreateTokenResponse> created = api.Create(ImportRequest(id, NewSecret(id), account));
+    ASSERT_TRUE(created.ok()) << Describe(created.status);
+    acknowledged[id] = created.response.token();
+  }
+  for (auto& [id, token] : acknowledged) {
+    if (id.back() % 2 != 0) continue;
+    Rpc<DisableTokenResponse> disabled = api.Disable(id);
+    ASSERT_TRUE(disabled.ok()) << Describe(disabled.status);
+    token = disabled.response.token();
+  }
+  Rpc<ListTokensResponse> before = api.List(ListTokensRequest());
+  ASSERT_TRUE(before.ok()) << Describe(before.status);
+
+  // A writer keeps creating tokens until the crash stops it; what it got acknowledged must
+  // survive, and the call in flight at the crash must fail with UNAVAILABLE in time.
+  absl::Mutex mu;
+  std::map<std::string, Token> written;  // guarded by mu: acknowledged by the writer
+  std::vector<std::string> unexpected;   // guarded by mu: answers other than OK / UNAVAILABLE
+  std::thread writer([&] {
+    const std::vector<std::string> ids = NewTokenIds(100000);
+    for (const std::string& id : ids) {
+      absl::Time start = absl::Now();
+      Rpc<CreateTokenResponse> created = down_api.Create(ImportRequest(id, NewSecret(id), account));
+      absl::MutexLock lock(&mu);
+      if (created.ok()) {
+        written[id] = created.response.token();
+        continue;
+      }
+      if (!IsStoreUnavailable(created.status) || absl::Now() - start >= kDownDeadline) {
+        unexpected.push_back(Describe(created.status));
+      }
+      return;
+    }
+  });
+  {
+    absl::MutexLock lock(&mu);
+    auto some_written = [&]() { return written.size() >= 20; };
+    mu.Await(absl::Condition(&some_written));
+  }
+
+  redis.Kill();
+
+  // Calls fail with UNAVAILABLE, inside their deadline, not with DEADLINE_EXCEEDED.
+  for (int i = 0; i < 3; ++i) {
+    const std::string& id = acknowledged.begin()->first;
+    absl::Time start = absl::Now();
+    Rpc<DisableTokenResponse> disable = down_api.Disable(id);
+    EXPECT_TRUE(IsStoreUnavailable(disable.status));
+    EXPECT_LT(absl::Now() - start, kDownDeadline);
+    const std::string new_id = NewTokenId();
+    start = absl::Now();
+    Rpc<CreateTokenResponse> create =
+        down_api.Create(ImportRequest(new_id, NewSecret(new_id), account));
+    EXPECT_TRUE(IsStoreUnavailable(create.status));
+    EXPECT_LT(absl::Now() - start, kDownDeadline);
+  }
+  EXPECT_TRUE(health.WaitFor(HealthCheckResponse::NOT_SERVING, kHealthTimeout)) << health.History();
+
+  writer.join();
+  EXPECT_TRUE(unexpected.empty()) << unexpected.size()
+                                  << " unexpected answers, first: " << unexpected.front();
+  ASSERT_GE(written.size(), 20u);
+  acknowledged.insert(written.begin(), written.end());
+
+  const absl::Status restarted = redis.Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  ASSERT_TRUE(health.WaitFor(HealthCheckResponse::SERVING, kHealthTimeout)) << health.History();
+
+  // The same process serves again, from the same dataset (same epoch), with every change.
+  int64_t last_revision = 0;
+  for (const auto& [id, token] : acknowledged) {
+    Rpc<GetTokenResponse> got = api.Get(id);
+    ASSERT_TRUE(got.ok()) << id << ": " << Describe(got.status);
+    EXPECT_EQ(got.response.token().state(), token.state()) << id;
+    EXPECT_EQ(got.response.token().revision(), token.revision()) << id;
+    last_revision = std::max(last_revision, token.revision());
+  }
+  Rpc<ListTokensResponse> after = api.List(ListTokensRequest());
+  ASSERT_TRUE(after.ok()) << Describe(after.status);
+  EXPECT_EQ(after.response.epoch(), before.response.epoch());
+  EXPECT_GE(after.response.revision(), last_revision);
+
+  // Changes work again (the Lua scripts are reloaded after the restart emptied the cache).
+  const std::string& id = acknowledged.begin()->first;
+  Rpc<GetTokenResponse> current = api.Get(id);
+  ASSERT_TRUE(current.ok());
+  if (current.response.token().state() == Token::STATE_ACTIVE) {
+    Rpc<DisableTokenResponse> disabled = api.Disable(id);
+    ASSERT_TRUE(disabled.ok()) << Describe(disabled.status);
+    EXPECT_GT(disabled.response.token().revision(), last_revision);
+  } else {
+    Rpc<EnableTokenResponse> enabled = api.Enable(id);
+    ASSERT_TRUE(enabled.ok()) << Describe(enabled.status);
+    EXPECT_GT(enabled.response.token().revision(), last_revision);
+  }
+  const std::string new_id = NewTokenId();
+  Rpc<CreateTokenResponse> created = api.Create(ImportRequest(new_id, NewSecret(new_id), account));
+  EXPECT_TRUE(created.ok()) << Describe(created.status);
+}
+
+TEST(ServerLifecycleTest, SigtermExitsZero) {
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
+      testing::ServerProcess::Start({.redis_address = testing::SharedRedis().address(),
+                                     .key_prefix = testing::UniqueKeyPrefix()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const Api api((*server)->NewChannel());
+  const std::string id = NewTokenId();
+  ASSERT_TRUE(api.Create(ImportRequest(id, NewSecret(id), NewAccountId())).ok());
+  absl::StatusOr<int> exit_code = (*server)->Terminate();
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0);
+}
+
+TEST(ServerLifecycleTest, UnknownFlagFailsToStartWithItsLog) {
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+      {.redis_address = testing::SharedRedis().address(), .extra_flags = {"--no_such_flag=1"}});
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable) << server.status();
+  EXPECT_NE(server.status().message().find("no_such_flag"), std::string::npos)
+      << "the error carries the server's log: " << server.status();
+}
+
+}  // namespace
+}  // namespace tokenstatus::integration
