@@ -1,0 +1,288 @@
+#include "tests/bench/load_generator.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "grpc/grpc.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/async_unary_call.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "server/common/status_util.h"
+#include "tests/bench/latency_samples.h"
+
+namespace tokenstatus::bench {
+namespace {
+
+using apitoken::v1::TokenService;
+using Clock = std::chrono::steady_clock;
+
+// ErrorInfo reasons of the load generator's own failures.
+constexpr char kTargetUnreachable[] = "TARGET_UNREACHABLE";
+constexpr char kSetupFailed[] = "LOAD_SETUP_FAILED";
+
+// The measured window; completions inside it are counted.
+struct Window {
+  Clock::time_point start;
+  Clock::time_point end;
+
+  bool Contains(Clock::time_point t) const { return t >= start && t < end; }
+};
+
+// The buffers of one unary RPC type: the request (built once), the response and the reader.
+template <typename Request, typename Response>
+struct UnaryCall {
+  Request request;
+  Response response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
+};
+
+// One in-flight RPC at a time on one token. Its completion-queue thread is the only thread that
+// touches it once the load has started.
+class Slot {
+ public:
+  Slot(TokenService::Stub* stub, grpc::CompletionQueue* cq, const std::string& token_id,
+       LoadMode mode, absl::Duration rpc_timeout)
+      : stub_(stub), cq_(cq), mode_(mode), rpc_timeout_(absl::ToChronoNanoseconds(rpc_timeout)) {
+    get_.request.set_token_id(token_id);
+    disable_.request.set_token_id(token_id);
+    disable_.request.set_reason("load test");
+    enable_.request.set_token_id(token_id);
+    enable_.request.set_reason("load test");
+  }
+
+  // Issues the next RPC; its completion is delivered on the completion queue with tag `this`.
+  void Start() {
+    context_ = std::make_unique<grpc::ClientContext>();
+    context_->set_deadline(std::chrono::system_clock::now() + rpc_timeout_);
+    started_ = Clock::now();
+    if (mode_ == LoadMode::kGet) {
+      Issue(get_, &TokenService::Stub::PrepareAsyncGetToken);
+    } else if (disable_next_) {
+      Issue(disable_, &TokenService::Stub::PrepareAsyncDisableToken);
+    } else {
+      Issue(enable_, &TokenService::Stub::PrepareAsyncEnableToken);
+    }
+  }
+
+  // Called once the RPC issued by Start() has completed. Returns its status; a successful
+  // toggle call flips the next call (a failed one is retried as is).
+  const grpc::Status& Finish() {
+    if (status_.ok() && mode_ == LoadMode::kToggle) disable_next_ = !disable_next_;
+    return status_;
+  }
+
+  Clock::time_point started() const { return started_; }
+
+ private:
+  template <typename Request, typename Response, typename Prepare>
+  void Issue(UnaryCall<Request, Response>& call, Prepare prepare) {
+    call.reader = (stub_->*prepare)(context_.get(), call.request, cq_);
+    call.reader->StartCall();
+    call.reader->Finish(&call.response, &status_, this);
+  }
+
+  TokenService::Stub* const stub_;
+  grpc::CompletionQueue* const cq_;
+  const LoadMode mode_;
+  const std::chrono::nanoseconds rpc_timeout_;
+  bool disable_next_ = true;  // tokens are created ACTIVE
+  UnaryCall<apitoken::v1::GetTokenRequest, apitoken::v1::GetTokenResponse> get_;
+  UnaryCall<apitoken::v1::DisableTokenRequest, apitoken::v1::DisableTokenResponse> disable_;
+  UnaryCall<apitoken::v1::EnableTokenRequest, apitoken::v1::EnableTokenResponse> enable_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  grpc::Status status_;
+  Clock::time_point started_;
+};
+
+// What one completion-queue thread measured.
+struct WorkerResult {
+  LatencySamples samples;
+  int64_t errors = 0;
+  std::string first_error;
+};
+
+// Drives `slots` (all bound to `cq`) until `window` ends: restarts each slot as soon as its RPC
+// completes, records the latency of successful completions inside the window, counts failures.
+// Then shuts `cq` down and drains it.
+void DriveSlots(grpc::CompletionQueue* cq, const std::vector<Slot*>& slots, const Window& window,
+                WorkerResult* result) {
+  for (Slot* slot : slots) slot->Start();
+  size_t active = slots.size();
+  void* tag = nullptr;
+  bool ok = false;
+  while (active > 0 && cq->Next(&tag, &ok)) {
+    Slot* slot = static_cast<Slot*>(tag);
+    const Clock::time_point done = Clock::now();
+    const grpc::Status& status = slot->Finish();
+    if (!status.ok()) {
+      if (result->errors++ == 0) {
+        result->first_error = absl::StrCat(
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())), ": ",
+            status.error_message());
+      }
+    } else if (window.Contains(done)) {
+      result->samples.Add(absl::FromChrono(done - slot->started()));
+    }
+    if (done < window.end) {
+      slot->Start();
+    } else {
+      --active;
+    }
+  }
+  cq->Shutdown();
+  while (cq->Next(&tag, &ok)) {
+  }
+}
+
+absl::Status ValidateOptions(const LoadOptions& options) {
+  if (options.concurrency < 1 || options.connections < 1 || options.threads < 1) {
+    return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                     "concurrency, connections and threads must be >= 1");
+  }
+  if (options.warmup < absl::ZeroDuration() || options.duration <= absl::ZeroDuration() ||
+      options.rpc_timeout <= absl::ZeroDuration()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                     "warmup must be >= 0; duration and rpc_timeout must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> ConnectChannels(
+    const LoadOptions& options) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < options.connections; ++i) {
+    grpc::ChannelArguments args;
+    // Without a local subchannel pool, channels with equal arguments share one connection.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    channels.push_back(
+        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args));
+    if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
+                                           absl::ToChronoNanoseconds(options.rpc_timeout))) {
+      return MakeError(absl::StatusCode::kUnavailable, kTargetUnreachable,
+                       absl::StrCat("cannot connect to ", options.target));
+    }
+  }
+  return channels;
+}
+
+// Creates one ACTIVE token per slot and returns their ids.
+absl::StatusOr<std::vector<std::string>> CreateTokens(TokenService::Stub& stub,
+                                                      const LoadOptions& options) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < options.concurrency; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         absl::ToChronoNanoseconds(options.rpc_timeout));
+    apitoken::v1::CreateTokenRequest request;
+    request.set_account_id(options.account_id);
+    request.set_name(absl::StrCat("load test slot ", i));
+    apitoken::v1::CreateTokenResponse response;
+    const grpc::Status status = stub.CreateToken(&context, request, &response);
+    if (!status.ok()) {
+      return MakeError(static_cast<absl::StatusCode>(status.error_code()), kSetupFailed,
+                       absl::StrCat("CreateToken: ", status.error_message()));
+    }
+    ids.push_back(response.token().id());
+  }
+  return ids;
+}
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+}  // namespace
+
+absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text) {
+  if (text == "get") return LoadMode::kGet;
+  if (text == "toggle") return LoadMode::kToggle;
+  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("unknown mode \"", text, "\" (want get or toggle)"));
+}
+
+absl::string_view LoadModeName(LoadMode mode) { return mode == LoadMode::kGet ? "get" : "toggle"; }
+
+absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
+  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels = ConnectChannels(options);
+  if (!channels.ok()) return channels.status();
+  std::vector<std::unique_ptr<TokenService::Stub>> stubs;
+  for (const auto& channel : *channels) stubs.push_back(TokenService::NewStub(channel));
+  absl::StatusOr<std::vector<std::string>> token_ids = CreateTokens(*stubs[0], options);
+  if (!token_ids.ok()) return token_ids.status();
+
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
+  std::vector<std::vector<Slot*>> slots_per_queue(options.threads);
+  for (int i = 0; i < options.threads; ++i) {
+    queues.push_back(std::make_unique<grpc::CompletionQueue>());
+  }
+  std::vector<std::unique_ptr<Slot>> slots;
+  for (int i = 0; i < options.concurrency; ++i) {
+    const int queue = i % options.threads;
+    slots.push_back(std::make_unique<Slot>(stubs[i % options.connections].get(),
+                                           queues[queue].get(), (*token_ids)[i], options.mode,
+                                           options.rpc_timeout));
+    slots_per_queue[queue].push_back(slots.back().get());
+  }
+
+  const Clock::time_point begin = Clock::now();
+  Window window;
+  window.start = begin + absl::ToChronoNanoseconds(options.warmup);
+  window.end = window.start + absl::ToChronoNanoseconds(options.duration);
+  std::vector<WorkerResult> results(options.threads);
+  std::vector<std::thread> workers;
+  for (int i = 0; i < options.threads; ++i) {
+    workers.emplace_back(DriveSlots, queues[i].get(), std::cref(slots_per_queue[i]),
+                         std::cref(window), &results[i]);
+  }
+  // The CPU figures are taken at the window's edges; the sleeps only mark those instants.
+  std::this_thread::sleep_until(window.start);
+  const double cpu_start = CpuSeconds();
+  std::this_thread::sleep_until(window.end);
+  const double cpu_end = CpuSeconds();
+  for (std::thread& worker : workers) worker.join();
+
+  LoadReport report;
+  LatencySamples samples;
+  for (const WorkerResult& result : results) {
+    samples.Merge(result.samples);
+    report.errors += result.errors;
+    if (report.first_error.empty()) report.first_error = result.first_error;
+  }
+  const double seconds = absl::ToDoubleSeconds(options.duration);
+  report.requests = static_cast<int64_t>(samples.count());
+  report.requests_per_second = report.requests / seconds;
+  report.p50 = samples.Percentile(0.50);
+  report.p99 = samples.Percentile(0.99);
+  report.client_cpu_percent = 100.0 * (cpu_end - cpu_start) / seconds;
+  return report;
+}
+
+std::string FormatReport(const LoadOptions& options, const LoadReport& report) {
+  return absl::StrFormat(
+      "mode=%s concurrency=%d connections=%d threads=%d requests=%d errors=%d rps=%.0f "
+      "p50_us=%.0f p99_us=%.0f client_cpu_pct=%.0f",
+      LoadModeName(options.mode), options.concurrency, options.connections, options.threads,
+      report.requests, report.errors, report.requests_per_second,
+      absl::ToDoubleMicroseconds(report.p50), absl::ToDoubleMicroseconds(report.p99),
+      report.client_cpu_percent);
+}
+
+}  // namespace tokenstatus::bench

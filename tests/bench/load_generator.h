@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace tokenstatus::bench {
+
+// What each in-flight slot calls in a loop.
+enum class LoadMode {
+  kGet,     // GetToken on the slot's own token
+  kToggle,  // DisableToken, EnableToken, DisableToken, ... on the slot's own token
+};
+
+// Parses "get" or "toggle"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text);
+absl::string_view LoadModeName(LoadMode mode);
+
+struct LoadOptions {
+  std::string target = "127.0.0.1:50051";  // host:port of a TokenService
+  LoadMode mode = LoadMode::kGet;
+  int concurrency = 16;                      // RPCs in flight at any time (one per slot), >= 1
+  int connections = 1;                       // gRPC channels, each its own HTTP/2 connection, >= 1
+  int threads = 1;                           // completion-queue threads of the client, >= 1
+  absl::Duration warmup = absl::Seconds(1);  // load before measuring, not counted
+  absl::Duration duration = absl::Seconds(5);  // the measured window
+  absl::Duration rpc_timeout = absl::Seconds(5);
+  std::string account_id = "ACC-0000-0001";  // owner of the tokens the run creates
+};
+
+// The measured window of one run.
+struct LoadReport {
+  int64_t requests = 0;                       // successful RPCs completed inside the window
+  int64_t errors = 0;                         // failed RPCs, warmup included
+  std::string first_error;                    // "<code>: <message>" of the first failure, if any
+  double requests_per_second = 0;             // requests / window
+  absl::Duration p50 = absl::ZeroDuration();  // latency of the successful RPCs in the window
+  absl::Duration p99 = absl::ZeroDuration();
+  // The load generator's own CPU use (user + system time of the whole process during the
+  // window) divided by the window: 100 = one core busy.
+  double client_cpu_percent = 0;
+};
+
+// Opens `connections` channels to `target` (waiting until they are connected), creates one token
+// per slot with CreateToken (so toggling slots never race: each DisableToken and EnableToken
+// succeeds), then keeps `concurrency` RPCs in flight for warmup + duration and measures the
+// window. Errors: INVALID_ARGUMENT for options out of range; UNAVAILABLE if a channel does not
+// connect within rpc_timeout; the status of a failed CreateToken. Failed load RPCs are counted in
+// the report, not returned. Blocks the calling thread for the whole run.
+absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options);
+
+// One line of space-separated key=value pairs (mode, concurrency, connections, requests,
+// errors, rps, p50_us, p99_us, client_cpu_pct), for scripts.
+std::string FormatReport(const LoadOptions& options, const LoadReport& report);
+
+}  // namespace tokenstatus::bench

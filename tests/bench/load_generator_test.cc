@@ -1,0 +1,150 @@
+#include "tests/bench/load_generator.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "server/common/status_util.h"
+#include "tests/bench/noop_token_service.h"
+
+namespace tokenstatus::bench {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A TokenService whose CreateToken works and whose GetToken always fails.
+class FailingGetService final : public apitoken::v1::TokenService::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::CreateTokenRequest* /*request*/,
+                                        apitoken::v1::CreateTokenResponse* response) override {
+    response->mutable_token()->set_id("TKN-0000-0002");
+    return Finish(context, grpc::Status::OK);
+  }
+  grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
+                                     const apitoken::v1::GetTokenRequest* /*request*/,
+                                     apitoken::v1::GetTokenResponse* /*response*/) override {
+    return Finish(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "no such token"));
+  }
+
+ private:
+  static grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
+                                          const grpc::Status& status) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(status);
+    return reactor;
+  }
+};
+
+// The load generator against an in-process service on a free loopback port.
+class LoadGeneratorTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown();
+  }
+
+  void Serve(grpc::Service* service) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(service);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port_, 0);
+  }
+
+  LoadOptions Options(LoadMode mode) const {
+    LoadOptions options;
+    options.target = absl::StrCat("127.0.0.1:", port_);
+    options.mode = mode;
+    options.concurrency = 4;
+    options.connections = 2;
+    options.threads = 2;
+    options.warmup = absl::Milliseconds(100);
+    options.duration = absl::Milliseconds(400);
+    return options;
+  }
+
+  NoopTokenService noop_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+TEST_F(LoadGeneratorTest, GetMeasuresSuccessfulCalls) {
+  ASSERT_NO_FATAL_FAILURE(Serve(&noop_));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kGet));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->errors, 0);
+  EXPECT_GT(report->requests, 10);
+  EXPECT_DOUBLE_EQ(report->requests_per_second, report->requests / 0.4);
+  EXPECT_GT(report->p50, absl::ZeroDuration());
+  EXPECT_LE(report->p50, report->p99);
+  EXPECT_LT(report->p99, absl::Seconds(1));
+  EXPECT_GT(report->client_cpu_percent, 0);
+}
+
+TEST_F(LoadGeneratorTest, ToggleMeasuresSuccessfulCalls) {
+  ASSERT_NO_FATAL_FAILURE(Serve(&noop_));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kToggle));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->errors, 0);
+  EXPECT_GT(report->requests, 10);
+}
+
+TEST_F(LoadGeneratorTest, CountsFailedCallsAndKeepsTheFirst) {
+  FailingGetService failing;
+  ASSERT_NO_FATAL_FAILURE(Serve(&failing));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kGet));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->requests, 0);
+  EXPECT_GT(report->errors, 10);
+  EXPECT_EQ(report->first_error, "NOT_FOUND: no such token");
+  EXPECT_EQ(report->p99, absl::ZeroDuration());
+}
+
+TEST_F(LoadGeneratorTest, UnreachableTargetIsAnError) {
+  ASSERT_NO_FATAL_FAILURE(Serve(&noop_));
+  LoadOptions options = Options(LoadMode::kGet);
+  options.rpc_timeout = absl::Milliseconds(200);
+  server_->Shutdown();
+  server_.reset();
+  absl::StatusOr<LoadReport> report = RunLoad(options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorReason(report.status()), "TARGET_UNREACHABLE");
+}
+
+TEST(LoadGeneratorOptionsTest, RejectsBadOptions) {
+  LoadOptions options;
+  options.concurrency = 0;
+  EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.concurrency = 1;
+  options.duration = absl::ZeroDuration();
+  EXPECT_EQ(RunLoad(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LoadGeneratorOptionsTest, ParsesModesAndFormatsReports) {
+  EXPECT_EQ(*ParseLoadMode("get"), LoadMode::kGet);
+  EXPECT_EQ(*ParseLoadMode("toggle"), LoadMode::kToggle);
+  EXPECT_EQ(ParseLoadMode("put").status().code(), absl::StatusCode::kInvalidArgument);
+
+  LoadOptions options;
+  options.mode = LoadMode::kToggle;
+  options.concurrency = 16;
+  LoadReport report;
+  report.requests = 5000;
+  report.requests_per_second = 1000;
+  report.p50 = absl::Microseconds(250);
+  report.p99 = absl::Microseconds(1500);
+  report.client_cpu_percent = 42;
+  EXPECT_THAT(FormatReport(options, report),
+              HasSubstr("mode=toggle concurrency=16 connections=1 threads=1 requests=5000 "
+                        "errors=0 rps=1000 p50_us=250 p99_us=1500 client_cpu_pct=42"));
+}
+
+}  // namespace
+}  // namespace tokenstatus::bench

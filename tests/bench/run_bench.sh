@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The benchmark behind `make bench`: builds the server, the load generator and the no-op server;
+# starts a throwaway redis-server (deploy/redis.conf: AOF with appendfsync always, as shipped),
+# the real server and the no-op server; then at each concurrency runs no-op GetToken, GetToken,
+# DisableToken/EnableToken and redis-benchmark GET/SET; prints one markdown report and writes it
+# to var/bench/results.md. Exit code 1 if any RPC failed.
+#
+# Everything (client, servers, Redis) shares this machine's cores: the CPU columns tell who was
+# busy. Settings (environment): BUILD_DIR (build), BENCH_CONCURRENCY ("1 16 64"),
+# BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_CONNECTIONS and BENCH_THREADS (2; 1 at
+# concurrency 1): the load generator's channels and completion-queue threads.
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/../../scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+BUILD_DIR="${BUILD_DIR:-${TOKENSTATUS_ROOT}/build}"
+CONCURRENCIES="${BENCH_CONCURRENCY:-1 16 64}"
+DURATION="${BENCH_DURATION:-5s}"
+WARMUP="${BENCH_WARMUP:-1s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-2}"
+THREADS="${BENCH_THREADS:-2}"
+RESULTS="${TOKENSTATUS_ROOT}/var/bench/results.md"
+
+SERVER="${BUILD_DIR}/server/tokenstatus-server"
+LOADGEN="${BUILD_DIR}/tests/bench/tokenstatus-loadgen"
+NOOP_SERVER="${BUILD_DIR}/tests/bench/tokenstatus-noop-server"
+
+command -v redis-benchmark >/dev/null || die "redis-benchmark not found (make deps installs redis-tools)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
+SERVER_PID=""
+NOOP_PID=""
+cleanup() {
+  [[ -n "${SERVER_PID}" ]] && { terminate_process "${SERVER_PID}" || true; }
+  [[ -n "${NOOP_PID}" ]] && { terminate_process "${NOOP_PID}" || true; }
+  stop_throwaway_redis
+  rm -rf "${WORK}"
+}
+trap cleanup EXIT
+
+if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
+  --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server >"${WORK}/build.log" 2>&1; then
+  cat "${WORK}/build.log" >&2
+  die "build failed"
+fi
+
+start_throwaway_redis
+REDIS_PID="$(cat "${THROWAWAY_REDIS_DIR}/redis.pid")"
+start_listening_process "${WORK}/server.log" "${SERVER}" --listen=127.0.0.1:0 \
+  --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}"
+SERVER_PID="${STARTED_PID}"
+SERVER_ADDRESS="${STARTED_ADDRESS}"
+start_listening_process "${WORK}/noop.log" "${NOOP_SERVER}" --listen=127.0.0.1:0
+NOOP_PID="${STARTED_PID}"
+NOOP_ADDRESS="${STARTED_ADDRESS}"
+
+CLOCK_TICKS="$(getconf CLK_TCK)"
+# CPU seconds (user + system) process $1 has used so far.
+cpu_seconds() { awk -v hz="${CLOCK_TICKS}" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+# The value of key $1 in a "k=v k=v" line $2.
+field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+# 100 * $1 / $2, rounded (awk: bash has no floating point).
+percent_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * a / b }'; }
+
+NOOP_LABEL="no-op GetToken"
+FAILED=0
+TABLE=()
+declare -A NOOP_RPS
+
+# run_point LABEL ADDRESS MODE CONCURRENCY SERVER_PID [REDIS_PID]: one load generator run; adds a
+# row to TABLE with the server's (and Redis's) CPU use over the run, warmup included.
+run_point() {
+  local label="$1" address="$2" mode="$3" concurrency="$4" server_pid="$5" redis_pid="${6:-}"
+  local connections="${CONNECTIONS}" threads="${THREADS}"
+  if ((concurrency == 1)); then connections=1 threads=1; fi
+  local t0 s0 r0=0 line rc=0
+  t0="$(now)"
+  s0="$(cpu_seconds "${server_pid}")"
+  [[ -n "${redis_pid}" ]] && r0="$(cpu_seconds "${redis_pid}")"
+  line="$("${LOADGEN}" --target="${address}" --mode="${mode}" --concurrency="${concurrency}" \
+    --connections="${connections}" --threads="${threads}" --duration="${DURATION}" \
+    --warmup="${WARMUP}")" || rc=$?
+  local wall server_cpu redis_cpu="-"
+  wall="$(awk -v a="${t0}" -v b="$(now)" 'BEGIN { print b - a }')"
+  server_cpu="$(percent_of "$(awk -v a="${s0}" -v b="$(cpu_seconds "${server_pid}")" \
+    'BEGIN { print b - a }')" "${wall}")"
+  if [[ -n "${redis_pid}" ]]; then
+    redis_cpu="$(percent_of "$(awk -v a="${r0}" -v b="$(cpu_seconds "${redis_pid}")" \
+      'BEGIN { print b - a }')" "${wall}")"
+  fi
+  if ((rc != 0)) || [[ -z "${line}" ]]; then
+    log "${label} at concurrency ${concurrency} failed (exit ${rc}): ${line}"
+    FAILED=1
+    [[ -n "${line}" ]] || return 0
+  fi
+  local rps ratio
+  rps="$(field rps "${line}")"
+  [[ "${label}" == "${NOOP_LABEL}" ]] && NOOP_RPS[${concurrency}]="${rps}"
+  ratio="$(awk -v a="${rps}" -v b="${NOOP_RPS[${concurrency}]:-0}" \
+    'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+  TABLE+=("| ${label} | ${concurrency} | ${rps} | ${ratio} | $(field p50_us "${line}") | \
+$(field p99_us "${line}") | $(field client_cpu_pct "${line}") | ${server_cpu} | ${redis_cpu} | \
+$(field errors "${line}") |")
+  log "${label} c=${concurrency}: ${line} server_cpu_pct=${server_cpu} redis_cpu_pct=${redis_cpu}"
+}
+
+# redis-benchmark GET and SET at concurrency $1; adds a row to REDIS_TABLE.
+REDIS_TABLE=()
+run_redis_benchmark() {
+  local concurrency="$1" requests=100000 csv
+  ((concurrency == 1)) && requests=20000
+  csv="$(redis-benchmark -h 127.0.0.1 -p "${THROWAWAY_REDIS_PORT}" -t get,set \
+    -c "${concurrency}" -n "${requests}" -P 1 --csv)"
+  # Columns: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
+  # "p99_latency_ms","max_latency_ms".
+  local get set
+  get="$(tr -d '"' <<<"${csv}" | awk -F, '$1 == "GET" { printf "%.0f | %s | %s", $2, $5, $7 }')"
+  set="$(tr -d '"' <<<"${csv}" | awk -F, '$1 == "SET" { printf "%.0f | %s | %s", $2, $5, $7 }')"
+  REDIS_TABLE+=("| ${concurrency} | ${get} | ${set} |")
+  log "redis-benchmark c=${concurrency}: GET ${get}; SET ${set}"
+}
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+for concurrency in ${CONCURRENCIES}; do
+  run_point "${NOOP_LABEL}" "${NOOP_ADDRESS}" get "${concurrency}" "${NOOP_PID}"
+  run_point "GetToken" "${SERVER_ADDRESS}" get "${concurrency}" "${SERVER_PID}" "${REDIS_PID}"
+  run_point "Disable/Enable" "${SERVER_ADDRESS}" toggle "${concurrency}" "${SERVER_PID}" \
+    "${REDIS_PID}"
+  run_redis_benchmark "${concurrency}"
+done
+
+mkdir -p "$(dirname "${RESULTS}")"
+{
+  echo "## tokenstatus benchmark"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "${TOKENSTATUS_ROOT}" rev-parse --short HEAD \
+    2>/dev/null || echo unknown), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo |
+    head -n1)), load average before the run: ${LOAD_BEFORE}."
+  echo "Load generator, server, no-op server and redis-server all share these cores."
+  echo "Each point: ${WARMUP} warmup, then ${DURATION} measured; load generator with" \
+    "${CONNECTIONS} connections and ${THREADS} completion-queue threads (1 and 1 at" \
+    "concurrency 1). Redis: deploy/redis.conf (appendonly yes, appendfsync always)."
+  echo "× no-op: requests/s divided by the no-op server's GetToken requests/s at the same" \
+    "concurrency. CPU %: 100 = one core; server and Redis CPU are averaged over the whole" \
+    "point, warmup included."
+  echo
+  echo "| mode | concurrency | req/s | × no-op | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${TABLE[@]}"
+  echo
+  echo "redis-benchmark on the same Redis (-P 1, same concurrency):"
+  echo
+  echo "| concurrency | GET req/s | GET p50 ms | GET p99 ms | SET req/s | SET p50 ms | SET p99 ms |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${REDIS_TABLE[@]}"
+  echo
+  echo "Reproduce: \`make bench\` (tests/bench/run_bench.sh)."
+} >"${RESULTS}"
+cat "${RESULTS}"
+((FAILED == 0)) || die "some RPCs failed; see above"
