@@ -1,0 +1,46 @@
+# tokenstatus front door. On a fresh Debian 12 (bookworm) machine, as root or with sudo:
+#   make run    install what is missing, build, start Redis (data in var/redis) and the server
+#   make test   install what is missing, build, run every test against a throwaway Redis
+# Other targets: deps, build, bench, lint, fmt, clean.
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+BUF := var/tools/node_modules/.bin/buf
+CXX_SOURCES = $(shell find server client tests -name '*.h' -o -name '*.cc' 2>/dev/null)
+
+export BUILD_DIR
+
+# Prerequisites run in the order listed (deps before build before the rest).
+.NOTPARALLEL:
+.PHONY: deps build run test bench lint fmt clean
+
+deps:
+	deploy/install-deps.sh
+
+build:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: deps build
+	deploy/run-local.sh
+
+test: deps build
+	tests/run_tests.sh
+
+bench: deps build
+	tests/bench/run_bench.sh
+
+lint: deps
+	$(BUF) lint
+	@echo "clang-format --dry-run -Werror <C++ sources under server/ client/ tests/>"
+	@clang-format --dry-run -Werror $(CXX_SOURCES)
+
+fmt:
+	@echo "clang-format -i <C++ sources under server/ client/ tests/>"
+	@clang-format -i $(CXX_SOURCES)
+
+# Removes build outputs and benchmark results; keeps var/redis (the data of make run) and
+# var/tools.
+clean:
+	rm -rf $(BUILD_DIR) var/bench

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what building, running, testing and benchmarking tokenstatus needs on Debian 12
+# (bookworm), behind `make deps`. Idempotent: only missing packages are installed (apt-get update
+# runs once, and only then); buf (the protobuf linter and `buf curl`) is installed with npm into
+# var/tools unless it is there. Runs as root, or uses sudo.
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+PACKAGES=(
+  cmake g++ make pkg-config                                 # build
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libhiredis-dev libevent-dev libssl-dev        # libraries
+  libgtest-dev libgmock-dev libbenchmark-dev                # tests
+  redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
+  clang-format                                              # make fmt, make lint
+)
+BUF_VERSION="1.75.0"
+BUF_PREFIX="${TOKENSTATUS_ROOT}/var/tools"
+
+SUDO=()
+if ((EUID != 0)); then
+  command -v sudo >/dev/null || die "not root and no sudo: install the packages as root"
+  SUDO=(sudo)
+fi
+
+installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  installed "${package}" || missing+=("${package}")
+done
+# npm (and with it Node.js) only when there is no npm at all.
+command -v npm >/dev/null || missing+=(nodejs npm)
+
+if ((${#missing[@]} > 0)); then
+  log "installing ${missing[*]}"
+  "${SUDO[@]}" apt-get update -q
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+  # On a machine with systemd, installing redis-server also starts Debian's own Redis on port
+  # 6379, which `make run` needs for its Redis (data in var/redis). Only the service this run
+  # brought up is stopped and disabled; a Redis that was there before is left alone.
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet redis-server 2>/dev/null; then
+    log "stopping and disabling Debian's redis-server service (make run starts its own Redis)"
+    "${SUDO[@]}" systemctl disable --now redis-server
+  fi
+else
+  log "all Debian packages are installed"
+fi
+
+if [[ -x "${BUF_PREFIX}/node_modules/.bin/buf" ]] &&
+  [[ "$("${BUF_PREFIX}/node_modules/.bin/buf" --version 2>/dev/null)" == "${BUF_VERSION}" ]]; then
+  log "buf ${BUF_VERSION} is installed in var/tools"
+else
+  log "installing buf ${BUF_VERSION} into var/tools (npm)"
+  mkdir -p "${BUF_PREFIX}"
+  npm install --prefix "${BUF_PREFIX}" --no-audit --no-fund --loglevel=error \
+    "@bufbuild/buf@${BUF_VERSION}"
+  "${BUF_PREFIX}/node_modules/.bin/buf" --version >/dev/null || die "buf does not run"
+fi
