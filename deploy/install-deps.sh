@@ -11,6 +11,7 @@ PACKAGES=(
   cmake g++ make pkg-config                                 # build
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libhiredis-dev libevent-dev libssl-dev        # libraries
+  libgoogle-perftools-dev                                   # tcmalloc for the servers
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
   clang-format                                              # make fmt, make lint
