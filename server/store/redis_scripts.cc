@@ -19,11 +19,14 @@ local function index(name)
   return ARGV[1] .. ':idx:' .. name
 end
 
+-- The fields a state change rewrites (a creation writes all FIELDS).
+local CHANGED = {'state', 'revision', 'update_time', 'updated_by', 'state_reason'}
+
 -- Records the change of the token `r` (field -> value, completed in place with revision, times
--- and actor) as the next revision and returns the record's flat field/value list. The event is
--- appended first: it is the only write that can fail (an id not above the stream's last), and
--- a failed script must leave nothing written.
-local function commit(event_type, r)
+-- and actor) as the next revision, writing the record's `written` fields, and returns the
+-- record's flat field/value list. The event is appended first: it is the only write that can
+-- fail (an id not above the stream's last), and a failed script must leave nothing written.
+local function commit(event_type, r, written)
   local t = redis.call('TIME')
   local now = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
   local rev = string.format('%d', (tonumber(redis.call('GET', KEYS[2])) or 0) + 1)
@@ -39,7 +42,12 @@ local function commit(event_type, r)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], rev .. '-0', 'type', event_type,
              unpack(record))
   redis.call('SET', KEYS[2], rev)
-  redis.call('HSET', KEYS[1], unpack(record))
+  local update = {}
+  for _, field in ipairs(written) do
+    update[#update + 1] = field
+    update[#update + 1] = r[field] or ''
+  end
+  redis.call('HSET', KEYS[1], unpack(update))
   redis.call('HSETNX', KEYS[4], 'epoch', ARGV[2])
   return record
 end
@@ -52,7 +60,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local record = commit('CREATED', {id = id, account_id = ARGV[6], name = ARGV[7],
                                   description = ARGV[8], state = 'ACTIVE', state_reason = '',
-                                  secret_sha256 = ARGV[9]})
+                                  secret_sha256 = ARGV[9]}, FIELDS)
 redis.call('ZADD', index('all'), 0, id)
 redis.call('ZADD', index('live'), 0, id)
 redis.call('ZADD', index('state:ACTIVE'), 0, id)
@@ -88,13 +96,13 @@ end
 r.state = to
 r.state_reason = ARGV[7]
 local event_type = ({ACTIVE = 'ENABLED', DISABLED = 'DISABLED', DELETED = 'DELETED'})[to]
-local record = commit(event_type, r)
+local record = commit(event_type, r, CHANGED)
 redis.call('ZREM', index('state:' .. from), r.id)
 redis.call('ZADD', index('state:' .. to), 0, r.id)
 if to == 'DELETED' then
   redis.call('ZREM', index('live'), r.id)
 end
-return record
+return {from, record}
 )lua";
 
 constexpr absl::string_view kGetBody = R"lua(
