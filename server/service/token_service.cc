@@ -10,11 +10,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
 #include "server/domain/token_secret.h"
+#include "server/domain/token_state.h"
 #include "server/domain/validation.h"
 #include "server/service/grpc_status.h"
 #include "server/service/page_token.h"
@@ -40,13 +40,6 @@ using apitoken::v1::VerifyTokenResponse;
 // The principal on whose behalf a call acts. There is no authentication yet: everyone is
 // "anonymous". The one place that learns the caller from the call.
 std::string ActorOf(const grpc::CallbackServerContext& /*context*/) { return "anonymous"; }
-
-// "ACTIVE" for STATE_ACTIVE, and so on.
-absl::string_view StateName(Token::State state) {
-  absl::string_view name = Token::State_Name(state);
-  absl::ConsumePrefix(&name, "STATE_");
-  return name;
-}
 
 // Finishes `reactor` with `status`, converted once.
 void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
@@ -103,22 +96,17 @@ class ChangeLog {
   std::string token_id_;
 };
 
-struct TransitionTraits {
-  absl::string_view action;
-  absl::string_view from;  // the state the transition leaves
-};
-
-TransitionTraits TraitsOf(Transition transition) {
+// The action a transition is logged as.
+absl::string_view ActionOf(Transition transition) {
   switch (transition) {
     case Transition::kEnable:
-      return {"enable", "DISABLED"};
+      return "enable";
     case Transition::kDisable:
-      return {"disable", "ACTIVE"};
+      return "disable";
     case Transition::kDelete:
       break;
   }
-  // The store does not report which of the two live states a deleted token left.
-  return {"delete", "ACTIVE|DISABLED"};
+  return "delete";
 }
 
 // Validates a CreateToken request into store parameters (without id and hash for an
@@ -339,8 +327,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
                                                         const Request& request,
                                                         Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const TransitionTraits traits = TraitsOf(transition);
-  ChangeLog log(ActorOf(*context), traits.action, request.token_id());
+  ChangeLog log(ActorOf(*context), ActionOf(transition), request.token_id());
   if (absl::Status status = ValidateTransition(request); !status.ok()) {
     log.Refused(status);
     Finish(reactor, status);
@@ -354,14 +341,14 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
   params.actor = log.actor();
   store_.Apply(
       std::move(params), StoreDeadline(*context),
-      [reactor, response, log = std::move(log), from = traits.from](absl::StatusOr<Token> token) {
-        if (!token.ok()) {
-          log.Refused(token.status());
-          Finish(reactor, token.status());
+      [reactor, response, log = std::move(log)](absl::StatusOr<AppliedTransition> applied) {
+        if (!applied.ok()) {
+          log.Refused(applied.status());
+          Finish(reactor, applied.status());
           return;
         }
-        log.Changed(from, *token);
-        *response->mutable_token() = Shown(*std::move(token));
+        log.Changed(StateName(applied->previous_state), applied->token);
+        *response->mutable_token() = Shown(std::move(applied->token));
         Finish(reactor, absl::OkStatus());
       });
   return reactor;

@@ -64,8 +64,8 @@ void MemoryTokenStore::Create(CreateTokenParams params, absl::Time deadline,
 }
 
 void MemoryTokenStore::Apply(TransitionParams params, absl::Time deadline,
-                             StoreCallback<Token> done) {
-  absl::StatusOr<Token> result;
+                             StoreCallback<AppliedTransition> done) {
+  absl::StatusOr<AppliedTransition> result;
   {
     absl::MutexLock lock(&mu_);
     result = ApplyLocked(params);
@@ -130,7 +130,7 @@ absl::StatusOr<Token> MemoryTokenStore::CreateLocked(CreateTokenParams params) {
   return CommitLocked(std::move(token), TokenEvent::TYPE_CREATED);
 }
 
-absl::StatusOr<Token> MemoryTokenStore::ApplyLocked(const TransitionParams& params) {
+absl::StatusOr<AppliedTransition> MemoryTokenStore::ApplyLocked(const TransitionParams& params) {
   auto it = tokens_.find(params.token_id);
   if (it == tokens_.end()) return NotFound(params.token_id);
   const Token& current = it->second;
@@ -151,11 +151,14 @@ absl::StatusOr<Token> MemoryTokenStore::ApplyLocked(const TransitionParams& para
                                   ", not the expected ", params.expected_revision),
                      {{"current_revision", actual}});
   }
+  const Token::State previous_state = current.state();
   Token token = current;
   token.set_state(rule.to);
   token.set_updated_by(params.actor);
   token.set_state_reason(params.reason);
-  return CommitLocked(std::move(token), rule.event);
+  absl::StatusOr<Token> committed = CommitLocked(std::move(token), rule.event);
+  if (!committed.ok()) return committed.status();
+  return AppliedTransition{*std::move(committed), previous_state};
 }
 
 absl::StatusOr<Token> MemoryTokenStore::CommitLocked(Token token, TokenEvent::Type type) {

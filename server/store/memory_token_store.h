@@ -29,7 +29,8 @@ class MemoryTokenStore : public TokenStore {
   explicit MemoryTokenStore(MemoryTokenStoreOptions options = {});
 
   void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) override;
-  void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) override;
+  void Apply(TransitionParams params, absl::Time deadline,
+             StoreCallback<AppliedTransition> done) override;
   void Get(std::string token_id, absl::Time deadline, StoreCallback<TokenAtRevision> done) override;
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
@@ -37,7 +38,7 @@ class MemoryTokenStore : public TokenStore {
 
  private:
   absl::StatusOr<Token> CreateLocked(CreateTokenParams params) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Token> ApplyLocked(const TransitionParams& params)
+  absl::StatusOr<AppliedTransition> ApplyLocked(const TransitionParams& params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the next revision, makes the epoch on the first change, and records `token` (whose
   // revision and update_time it sets) with an event of `type`; returns the stored token.

@@ -15,13 +15,15 @@ namespace tokenstatus {
 //   ARGV: 1 <p>, 2 a fresh random epoch candidate (kept only by the first change of an empty
 //         dataset), 3 event retention (XADD MAXLEN ~), 4 actor, then the script's own.
 // A change appends the event `<rev>-0` (type + the record's fields) first, then sets <p>:rev,
-// the record and the indexes, and returns the record's flat field/value list.
+// the record and the indexes. Its reply holds the record after the change as a flat
+// field/value list (its "record" below).
 
 // ARGV 5 id, 6 account_id, 7 name, 8 description, 9 secret_sha256 (lowercase hex).
-// Errors: TOKEN_ALREADY_EXISTS.
+// Returns the record. Errors: TOKEN_ALREADY_EXISTS.
 const RedisScript& CreateTokenScript();
 
 // ARGV 5 ENABLE | DISABLE | DELETE, 6 expected revision ("0" = any), 7 reason.
+// Returns {previous state, record}: the state the token left (ACTIVE | DISABLED) and the record.
 // Errors, in this order: TOKEN_NOT_FOUND, TOKEN_DELETED, TOKEN_ALREADY_ACTIVE |
 // TOKEN_ALREADY_DISABLED, REVISION_MISMATCH <current revision>.
 const RedisScript& ApplyTransitionScript();

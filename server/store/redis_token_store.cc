@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/status_util.h"
+#include "server/domain/token_state.h"
 #include "server/redis/redis_reply.h"
 #include "server/store/redis_scripts.h"
 #include "server/store/token_record.h"
@@ -65,27 +66,54 @@ absl::StatusOr<Token> ParseRecord(const redisReply& reply) {
   return TokenFromFields(*fields);
 }
 
-// The reply of a change script: the record after the change.
-absl::StatusOr<Token> ParseChangeReply(absl::StatusOr<const redisReply*> reply,
+// The reply of a script that returns a record (Create).
+absl::StatusOr<Token> ParseRecordReply(absl::StatusOr<const redisReply*> reply,
                                        absl::string_view token_id) {
   absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), token_id);
   if (!checked.ok()) return checked.status();
   return ParseRecord(**checked);
 }
 
-// {revision, record}.
-absl::StatusOr<TokenAtRevision> ParseGetReply(absl::StatusOr<const redisReply*> reply,
-                                              absl::string_view token_id) {
+// A script reply {head, record}: the head element, still to be parsed (it points into the
+// reply), and the parsed record. `what` describes a reply of another shape (UnexpectedReply).
+struct HeadAndRecord {
+  const redisReply* head;
+  Token token;
+};
+
+absl::StatusOr<HeadAndRecord> ParseHeadAndRecordReply(absl::StatusOr<const redisReply*> reply,
+                                                      absl::string_view token_id,
+                                                      absl::string_view what) {
   absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), token_id);
   if (!checked.ok()) return checked.status();
   absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
   if (!parts.ok()) return parts.status();
-  if (parts->size() != 2) return UnexpectedReply("get: expected {revision, record}");
-  absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
-  if (!revision.ok()) return revision.status();
+  if (parts->size() != 2) return UnexpectedReply(what);
   absl::StatusOr<Token> token = ParseRecord(*(*parts)[1]);
   if (!token.ok()) return token.status();
-  return TokenAtRevision{*std::move(token), *revision};
+  return HeadAndRecord{(*parts)[0], *std::move(token)};
+}
+
+// {previous state, record}.
+absl::StatusOr<AppliedTransition> ParseApplyReply(absl::StatusOr<const redisReply*> reply,
+                                                  absl::string_view token_id) {
+  absl::StatusOr<HeadAndRecord> parsed = ParseHeadAndRecordReply(
+      std::move(reply), token_id, "apply: expected {previous state, record}");
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<Token::State> previous_state = StateFromField(ReplyText(*parsed->head));
+  if (!previous_state.ok()) return previous_state.status();
+  return AppliedTransition{std::move(parsed->token), *previous_state};
+}
+
+// {revision, record}.
+absl::StatusOr<TokenAtRevision> ParseGetReply(absl::StatusOr<const redisReply*> reply,
+                                              absl::string_view token_id) {
+  absl::StatusOr<HeadAndRecord> parsed =
+      ParseHeadAndRecordReply(std::move(reply), token_id, "get: expected {revision, record}");
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<int64_t> revision = ReplyInteger(*parsed->head);
+  if (!revision.ok()) return revision.status();
+  return TokenAtRevision{std::move(parsed->token), *revision};
 }
 
 // {revision, epoch, cursor, record...}.
@@ -194,12 +222,12 @@ void RedisTokenStore::Create(CreateTokenParams params, absl::Time deadline,
   CreateTokenScript().Run(client_, std::move(keys), *std::move(args), CallDeadline(deadline),
                           [id = std::move(params.token_id), done = std::move(done)](
                               absl::StatusOr<const redisReply*> reply) mutable {
-                            done(ParseChangeReply(std::move(reply), id));
+                            done(ParseRecordReply(std::move(reply), id));
                           });
 }
 
 void RedisTokenStore::Apply(TransitionParams params, absl::Time deadline,
-                            StoreCallback<Token> done) {
+                            StoreCallback<AppliedTransition> done) {
   absl::StatusOr<std::vector<std::string>> args = ChangeArgs(params.actor);
   if (!args.ok()) {
     done(args.status());
@@ -212,7 +240,7 @@ void RedisTokenStore::Apply(TransitionParams params, absl::Time deadline,
   ApplyTransitionScript().Run(client_, std::move(keys), *std::move(args), CallDeadline(deadline),
                               [id = std::move(params.token_id), done = std::move(done)](
                                   absl::StatusOr<const redisReply*> reply) mutable {
-                                done(ParseChangeReply(std::move(reply), id));
+                                done(ParseApplyReply(std::move(reply), id));
                               });
 }
 

@@ -34,7 +34,8 @@ class RedisTokenStore : public TokenStore {
   RedisTokenStore(RedisClient& client, RedisTokenStoreOptions options);
 
   void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) override;
-  void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) override;
+  void Apply(TransitionParams params, absl::Time deadline,
+             StoreCallback<AppliedTransition> done) override;
   void Get(std::string token_id, absl::Time deadline, StoreCallback<TokenAtRevision> done) override;
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/common/status_util.h"
+#include "server/domain/token_state.h"
 
 namespace tokenstatus {
 namespace {
@@ -144,17 +145,10 @@ absl::Status ParseFields(absl::Span<const absl::string_view> fields, Token& toke
 
 }  // namespace
 
-absl::string_view StateName(Token::State state) {
-  switch (state) {
-    case Token::STATE_ACTIVE:
-      return "ACTIVE";
-    case Token::STATE_DISABLED:
-      return "DISABLED";
-    case Token::STATE_DELETED:
-      return "DELETED";
-    default:
-      return "";
-  }
+absl::StatusOr<Token::State> StateFromField(absl::string_view value) {
+  Token::State state = Token::STATE_UNSPECIFIED;
+  if (!ParseState(value, &state)) return BadField("state", value);
+  return state;
 }
 
 std::string Sha256ToHex(absl::string_view raw) { return absl::BytesToHexString(raw); }

@@ -13,7 +13,7 @@ namespace tokenstatus {
 // The Redis representation of tokens: the record hash `<prefix>:t:<id>` and the event stream
 // entries hold flat field/value lists with these fields (all values are strings):
 //   id, account_id, name, description,
-//   state          ACTIVE | DISABLED | DELETED,
+//   state          ACTIVE | DISABLED | DELETED (StateName, server/domain/token_state.h),
 //   revision       decimal,
 //   create_time, update_time   milliseconds since the Unix epoch, decimal,
 //   updated_by, state_reason,
@@ -21,8 +21,9 @@ namespace tokenstatus {
 // an event entry has, in addition, `type`: CREATED | ENABLED | DISABLED | DELETED.
 // Unknown fields are ignored. All functions are pure and thread-safe.
 
-// "ACTIVE", "DISABLED", "DELETED"; "" for STATE_UNSPECIFIED.
-absl::string_view StateName(Token::State state);
+// Parses a stored state (the value of a record's `state` field): the inverse of StateName.
+// INTERNAL / STORE_ERROR for any other value, "" included.
+absl::StatusOr<Token::State> StateFromField(absl::string_view value);
 
 // The stored form of a 32-byte SHA-256: 64 lowercase hex digits.
 std::string Sha256ToHex(absl::string_view raw);

@@ -56,6 +56,12 @@ struct TokenAtRevision {
   int64_t revision = 0;  // the global revision the read was served at (>= token.revision())
 };
 
+// The outcome of TokenStore::Apply.
+struct AppliedTransition {
+  Token token;                                             // after the change
+  Token::State previous_state = Token::STATE_UNSPECIFIED;  // the state it left
+};
+
 // One page of List.
 struct TokenPage {
   std::vector<Token> tokens;  // ordered by id, every one matching the filters
@@ -94,14 +100,17 @@ class TokenStore {
   // the new token. ALREADY_EXISTS / TOKEN_ALREADY_EXISTS if the id is taken (in any state).
   virtual void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) = 0;
 
-  // Applies `params.transition` and returns the token after it. Errors, checked in this order:
+  // Applies `params.transition` and returns the token after it together with the state it left
+  // (ACTIVE or DISABLED: the one the transition was checked against, read in the same atomic
+  // step). Errors, checked in this order:
   //   NOT_FOUND / TOKEN_NOT_FOUND;
   //   FAILED_PRECONDITION / TOKEN_DELETED (any transition of a DELETED token);
   //   FAILED_PRECONDITION / TOKEN_ALREADY_ACTIVE (enable of ACTIVE),
   //                         TOKEN_ALREADY_DISABLED (disable of DISABLED);
   //   ABORTED / REVISION_MISMATCH (expected_revision > 0 and != the token's revision; the
   //                                ErrorInfo metadata "current_revision" holds the actual one).
-  virtual void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) = 0;
+  virtual void Apply(TransitionParams params, absl::Time deadline,
+                     StoreCallback<AppliedTransition> done) = 0;
 
   // Returns the token and the global revision the read was served at.
   // NOT_FOUND / TOKEN_NOT_FOUND if no token has this id.

@@ -93,8 +93,8 @@ class SyncStore {
       store_.Create(std::move(params), Deadline(), std::move(done));
     });
   }
-  absl::StatusOr<Token> Apply(TransitionParams params) {
-    return Await<Token>([&](StoreCallback<Token> done) {
+  absl::StatusOr<AppliedTransition> Apply(TransitionParams params) {
+    return Await<AppliedTransition>([&](StoreCallback<AppliedTransition> done) {
       store_.Apply(std::move(params), Deadline(), std::move(done));
     });
   }
@@ -195,10 +195,11 @@ class TokenStoreContractTest : public ::testing::Test {
     return token.ok() ? *token : Token();
   }
 
+  // Applies `transition`; returns the token after it.
   Token ApplyOk(const std::string& id, Transition transition) {
-    absl::StatusOr<Token> token = sync_.Apply(Change(id, transition));
-    EXPECT_TRUE(token.ok()) << token.status();
-    return token.ok() ? *token : Token();
+    absl::StatusOr<AppliedTransition> applied = sync_.Apply(Change(id, transition));
+    EXPECT_TRUE(applied.ok()) << applied.status();
+    return applied.ok() ? applied->token : Token();
   }
 
   std::unique_ptr<TokenStore> store_;
@@ -277,24 +278,28 @@ TYPED_TEST(TokenStoreContractTest, DuplicateIdIsRefusedInEveryStateAndWritesNoth
 TYPED_TEST(TokenStoreContractTest, EveryAllowedTransition) {
   struct Step {
     Transition transition;
+    Token::State from;  // the previous_state Apply reports
     Token::State to;
   };
-  // ACTIVE -> DISABLED -> ACTIVE -> DELETED, and DISABLED -> DELETED on a second token.
+  // ACTIVE -> DISABLED -> ACTIVE -> DELETED, and DISABLED -> DELETED on a second token: both
+  // deletes, so previous_state tells which live state a deleted token left.
   const std::vector<std::pair<std::string, std::vector<Step>>> paths = {
       {"TKN-0000-0001",
-       {{Transition::kDisable, Token::STATE_DISABLED},
-        {Transition::kEnable, Token::STATE_ACTIVE},
-        {Transition::kDelete, Token::STATE_DELETED}}},
+       {{Transition::kDisable, Token::STATE_ACTIVE, Token::STATE_DISABLED},
+        {Transition::kEnable, Token::STATE_DISABLED, Token::STATE_ACTIVE},
+        {Transition::kDelete, Token::STATE_ACTIVE, Token::STATE_DELETED}}},
       {"TKN-0000-0002",
-       {{Transition::kDisable, Token::STATE_DISABLED},
-        {Transition::kDelete, Token::STATE_DELETED}}},
+       {{Transition::kDisable, Token::STATE_ACTIVE, Token::STATE_DISABLED},
+        {Transition::kDelete, Token::STATE_DISABLED, Token::STATE_DELETED}}},
   };
   for (const auto& [id, steps] : paths) {
     Token before = this->CreateOk(id);
     int n = 0;
     for (const Step& step : steps) {
       const std::string reason = absl::StrCat("step ", ++n, " \xE2\x9C\x93");
-      ASSERT_OK_AND_ASSIGN(after, this->sync_.Apply(Change(id, step.transition, 0, reason)));
+      ASSERT_OK_AND_ASSIGN(applied, this->sync_.Apply(Change(id, step.transition, 0, reason)));
+      EXPECT_EQ(applied.previous_state, step.from);
+      const Token& after = applied.token;
       EXPECT_EQ(after.state(), step.to);
       EXPECT_EQ(after.revision(), before.revision() + 1);
       EXPECT_EQ(after.state_reason(), reason);
@@ -374,7 +379,7 @@ TYPED_TEST(TokenStoreContractTest, RefusalsComeInTheContractsOrderAndWriteNothin
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat(c.id, " transition ", static_cast<int>(c.transition),
                               " expected_revision ", c.expected_revision));
-    absl::StatusOr<Token> result =
+    absl::StatusOr<AppliedTransition> result =
         this->sync_.Apply(Change(c.id, c.transition, c.expected_revision, "refused"));
     EXPECT_ERROR(result, c.code, c.reason);
     if (c.code == absl::StatusCode::kAborted) {
@@ -398,14 +403,14 @@ TYPED_TEST(TokenStoreContractTest, ExpectedRevisionMatchApplies) {
   this->CreateOk("TKN-0000-0002");  // the global revision moves past the token's
   ASSERT_OK_AND_ASSIGN(disabled,
                        this->sync_.Apply(Change(id, Transition::kDisable, created.revision())));
-  EXPECT_EQ(disabled.state(), Token::STATE_DISABLED);
-  EXPECT_EQ(disabled.revision(), 3);
+  EXPECT_EQ(disabled.token.state(), Token::STATE_DISABLED);
+  EXPECT_EQ(disabled.token.revision(), 3);
   // The old revision no longer matches.
-  absl::StatusOr<Token> stale = this->sync_.Apply(Change(id, Transition::kEnable, 1));
+  absl::StatusOr<AppliedTransition> stale = this->sync_.Apply(Change(id, Transition::kEnable, 1));
   EXPECT_ERROR(stale, absl::StatusCode::kAborted, reason::kRevisionMismatch);
   EXPECT_EQ(ErrorInfoOf(stale.status()).metadata().at("current_revision"), "3");
   ASSERT_OK_AND_ASSIGN(enabled, this->sync_.Apply(Change(id, Transition::kEnable, 3)));
-  EXPECT_EQ(enabled.revision(), 4);
+  EXPECT_EQ(enabled.token.revision(), 4);
 }
 
 TYPED_TEST(TokenStoreContractTest, EveryChangeTakesTheNextRevisionAndOneEvent) {

@@ -93,7 +93,8 @@ class FaultInjectingStore : public TokenStore {
     if (Fail(deadline, done)) return;
     memory_.Create(std::move(params), deadline, std::move(done));
   }
-  void Apply(TransitionParams params, absl::Time deadline, StoreCallback<Token> done) override {
+  void Apply(TransitionParams params, absl::Time deadline,
+             StoreCallback<AppliedTransition> done) override {
     if (Fail(deadline, done)) return;
     memory_.Apply(std::move(params), deadline, std::move(done));
   }
@@ -682,6 +683,8 @@ TEST_F(TokenServiceTest, LogsEveryChangeAndRefusalButNeverTheSecret) {
   EXPECT_THAT(Disable(id), Not(IsOk()));
   EXPECT_THAT(Delete(id), IsOk());
   VerifyOk(created.secret());
+  const std::string active_id = CreateOk().token().id();
+  EXPECT_THAT(Delete(active_id), IsOk());
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
                                           " from=NONE to=ACTIVE revision=1")));
@@ -692,9 +695,11 @@ TEST_F(TokenServiceTest, LogsEveryChangeAndRefusalButNeverTheSecret) {
                                           id,
                                           " code=FAILED_PRECONDITION "
                                           "reason=TOKEN_ALREADY_DISABLED")));
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("token=", id,
-                                          " from=ACTIVE|DISABLED to=DELETED "
-                                          "revision=3")));
+  // A delete names the state the token left.
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
+                                          " from=DISABLED to=DELETED revision=3")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", active_id,
+                                          " from=ACTIVE to=DELETED revision=5")));
   const std::string opaque = created.secret().substr(created.secret().rfind(':') + 1);
   EXPECT_THAT(log, Not(HasSubstr(opaque)));
   EXPECT_THAT(log, Not(HasSubstr(absl::BytesToHexString(Sha256(created.secret())))));
