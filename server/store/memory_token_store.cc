@@ -18,12 +18,6 @@ void SetNow(google::protobuf::Timestamp* timestamp) {
   timestamp->set_nanos(static_cast<int32_t>(millis % 1000) * 1000000);
 }
 
-bool Matches(const Token& token, const ListParams& params) {
-  if (!params.account_id.empty() && token.account_id() != params.account_id) return false;
-  if (params.state != Token::STATE_UNSPECIFIED) return token.state() == params.state;
-  return params.show_deleted || token.state() != Token::STATE_DELETED;
-}
-
 absl::Status NotFound(absl::string_view token_id) {
   return MakeError(absl::StatusCode::kNotFound, reason::kTokenNotFound,
                    absl::StrCat("token ", token_id, " not found"));
@@ -102,15 +96,45 @@ void MemoryTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::T
   std::vector<TokenEvent> events;
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = std::upper_bound(events_.begin(), events_.end(), after_revision,
-                               [](int64_t revision, const TokenEvent& event) {
-                                 return revision < event.token().revision();
-                               });
-    for (; it != events_.end() && static_cast<int>(events.size()) < max_count; ++it) {
-      events.push_back(*it);
-    }
+    events = EventsAfterLocked(after_revision, max_count);
   }
   done(std::move(events));
+}
+
+void MemoryTokenStore::ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) {
+  StoreHead head;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    head = StoreHead{revision_, epoch_};
+  }
+  done(std::move(head));
+}
+
+void MemoryTokenStore::WaitEvents(int64_t after_revision, int max_count, absl::Duration block,
+                                  absl::Time deadline, StoreCallback<EventBatch> done) {
+  EventBatch batch;
+  {
+    absl::MutexLock lock(&mu_);
+    auto changed = [this, after_revision]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return revision_ > after_revision; };
+    mu_.AwaitWithDeadline(absl::Condition(&changed), std::min(deadline, absl::Now() + block));
+    batch.events = EventsAfterLocked(after_revision, max_count);
+    batch.head = StoreHead{revision_, epoch_};
+  }
+  done(std::move(batch));
+}
+
+std::vector<TokenEvent> MemoryTokenStore::EventsAfterLocked(int64_t after_revision,
+                                                            int max_count) const {
+  std::vector<TokenEvent> events;
+  auto it = std::upper_bound(events_.begin(), events_.end(), after_revision,
+                             [](int64_t revision, const TokenEvent& event) {
+                               return revision < event.token().revision();
+                             });
+  for (; it != events_.end() && static_cast<int>(events.size()) < max_count; ++it) {
+    events.push_back(*it);
+  }
+  return events;
 }
 
 absl::StatusOr<Token> MemoryTokenStore::CreateLocked(CreateTokenParams params) {
@@ -187,7 +211,7 @@ TokenPage MemoryTokenStore::ListLocked(const ListParams& params) const {
   page.epoch = epoch_;
   const size_t page_size = static_cast<size_t>(std::max(params.page_size, 1));
   for (auto it = tokens_.upper_bound(params.after_id); it != tokens_.end(); ++it) {
-    if (!Matches(it->second, params)) continue;
+    if (!MatchesListFilter(it->second, params)) continue;
     if (page.tokens.size() == page_size) {
       // One more match exists past the full page: the listing goes on after its last id.
       page.next_after_id = page.tokens.back().id();

@@ -22,8 +22,9 @@ struct MemoryTokenStoreOptions {
 // is persisted; it is meant for unit tests of the layers above the store.
 //
 // Every method completes inline: `done` runs on the calling thread before the method returns,
-// with no lock held (so `done` may call the store again). The deadline is never reached, since
-// nothing waits. Thread-safe.
+// with no lock held (so `done` may call the store again). Only WaitEvents waits (for a change,
+// up to the earlier of `block` and its deadline, then answers OK with what there is); no
+// other method ever reaches its deadline. Thread-safe.
 class MemoryTokenStore : public TokenStore {
  public:
   explicit MemoryTokenStore(MemoryTokenStoreOptions options = {});
@@ -35,6 +36,9 @@ class MemoryTokenStore : public TokenStore {
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override;
+  void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) override;
+  void WaitEvents(int64_t after_revision, int max_count, absl::Duration block, absl::Time deadline,
+                  StoreCallback<EventBatch> done) override;
 
  private:
   absl::StatusOr<Token> CreateLocked(CreateTokenParams params) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -45,6 +49,8 @@ class MemoryTokenStore : public TokenStore {
   absl::StatusOr<Token> CommitLocked(Token token, TokenEvent::Type type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   TokenPage ListLocked(const ListParams& params) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  std::vector<TokenEvent> EventsAfterLocked(int64_t after_revision, int max_count) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const MemoryTokenStoreOptions options_;
   mutable absl::Mutex mu_;

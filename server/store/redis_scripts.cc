@@ -155,6 +155,10 @@ while true do
 end
 )lua";
 
+constexpr absl::string_view kReadHeadBody = R"lua(
+return {redis.call('GET', KEYS[1]) or '0', redis.call('HGET', KEYS[2], 'epoch') or ''}
+)lua";
+
 const RedisScript* NewScript(absl::string_view shebang, absl::string_view prelude,
                              absl::string_view body) {
   return new RedisScript(absl::StrCat(shebang, prelude, body));
@@ -179,6 +183,11 @@ const RedisScript& GetTokenScript() {
 
 const RedisScript& ListTokensScript() {
   static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kListBody);
+  return *script;
+}
+
+const RedisScript& ReadHeadScript() {
+  static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kReadHeadBody);
   return *script;
 }
 

@@ -41,4 +41,8 @@ const RedisScript& GetTokenScript();
 // the index is exhausted.
 const RedisScript& ListTokensScript();
 
+// Read-only. KEYS: 1 <p>:rev, 2 <p>:meta.
+// Returns {revision ("0" if none), epoch ("" if none)}.
+const RedisScript& ReadHeadScript();
+
 }  // namespace tokenstatus

@@ -3,10 +3,14 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
 #include "server/common/status_util.h"
 #include "server/domain/token_state.h"
 #include "server/redis/redis_reply.h"
@@ -138,11 +142,9 @@ absl::StatusOr<TokenPage> ParseListReply(absl::StatusOr<const redisReply*> reply
   return page;
 }
 
-// XRANGE: {{entry id, {field, value, ...}}, ...}.
-absl::StatusOr<std::vector<TokenEvent>> ParseEvents(absl::StatusOr<const redisReply*> reply) {
-  absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
-  if (!checked.ok()) return checked.status();
-  absl::StatusOr<absl::Span<const redisReply* const>> entries = ReplyArray(**checked);
+// Stream entries (XRANGE's reply, one stream of XREAD's): {{entry id, {field, value, ...}}, ...}.
+absl::StatusOr<std::vector<TokenEvent>> ParseEntries(const redisReply& reply) {
+  absl::StatusOr<absl::Span<const redisReply* const>> entries = ReplyArray(reply);
   if (!entries.ok()) return entries.status();
   std::vector<TokenEvent> events;
   events.reserve(entries->size());
@@ -158,6 +160,73 @@ absl::StatusOr<std::vector<TokenEvent>> ParseEvents(absl::StatusOr<const redisRe
   }
   return events;
 }
+
+absl::StatusOr<std::vector<TokenEvent>> ParseEvents(absl::StatusOr<const redisReply*> reply) {
+  absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+  if (!checked.ok()) return checked.status();
+  return ParseEntries(**checked);
+}
+
+// XREAD on one stream: nil (nothing came in time) or {{stream, entries}}.
+absl::StatusOr<std::vector<TokenEvent>> ParseXreadReply(absl::StatusOr<const redisReply*> reply) {
+  absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+  if (!checked.ok()) return checked.status();
+  if ((*checked)->type == REDIS_REPLY_NIL) return std::vector<TokenEvent>();
+  absl::StatusOr<absl::Span<const redisReply* const>> streams = ReplyArray(**checked);
+  if (!streams.ok()) return streams.status();
+  if (streams->size() != 1) return UnexpectedReply("xread: expected one stream");
+  absl::StatusOr<absl::Span<const redisReply* const>> stream = ReplyArray(*(*streams)[0]);
+  if (!stream.ok()) return stream.status();
+  if (stream->size() != 2) return UnexpectedReply("xread: expected {stream, entries}");
+  return ParseEntries(*(*stream)[1]);
+}
+
+// {revision, epoch}.
+absl::StatusOr<StoreHead> ParseHeadReply(absl::StatusOr<const redisReply*> reply) {
+  absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
+  if (!checked.ok()) return checked.status();
+  absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
+  if (!parts.ok()) return parts.status();
+  if (parts->size() != 2) return UnexpectedReply("head: expected {revision, epoch}");
+  absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
+  if (!revision.ok()) return revision.status();
+  return StoreHead{*revision, std::string(ReplyText(*(*parts)[1]))};
+}
+
+// Joins the two replies of WaitEvents (events, then head; in either order when the blocking
+// client has more than one connection) and calls `done` once both are in.
+class EventBatchJoin {
+ public:
+  explicit EventBatchJoin(StoreCallback<EventBatch> done) : done_(std::move(done)) {}
+
+  void SetEvents(absl::StatusOr<std::vector<TokenEvent>> events) {
+    absl::MutexLock lock(&mu_);
+    events_ = std::move(events);
+    MaybeFinish();
+  }
+  void SetHead(absl::StatusOr<StoreHead> head) {
+    absl::MutexLock lock(&mu_);
+    head_ = std::move(head);
+    MaybeFinish();
+  }
+
+ private:
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!events_.has_value() || !head_.has_value()) return;
+    if (!events_->ok()) {
+      done_(events_->status());
+    } else if (!head_->ok()) {
+      done_(head_->status());
+    } else {
+      done_(EventBatch{*std::move(*events_), *std::move(*head_)});
+    }
+  }
+
+  absl::Mutex mu_;
+  absl::optional<absl::StatusOr<std::vector<TokenEvent>>> events_ ABSL_GUARDED_BY(mu_);
+  absl::optional<absl::StatusOr<StoreHead>> head_ ABSL_GUARDED_BY(mu_);
+  StoreCallback<EventBatch> done_ ABSL_GUARDED_BY(mu_);
+};
 
 absl::StatusOr<std::string> NewEpochCandidate() {
   unsigned char bytes[kEpochBytes];
@@ -183,8 +252,9 @@ absl::string_view TransitionName(Transition transition) {
 
 }  // namespace
 
-RedisTokenStore::RedisTokenStore(RedisClient& client, RedisTokenStoreOptions options)
-    : client_(client), options_(std::move(options)) {}
+RedisTokenStore::RedisTokenStore(RedisClient& client, RedisClient& blocking_client,
+                                 RedisTokenStoreOptions options)
+    : client_(client), blocking_client_(blocking_client), options_(std::move(options)) {}
 
 std::string RedisTokenStore::Key(absl::string_view suffix) const {
   return absl::StrCat(options_.key_prefix, ":", suffix);
@@ -288,6 +358,36 @@ void RedisTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Ti
       [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
         done(ParseEvents(std::move(reply)));
       });
+}
+
+void RedisTokenStore::ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) {
+  ReadHeadOn(client_, CallDeadline(deadline), std::move(done));
+}
+
+void RedisTokenStore::ReadHeadOn(RedisClient& client, absl::Time deadline,
+                                 StoreCallback<StoreHead> done) const {
+  ReadHeadScript().Run(client, {Key("rev"), Key("meta")}, {}, deadline,
+                       [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+                         done(ParseHeadReply(std::move(reply)));
+                       });
+}
+
+void RedisTokenStore::WaitEvents(int64_t after_revision, int max_count, absl::Duration block,
+                                 absl::Time deadline, StoreCallback<EventBatch> done) {
+  const absl::Time now = absl::Now();
+  // XREAD BLOCK 0 would block forever: block at least 1 ms.
+  const int64_t block_ms =
+      std::max<int64_t>(absl::ToInt64Milliseconds(std::min(block, deadline - now)), 1);
+  const absl::Time call_deadline = now + absl::Milliseconds(block_ms) + options_.call_timeout;
+  auto join = std::make_shared<EventBatchJoin>(std::move(done));
+  blocking_client_.Command(
+      {"XREAD", "COUNT", absl::StrCat(std::max(max_count, 1)), "BLOCK", absl::StrCat(block_ms),
+       "STREAMS", Key("events"), absl::StrCat(std::max<int64_t>(after_revision, 0), "-0")},
+      call_deadline, [join](absl::StatusOr<const redisReply*> reply) {
+        join->SetEvents(ParseXreadReply(std::move(reply)));
+      });
+  ReadHeadOn(blocking_client_, call_deadline,
+             [join](absl::StatusOr<StoreHead> head) { join->SetHead(std::move(head)); });
 }
 
 }  // namespace tokenstatus

@@ -24,14 +24,18 @@ struct RedisTokenStoreOptions {
 //   <p>:meta             hash, `epoch` (random, made by the first change of an empty dataset);
 //   <p>:idx:all, <p>:idx:live (ACTIVE+DISABLED), <p>:idx:state:<STATE>, <p>:idx:acct:<account>
 //                        sorted sets of ids (score 0), paged with ZRANGE BYLEX.
-// Create and Apply are one Lua script each (server/store/redis_scripts.h), Get and List are
-// read-only scripts, so every answer is one consistent state. Each Redis call is bounded by
-// min(caller deadline, now + call_timeout). Callbacks run on the client's I/O thread.
-// Thread-safe.
+// Create and Apply are one Lua script each (server/store/redis_scripts.h), Get, List and
+// ReadHead are read-only scripts, so every answer is one consistent state. Each Redis call is
+// bounded by min(caller deadline, now + call_timeout); WaitEvents's XREAD BLOCK blocks for at
+// most min(block, time left to its deadline) and is then bounded by call_timeout more.
+// Callbacks run on the I/O thread of the client that made the call. Thread-safe.
 class RedisTokenStore : public TokenStore {
  public:
-  // `client` must outlive the store.
-  RedisTokenStore(RedisClient& client, RedisTokenStoreOptions options);
+  // `client` serves every call but WaitEvents; `blocking_client` (a RedisClient of its own,
+  // with connections = 1) serves only WaitEvents, whose XREAD BLOCK holds up everything
+  // pipelined behind it. Both must outlive the store.
+  RedisTokenStore(RedisClient& client, RedisClient& blocking_client,
+                  RedisTokenStoreOptions options);
 
   void Create(CreateTokenParams params, absl::Time deadline, StoreCallback<Token> done) override;
   void Apply(TransitionParams params, absl::Time deadline,
@@ -40,6 +44,11 @@ class RedisTokenStore : public TokenStore {
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override;
+  void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) override;
+  // Pipelines XREAD COUNT n BLOCK ms STREAMS <p>:events <after>-0 and the head script on
+  // `blocking_client`.
+  void WaitEvents(int64_t after_revision, int max_count, absl::Duration block, absl::Time deadline,
+                  StoreCallback<EventBatch> done) override;
 
  private:
   std::string Key(absl::string_view suffix) const;
@@ -48,8 +57,10 @@ class RedisTokenStore : public TokenStore {
   // INTERNAL if no random epoch candidate can be made.
   absl::StatusOr<std::vector<std::string>> ChangeArgs(absl::string_view actor) const;
   absl::Time CallDeadline(absl::Time deadline) const;
+  void ReadHeadOn(RedisClient& client, absl::Time deadline, StoreCallback<StoreHead> done) const;
 
   RedisClient& client_;
+  RedisClient& blocking_client_;
   const RedisTokenStoreOptions options_;
 };
 

@@ -70,6 +70,26 @@ struct TokenPage {
   std::string epoch;          // the dataset's epoch (empty if nothing was ever written)
 };
 
+// Where the store's history stands: its global revision (0 before any change) and its epoch
+// (empty before any change). A new epoch, or a revision lower than one seen before, means the
+// dataset was replaced or lost changes.
+struct StoreHead {
+  int64_t revision = 0;
+  std::string epoch;
+};
+
+// The outcome of TokenStore::WaitEvents.
+struct EventBatch {
+  std::vector<TokenEvent> events;  // revision order; may be empty (nothing came in time)
+  StoreHead head;                  // read after the events (head.revision >= their revisions
+                                   // unless the dataset was replaced in between)
+};
+
+// Whether `token` belongs in a listing with `params`' filters (account, state, show_deleted):
+// STATE_UNSPECIFIED lists ACTIVE and DISABLED tokens, DELETED ones too with show_deleted; any
+// other state lists exactly that state.
+bool MatchesListFilter(const Token& token, const ListParams& params);
+
 template <typename T>
 using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
@@ -128,6 +148,19 @@ class TokenStore {
   // as the stream's retention reaches.
   virtual void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                           StoreCallback<std::vector<TokenEvent>> done) = 0;
+
+  // Returns the head: the global revision and the epoch, read together.
+  virtual void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) = 0;
+
+  // The tailer's read: returns up to `max_count` events with revision > after_revision as soon
+  // as there is at least one, or none once `block` (> 0) has passed; in both cases with the head
+  // read after the events. Since the events are read first, a head.epoch equal to the epoch
+  // the caller knows means the events belong to it too; a caller that checks head.epoch and
+  // head.revision against what it has seen detects a replaced dataset (whose new events may
+  // start again at revision 1, below after_revision, and so never arrive here). May hold a
+  // connection (or, for MemoryTokenStore, the calling thread) for up to `block`.
+  virtual void WaitEvents(int64_t after_revision, int max_count, absl::Duration block,
+                          absl::Time deadline, StoreCallback<EventBatch> done) = 0;
 };
 
 }  // namespace tokenstatus

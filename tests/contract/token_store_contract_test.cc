@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,24 +45,37 @@ struct StoreFactory<MemoryTokenStore> {
 
 template <>
 struct StoreFactory<RedisTokenStore> {
-  // One client for the suite; every test gets a store with its own key prefix.
+  // One client for the suite, and one for blocking reads (as the server has); every test gets
+  // a store with its own key prefix.
   static std::unique_ptr<RedisClient>& Client() {
     static auto* client = new std::unique_ptr<RedisClient>();
     return *client;
   }
-  static void SetUpSuite() {
+  static std::unique_ptr<RedisClient>& BlockingClient() {
+    static auto* client = new std::unique_ptr<RedisClient>();
+    return *client;
+  }
+  static void StartClient(int connections, std::unique_ptr<RedisClient>& into) {
     RedisClientOptions options;
     options.address = testing::SharedRedis().address();
+    options.connections = connections;
     absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Start(options);
     ASSERT_TRUE(client.ok()) << client.status();
-    Client() = *std::move(client);
+    into = *std::move(client);
   }
-  static void TearDownSuite() { Client().reset(); }
+  static void SetUpSuite() {
+    StartClient(2, Client());
+    StartClient(1, BlockingClient());
+  }
+  static void TearDownSuite() {
+    Client().reset();
+    BlockingClient().reset();
+  }
   static std::unique_ptr<TokenStore> New() {
     RedisTokenStoreOptions options;
     options.key_prefix = testing::UniqueKeyPrefix();
     options.event_retention = kRetention;
-    return std::make_unique<RedisTokenStore>(*Client(), options);
+    return std::make_unique<RedisTokenStore>(*Client(), *BlockingClient(), options);
   }
 };
 
@@ -110,6 +124,17 @@ class SyncStore {
   absl::StatusOr<std::vector<TokenEvent>> ReadEvents(int64_t after_revision, int max_count) {
     return Await<std::vector<TokenEvent>>([&](StoreCallback<std::vector<TokenEvent>> done) {
       store_.ReadEvents(after_revision, max_count, Deadline(), std::move(done));
+    });
+  }
+  absl::StatusOr<StoreHead> ReadHead() {
+    return Await<StoreHead>(
+        [&](StoreCallback<StoreHead> done) { store_.ReadHead(Deadline(), std::move(done)); });
+  }
+  absl::StatusOr<EventBatch> WaitEvents(int64_t after_revision, int max_count,
+                                        absl::Duration block) {
+    return Await<EventBatch>([&](StoreCallback<EventBatch> done) {
+      store_.WaitEvents(after_revision, max_count, block, absl::Now() + block + absl::Seconds(5),
+                        std::move(done));
     });
   }
 
@@ -599,6 +624,72 @@ TYPED_TEST(TokenStoreContractTest, ListingWhileTokensComeAndGo) {
   for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << id << " listed " << n << " times";
   for (const std::string& id : stable) EXPECT_EQ(count[id], 1) << id << " missing";
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TYPED_TEST(TokenStoreContractTest, ReadHeadIsTheRevisionAndEpoch) {
+  ASSERT_OK_AND_ASSIGN(empty, this->sync_.ReadHead());
+  EXPECT_EQ(empty.revision, 0);
+  EXPECT_EQ(empty.epoch, "");
+  this->CreateOk(IdOf(1));
+  this->ApplyOk(IdOf(1), Transition::kDisable);
+  ASSERT_OK_AND_ASSIGN(head, this->sync_.ReadHead());
+  ASSERT_OK_AND_ASSIGN(page, this->sync_.List(ListParams()));
+  EXPECT_EQ(head.revision, 2);
+  EXPECT_FALSE(head.epoch.empty());
+  EXPECT_EQ(head.epoch, page.epoch);
+}
+
+TYPED_TEST(TokenStoreContractTest, WaitEventsReturnsPendingEventsAtOnce) {
+  for (int i = 1; i <= 5; ++i) this->CreateOk(IdOf(i));
+  const absl::Time start = absl::Now();
+  ASSERT_OK_AND_ASSIGN(batch, this->sync_.WaitEvents(1, 3, absl::Seconds(30)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "did not return at once";
+  ASSERT_EQ(batch.events.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(batch.events[i].token().revision(), 2 + i);
+    EXPECT_EQ(batch.events[i].type(), TokenEvent::TYPE_CREATED);
+    EXPECT_EQ(batch.events[i].token().id(), IdOf(2 + i));
+  }
+  EXPECT_EQ(batch.head.revision, 5);
+  ASSERT_OK_AND_ASSIGN(head, this->sync_.ReadHead());
+  EXPECT_EQ(batch.head.epoch, head.epoch);
+}
+
+TYPED_TEST(TokenStoreContractTest, WaitEventsWithNothingNewReturnsTheHeadAfterBlock) {
+  this->CreateOk(IdOf(1));
+  const absl::Time start = absl::Now();
+  ASSERT_OK_AND_ASSIGN(batch, this->sync_.WaitEvents(1, 100, absl::Milliseconds(200)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
+  EXPECT_TRUE(batch.events.empty());
+  EXPECT_EQ(batch.head.revision, 1);
+  EXPECT_FALSE(batch.head.epoch.empty());
+  // An empty dataset: no events, the empty head.
+  std::unique_ptr<TokenStore> other = StoreFactory<TypeParam>::New();
+  ASSERT_OK_AND_ASSIGN(none, SyncStore(*other).WaitEvents(0, 100, absl::Milliseconds(50)));
+  EXPECT_TRUE(none.events.empty());
+  EXPECT_EQ(none.head.revision, 0);
+  EXPECT_EQ(none.head.epoch, "");
+}
+
+TYPED_TEST(TokenStoreContractTest, WaitEventsWakesOnAChange) {
+  this->CreateOk(IdOf(1));
+  absl::StatusOr<EventBatch> batch;
+  absl::Duration waited;
+  // The change is made while (or, on a slow machine, before) the read waits: either way it
+  // must come back with it, long before the 30 s block.
+  std::thread reader([&] {
+    const absl::Time start = absl::Now();
+    batch = this->sync_.WaitEvents(1, 100, absl::Seconds(30));
+    waited = absl::Now() - start;
+  });
+  const Token disabled = this->ApplyOk(IdOf(1), Transition::kDisable);
+  reader.join();
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_LT(waited, absl::Seconds(10));
+  ASSERT_EQ(batch->events.size(), 1u);
+  EXPECT_EQ(batch->events[0].type(), TokenEvent::TYPE_DISABLED);
+  EXPECT_TRUE(SameToken(batch->events[0].token(), disabled));
+  EXPECT_GE(batch->head.revision, 2);
 }
 
 }  // namespace

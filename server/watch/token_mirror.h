@@ -1,0 +1,149 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/store/token_store.h"
+
+namespace tokenstatus {
+
+// Told of every change of the mirror, in order. Called on the thread that changes the mirror,
+// while the mirror's writer lock is held: implementations must not block and must not call back
+// into the mirror. Because of that lock, a listener's view is consistent with
+// TokenMirror::ReadConsistent: a reader of state at revision R is told of exactly the changes
+// after R.
+class MirrorListener {
+ public:
+  virtual ~MirrorListener() = default;
+  // `events` were applied, in revision order; the mirror is now at `revision`
+  // (== events.back().token().revision()).
+  virtual void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
+                         int64_t revision) = 0;
+  // The mirror's whole state was replaced (another epoch, a store that lost data, a revision
+  // that went back). It is now at `revision` of `epoch`.
+  virtual void OnReset(const std::string& epoch, int64_t revision) = 0;
+};
+
+// A consistent view of the mirror, valid only inside TokenMirror::ReadConsistent.
+class MirrorView {
+ public:
+  virtual ~MirrorView() = default;
+  virtual int64_t revision() const = 0;
+  virtual const std::string& epoch() const = 0;
+  // Calls `fn` for every token of `account_id` (every token if empty), in id order, deleted ones
+  // included. Tokens include secret_sha256.
+  virtual void ForEachToken(absl::string_view account_id,
+                            absl::FunctionRef<void(const Token&)> fn) const = 0;
+};
+
+// The in-memory copy of every token (the watch cache) of one server replica, fed by the
+// EventTailer from the store's event stream, read by the service (Get, List, Verify) and the
+// watch hub (snapshots). Until the first Reset() it is not loaded: reads fail with
+// UNAVAILABLE / MIRROR_NOT_READY.
+//
+// Thread-safe: reads take a reader lock; Reset/Apply (the tailer's thread only) the writer lock.
+class TokenMirror {
+ public:
+  TokenMirror();
+  ~TokenMirror();  // fails pending revision waiters with UNAVAILABLE
+
+  // Installs the one listener (the watch hub). Call before the tailer starts; `listener` must
+  // outlive the mirror or be replaced by nullptr first.
+  void SetListener(MirrorListener* listener);
+
+  bool loaded() const;
+  int64_t revision() const;
+  std::string epoch() const;
+
+  // --- Reads (same results and errors as the TokenStore methods of the same names, served from
+  // memory; UNAVAILABLE / MIRROR_NOT_READY before the first Reset). Tokens include
+  // secret_sha256. ---
+  absl::StatusOr<TokenAtRevision> Get(absl::string_view token_id) const;
+  absl::StatusOr<TokenPage> List(const ListParams& params) const;
+
+  // Calls `done` with OK as soon as the mirror is loaded and at revision >= `min_revision` (at
+  // once, on the calling thread, if it already is), or with DEADLINE_EXCEEDED /
+  // REVISION_NOT_REACHED at `deadline`, the message naming both revisions. `done` runs exactly
+  // once, on the calling thread, the tailer's thread or the mirror's deadline thread; it must not
+  // block.
+  void WhenRevisionReached(int64_t min_revision, absl::Time deadline,
+                           absl::AnyInvocable<void(absl::Status)> done);
+
+  // Runs `fn` with a consistent view, under the reader lock: no change is applied (and no
+  // listener call made) while it runs. UNAVAILABLE / MIRROR_NOT_READY (fn not run) before the
+  // first Reset.
+  absl::Status ReadConsistent(absl::FunctionRef<void(const MirrorView&)> fn) const;
+
+  // --- Writers: the tailer's thread only. ---
+  // Replaces the whole state with `tokens` at `revision` of `epoch` and marks the mirror loaded.
+  // Tells the listener OnReset unless this is the first load.
+  void Reset(std::vector<Token> tokens, int64_t revision, std::string epoch);
+  // Applies `events` (revision order; each revision > revision()) and tells the listener.
+  void Apply(std::vector<TokenEvent> events);
+
+ private:
+  class View;
+  // Every token by id. Nodes are stable: the account index refers to their keys and iterators.
+  using TokenMap = std::map<std::string, std::shared_ptr<const Token>, std::less<>>;
+  // Per account: its tokens' ids (views of TokenMap keys) in id order.
+  using AccountIndex =
+      absl::flat_hash_map<std::string,
+                          absl::btree_map<absl::string_view, TokenMap::const_iterator>>;
+  using Done = absl::AnyInvocable<void(absl::Status)>;
+  struct Waiter {
+    int64_t min_revision = 0;
+    absl::Time deadline;
+    Done done;
+  };
+
+  // Inserts `token` (or replaces the token with its id) in `tokens` and `accounts`.
+  static void Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts);
+  // Records that the mirror (loaded) is at `revision`; returns the `done` of every waiter that
+  // is now satisfied, to be called with OK once no lock is held.
+  std::vector<Done> Reached(int64_t revision) ABSL_LOCKS_EXCLUDED(waiters_mu_);
+  // Removes the waiter `id` from every index; returns its `done`.
+  Done TakeWaiter(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(waiters_mu_);
+  // The deadline thread: fails waiters whose deadline has passed until the destructor stops it.
+  void RunDeadlines() ABSL_LOCKS_EXCLUDED(waiters_mu_);
+
+  // Lock order: mu_, then waiters_mu_ (and mu_, then the listener's locks).
+  mutable absl::Mutex mu_;
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string epoch_ ABSL_GUARDED_BY(mu_);
+  TokenMap tokens_ ABSL_GUARDED_BY(mu_);
+  AccountIndex accounts_ ABSL_GUARDED_BY(mu_);
+  MirrorListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
+
+  absl::Mutex waiters_mu_;
+  absl::CondVar waiters_cv_;  // a new earliest deadline, or stopping
+  // The revision waiters are measured against: -1 until loaded.
+  int64_t reached_ ABSL_GUARDED_BY(waiters_mu_) = -1;
+  bool stopping_ ABSL_GUARDED_BY(waiters_mu_) = false;
+  uint64_t next_waiter_id_ ABSL_GUARDED_BY(waiters_mu_) = 0;
+  std::map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
+  std::set<std::pair<int64_t, uint64_t>> by_revision_ ABSL_GUARDED_BY(waiters_mu_);
+  std::set<std::pair<absl::Time, uint64_t>> by_deadline_ ABSL_GUARDED_BY(waiters_mu_);
+
+  std::thread deadline_thread_;  // started last, joined by the destructor
+};
+
+}  // namespace tokenstatus
