@@ -1,9 +1,13 @@
 // tokenstatus-server: the TokenService over Redis, with health checking and reflection.
 //
-// Start-up: flags (with TOKENSTATUS_* environment fallbacks) -> Redis client (connects and
-// reconnects by itself) -> gRPC server. Health ("" and apitoken.v1.TokenService) is SERVING
-// while at least one Redis connection is up. SIGTERM/SIGINT: drain for --shutdown_grace, stop
-// Redis, exit 0. Exit 2 for an invalid configuration, 1 if the server cannot listen.
+// Start-up: flags (with TOKENSTATUS_* environment fallbacks) -> two Redis clients (connect and
+// reconnect by themselves; the second, one connection, carries only the event tailer's
+// blocking reads) -> token mirror, watch hub, event tailer (loads the mirror, then follows the
+// event stream) -> gRPC server. Health ("" and apitoken.v1.TokenService) is SERVING once the
+// mirror has loaded, while at least one Redis connection is up. SIGTERM/SIGINT: watch streams
+// end with UNAVAILABLE (clients resume elsewhere), the other calls drain for --shutdown_grace,
+// then the tailer, the store and Redis stop; exit 0. Exit 2 for an invalid configuration, 1 if
+// the server cannot listen.
 
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/flags/parse.h"
@@ -35,6 +40,9 @@
 #include "server/service/server_config.h"
 #include "server/service/token_service.h"
 #include "server/store/redis_token_store.h"
+#include "server/watch/event_tailer.h"
+#include "server/watch/token_mirror.h"
+#include "server/watch/watch_hub.h"
 
 namespace tokenstatus {
 namespace {
@@ -42,14 +50,20 @@ namespace {
 constexpr int kExitBadConfig = 2;
 constexpr int kExitCannotServe = 1;
 
-// Publishes "Redis is reachable" as the health of the server and of the TokenService. The
-// latest state is kept until the health service is attached, and dropped once it is detached,
-// so the Redis client's listener never touches a server that is not there. Thread-safe.
+// Publishes "Redis is reachable and the mirror has loaded" as the health of the server and of
+// the TokenService. The latest state is kept until the health service is attached, and dropped
+// once it is detached, so the listeners never touch a server that is not there. Thread-safe.
 class HealthPublisher {
  public:
-  void SetServing(bool serving) {
+  void SetRedisConnected(bool connected) {
     absl::MutexLock lock(&mu_);
-    serving_ = serving;
+    redis_connected_ = connected;
+    PublishLocked();
+  }
+  // The mirror has loaded (it stays loaded: later reloads swap its state at once).
+  void SetMirrorLoaded() {
+    absl::MutexLock lock(&mu_);
+    mirror_loaded_ = true;
     PublishLocked();
   }
   void Attach(grpc::HealthCheckServiceInterface* health) {
@@ -67,12 +81,14 @@ class HealthPublisher {
  private:
   void PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (health_ == nullptr) return;
-    health_->SetServingStatus("", serving_);
-    health_->SetServingStatus(apitoken::v1::TokenService::service_full_name(), serving_);
+    const bool serving = redis_connected_ && mirror_loaded_;
+    health_->SetServingStatus("", serving);
+    health_->SetServingStatus(apitoken::v1::TokenService::service_full_name(), serving);
   }
 
   absl::Mutex mu_;
-  bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  bool redis_connected_ ABSL_GUARDED_BY(mu_) = false;
+  bool mirror_loaded_ ABSL_GUARDED_BY(mu_) = false;
   grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
@@ -111,9 +127,28 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
     std::cerr << "tokenstatus-server: --redis: " << client.status().message() << "\n";
     return kExitBadConfig;
   }
-  (*client)->SetConnectedListener([&health](bool connected) { health.SetServing(connected); });
-  auto store = std::make_unique<RedisTokenStore>(**client, config->store);
-  TokenServiceImpl service(*store);
+  (*client)->SetConnectedListener(
+      [&health](bool connected) { health.SetRedisConnected(connected); });
+  // The event tailer's blocking reads get a connection of their own.
+  RedisClientOptions blocking_options = config->redis;
+  blocking_options.connections = 1;
+  absl::StatusOr<std::unique_ptr<RedisClient>> blocking_client =
+      RedisClient::Start(std::move(blocking_options));
+  if (!blocking_client.ok()) {
+    std::cerr << "tokenstatus-server: --redis: " << blocking_client.status().message() << "\n";
+    return kExitBadConfig;
+  }
+  auto store = std::make_unique<RedisTokenStore>(**client, **blocking_client, config->store);
+  auto mirror = std::make_unique<TokenMirror>();
+  // Fires once, at the mirror's first load (or with an error when the mirror goes first).
+  mirror->WhenRevisionReached(0, absl::InfiniteFuture(), [&health](absl::Status loaded) {
+    if (loaded.ok()) health.SetMirrorLoaded();
+  });
+  auto hub = std::make_unique<WatchHub>(*mirror, *store, config->watch);
+  mirror->SetListener(hub.get());
+  auto tailer = std::make_unique<EventTailer>(*store, *mirror);
+  tailer->Start();
+  TokenServiceImpl service(*store, *mirror, *hub);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -141,12 +176,21 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
     Log(LogLevel::kInfo, absl::StrCat("event=shutdown signal=", sigabbrev_np(signal_number),
                                       " grace=", absl::FormatDuration(config->shutdown_grace)));
     health.Detach();
+    // Watch streams never end by themselves: end them now (UNAVAILABLE, "resume elsewhere"),
+    // then give the other calls the grace period.
+    hub->Shutdown();
     server->Shutdown(absl::ToChronoTime(absl::Now() + config->shutdown_grace));
   });
   server->Wait();
   signal_thread.join();
-  // Every call has finished: the store and then the client can go.
+  // Every call has finished: the tailer (the mirror's only writer), the hub, the mirror, the
+  // store and then the clients can go.
+  tailer.reset();
+  mirror->SetListener(nullptr);
+  hub.reset();
+  mirror.reset();
   store.reset();
+  blocking_client->reset();
   client->reset();
   Log(LogLevel::kInfo, "event=stopped");
   return 0;

@@ -31,6 +31,11 @@ ABSL_FLAG(int64_t, event_retention, 1000000, "events kept in the Redis stream (>
 ABSL_FLAG(int32_t, max_request_bytes, 65536, "largest request message accepted, in bytes");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long SIGTERM/SIGINT waits for calls in flight");
+ABSL_FLAG(int32_t, max_watchers, 20000, "WatchTokens streams open at once (1..1000000)");
+ABSL_FLAG(int32_t, max_watchers_per_connection, 2000,
+          "WatchTokens streams open at once per client connection (1..1000000)");
+ABSL_FLAG(int32_t, watch_queue_size, 1024,
+          "messages queued per WatchTokens stream before it is ended as too slow (16..1000000)");
 
 namespace tokenstatus {
 namespace {
@@ -50,6 +55,9 @@ constexpr const char* kFlagNames[] = {
     "event_retention",
     "max_request_bytes",
     "shutdown_grace",
+    "max_watchers",
+    "max_watchers_per_connection",
+    "watch_queue_size",
 };
 
 absl::Status InvalidConfig(absl::string_view message) {
@@ -113,6 +121,31 @@ absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
     return InvalidConfig(absl::StrCat("--redis_password_file: \"", path, "\" is empty"));
   }
   return password;
+}
+
+// `value` of the flag `name` if it is within [min, max], else INVALID_ARGUMENT naming it.
+absl::StatusOr<int> InRange(absl::string_view name, int value, int min, int max) {
+  if (value < min || value > max) {
+    return InvalidConfig(absl::StrCat("--", name, " must be ", min, "..", max, ", not ", value));
+  }
+  return value;
+}
+
+// The watch flags into `options`.
+absl::Status LoadWatchOptions(WatchHubOptions& options) {
+  constexpr int kMaxCount = 1000000;
+  absl::StatusOr<int> value =
+      InRange("max_watchers", absl::GetFlag(FLAGS_max_watchers), 1, kMaxCount);
+  if (!value.ok()) return value.status();
+  options.max_watchers = *value;
+  value = InRange("max_watchers_per_connection", absl::GetFlag(FLAGS_max_watchers_per_connection),
+                  1, kMaxCount);
+  if (!value.ok()) return value.status();
+  options.max_watchers_per_connection = *value;
+  value = InRange("watch_queue_size", absl::GetFlag(FLAGS_watch_queue_size), 16, kMaxCount);
+  if (!value.ok()) return value.status();
+  options.queue_size = *value;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -205,6 +238,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig() {
   if (config.shutdown_grace < absl::ZeroDuration()) {
     return InvalidConfig("--shutdown_grace must be >= 0");
   }
+  if (absl::Status status = LoadWatchOptions(config.watch); !status.ok()) return status;
   return config;
 }
 
@@ -220,7 +254,10 @@ std::string DescribeConfig(const ServerConfig& config) {
                       " redis_timeout=", absl::FormatDuration(config.store.call_timeout),
                       " event_retention=", config.store.event_retention,
                       " max_request_bytes=", config.max_request_bytes,
-                      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace));
+                      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace),
+                      " max_watchers=", config.watch.max_watchers,
+                      " max_watchers_per_connection=", config.watch.max_watchers_per_connection,
+                      " watch_queue_size=", config.watch.queue_size);
 }
 
 }  // namespace tokenstatus

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "server/redis/redis_client.h"
 #include "server/store/redis_token_store.h"
+#include "server/watch/watch_hub.h"
 
 namespace tokenstatus {
 
@@ -15,6 +16,7 @@ struct ServerConfig {
   std::string listen;                 // "host:port"; port 0 = any free port
   RedisClientOptions redis;           // address, user, password, connections
   RedisTokenStoreOptions store;       // key prefix, event retention, call timeout
+  WatchHubOptions watch;              // watcher limits, per-stream queue size
   int max_request_bytes = 0;          // largest request message accepted
   absl::Duration shutdown_grace;      // how long SIGTERM waits for calls in flight
   std::string redis_password_source;  // "file", "env" or "" (unset); for the start-up log
@@ -31,6 +33,9 @@ struct ServerConfig {
 //   --event_retention      1000000          events kept in the stream (>= 1)
 //   --max_request_bytes    65536            largest request accepted (1 KiB .. 64 MiB)
 //   --shutdown_grace       5s               SIGTERM drain time (>= 0)
+//   --max_watchers         20000            WatchTokens streams open at once (1..1000000)
+//   --max_watchers_per_connection 2000      ... per client connection (1..1000000)
+//   --watch_queue_size     1024             messages queued per watch stream (16..1000000)
 // Each flag falls back to the environment variable TOKENSTATUS_<FLAG NAME IN UPPER CASE>. The
 // password itself is never a flag: it comes from --redis_password_file, or from the
 // environment variable TOKENSTATUS_REDIS_PASSWORD.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
 #include "server/domain/token_secret.h"
@@ -36,6 +37,7 @@ using apitoken::v1::ListTokensRequest;
 using apitoken::v1::ListTokensResponse;
 using apitoken::v1::VerifyTokenRequest;
 using apitoken::v1::VerifyTokenResponse;
+using apitoken::v1::WatchTokensRequest;
 
 // The principal on whose behalf a call acts. There is no authentication yet: everyone is
 // "anonymous". The one place that learns the caller from the call.
@@ -50,15 +52,6 @@ void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
 Token Shown(Token token) {
   token.clear_secret_sha256();
   return token;
-}
-
-// OUT_OF_RANGE / REVISION_NOT_REACHED unless the served revision has reached min_revision.
-absl::Status CheckRevisionReached(int64_t min_revision, int64_t served_revision) {
-  if (min_revision <= served_revision) return absl::OkStatus();
-  return MakeError(absl::StatusCode::kOutOfRange, reason::kRevisionNotReached,
-                   absl::StrCat("min_revision ", min_revision, " is ahead of the revision ",
-                                served_revision, " this server can serve"),
-                   {{"field", "min_revision"}});
 }
 
 // The log lines of one change: token_changed when made, token_change_refused when refused.
@@ -200,8 +193,9 @@ struct TokenServiceImpl::CreateCall {
   int attempts_left;
 };
 
-TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenServiceOptions options)
-    : store_(store), options_(options) {}
+TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
+                                   TokenServiceOptions options)
+    : store_(store), mirror_(mirror), hub_(hub), options_(options) {}
 
 absl::Time TokenServiceImpl::StoreDeadline(const grpc::CallbackServerContext& context) const {
   const std::chrono::system_clock::time_point deadline = context.deadline();
@@ -261,10 +255,35 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
                     return;
                   }
                   call.log.Changed("NONE", *token);
+                  const int64_t revision = token->revision();
                   *call.response->mutable_token() = Shown(*std::move(token));
                   call.response->set_secret(std::move(secret));
-                  Finish(call.reactor, absl::OkStatus());
+                  FinishWhenVisible(revision, call.deadline, call.reactor);
                 });
+}
+
+void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context,
+                                      int64_t min_revision, grpc::ServerUnaryReactor* reactor,
+                                      absl::AnyInvocable<absl::Status()> read) {
+  const bool loaded = mirror_.loaded();
+  if (loaded && min_revision == 0) {
+    Finish(reactor, read());
+    return;
+  }
+  absl::Time deadline = std::min(StoreDeadline(context), absl::Now() + options_.max_revision_wait);
+  if (!loaded) deadline = std::min(deadline, absl::Now() + options_.mirror_load_wait);
+  mirror_.WhenRevisionReached(
+      min_revision, deadline,
+      [this, reactor, read = std::move(read)](absl::Status reached) mutable {
+        Finish(reactor, reached.ok() || !mirror_.loaded() ? read() : reached);
+      });
+}
+
+void TokenServiceImpl::FinishWhenVisible(int64_t revision, absl::Time deadline,
+                                         grpc::ServerUnaryReactor* reactor) {
+  mirror_.WhenRevisionReached(revision,
+                              std::min(deadline, absl::Now() + options_.change_visible_wait),
+                              [reactor](absl::Status) { Finish(reactor, absl::OkStatus()); });
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext* context,
@@ -277,17 +296,14 @@ grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext
     Finish(reactor, status);
     return reactor;
   }
-  store_.Get(request->token_id(), StoreDeadline(*context),
-             [reactor, response,
-              min_revision = request->min_revision()](absl::StatusOr<TokenAtRevision> result) {
-               absl::Status status = result.status();
-               if (status.ok()) status = CheckRevisionReached(min_revision, result->revision);
-               if (status.ok()) {
-                 *response->mutable_token() = Shown(std::move(result->token));
-                 response->set_revision(result->revision);
-               }
-               Finish(reactor, status);
-             });
+  ReadAtRevision(*context, request->min_revision(), reactor,
+                 [this, response, token_id = request->token_id()]() -> absl::Status {
+                   absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
+                   if (!result.ok()) return result.status();
+                   *response->mutable_token() = Shown(std::move(result->token));
+                   response->set_revision(result->revision);
+                   return absl::OkStatus();
+                 });
   return reactor;
 }
 
@@ -300,24 +316,20 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerConte
     Finish(reactor, params.status());
     return reactor;
   }
-  PageFilter filter{params->state, params->account_id, params->show_deleted};
-  store_.List(*std::move(params), StoreDeadline(*context),
-              [reactor, response, filter = std::move(filter),
-               min_revision = request->min_revision()](absl::StatusOr<TokenPage> page) {
-                absl::Status status = page.status();
-                if (status.ok()) status = CheckRevisionReached(min_revision, page->revision);
-                if (status.ok()) {
-                  for (Token& token : page->tokens) {
-                    *response->add_tokens() = Shown(std::move(token));
-                  }
-                  if (!page->next_after_id.empty()) {
-                    response->set_next_page_token(EncodePageToken(page->next_after_id, filter));
-                  }
-                  response->set_revision(page->revision);
-                  response->set_epoch(std::move(page->epoch));
-                }
-                Finish(reactor, status);
-              });
+  ReadAtRevision(
+      *context, request->min_revision(), reactor,
+      [this, response, params = *std::move(params)]() -> absl::Status {
+        absl::StatusOr<TokenPage> page = mirror_.List(params);
+        if (!page.ok()) return page.status();
+        for (Token& token : page->tokens) *response->add_tokens() = Shown(std::move(token));
+        if (!page->next_after_id.empty()) {
+          response->set_next_page_token(EncodePageToken(
+              page->next_after_id, {params.state, params.account_id, params.show_deleted}));
+        }
+        response->set_revision(page->revision);
+        response->set_epoch(std::move(page->epoch));
+        return absl::OkStatus();
+      });
   return reactor;
 }
 
@@ -339,18 +351,20 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
   params.expected_revision = request.expected_revision();
   params.reason = request.reason();
   params.actor = log.actor();
-  store_.Apply(
-      std::move(params), StoreDeadline(*context),
-      [reactor, response, log = std::move(log)](absl::StatusOr<AppliedTransition> applied) {
-        if (!applied.ok()) {
-          log.Refused(applied.status());
-          Finish(reactor, applied.status());
-          return;
-        }
-        log.Changed(StateName(applied->previous_state), applied->token);
-        *response->mutable_token() = Shown(std::move(applied->token));
-        Finish(reactor, absl::OkStatus());
-      });
+  const absl::Time deadline = StoreDeadline(*context);
+  store_.Apply(std::move(params), deadline,
+               [this, reactor, response, deadline,
+                log = std::move(log)](absl::StatusOr<AppliedTransition> applied) {
+                 if (!applied.ok()) {
+                   log.Refused(applied.status());
+                   Finish(reactor, applied.status());
+                   return;
+                 }
+                 log.Changed(StateName(applied->previous_state), applied->token);
+                 const int64_t revision = applied->token.revision();
+                 *response->mutable_token() = Shown(std::move(applied->token));
+                 FinishWhenVisible(revision, deadline, reactor);
+               });
   return reactor;
 }
 
@@ -382,27 +396,39 @@ grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerCont
     Finish(reactor, absl::OkStatus());
     return reactor;
   }
-  store_.Get(*std::move(token_id), StoreDeadline(*context),
-             [reactor, response,
-              hash = Sha256(request->secret())](absl::StatusOr<TokenAtRevision> result) {
-               if (!result.ok()) {
-                 if (result.status().code() != absl::StatusCode::kNotFound) {
-                   Finish(reactor, result.status());
-                   return;
-                 }
-                 response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
-               } else if (!ConstantTimeEquals(hash, result->token.secret_sha256())) {
-                 response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
-               } else {
-                 const Token& token = result->token;
-                 response->set_result(ResultOf(token.state()));
-                 response->set_token_id(token.id());
-                 response->set_account_id(token.account_id());
-                 response->set_revision(token.revision());
-               }
-               Finish(reactor, absl::OkStatus());
-             });
+  ReadAtRevision(*context, 0, reactor,
+                 [this, response, token_id = *std::move(token_id),
+                  hash = Sha256(request->secret())]() -> absl::Status {
+                   absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
+                   if (!result.ok()) {
+                     if (result.status().code() != absl::StatusCode::kNotFound)
+                       return result.status();
+                     response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
+                   } else if (!ConstantTimeEquals(hash, result->token.secret_sha256())) {
+                     response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
+                   } else {
+                     const Token& token = result->token;
+                     response->set_result(ResultOf(token.state()));
+                     response->set_token_id(token.id());
+                     response->set_account_id(token.account_id());
+                     response->set_revision(token.revision());
+                   }
+                   return absl::OkStatus();
+                 });
   return reactor;
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TokenServiceImpl::WatchTokens(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  grpc::ByteBuffer buffer(*request);  // Deserialize consumes it; the slices are shared
+  WatchTokensRequest parsed;
+  const grpc::Status parse =
+      grpc::SerializationTraits<WatchTokensRequest>::Deserialize(&buffer, &parsed);
+  if (!parse.ok()) {
+    return WatchHub::Refuse(MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                                      "the WatchTokensRequest does not parse"));
+  }
+  return hub_.Watch(context, parsed);
 }
 
 }  // namespace tokenstatus

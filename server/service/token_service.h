@@ -1,44 +1,73 @@
 #pragma once
 
+#include <cstdint>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/store/token_store.h"
+#include "server/watch/token_mirror.h"
+#include "server/watch/watch_hub.h"
 
 namespace tokenstatus {
 
 struct TokenServiceOptions {
-  // A store call gets the RPC's deadline minus min(deadline_margin, time left / 5), so that a
-  // store timeout (UNAVAILABLE) reaches the client before its own deadline expires.
+  // A store call (or a min_revision wait) gets the RPC's deadline minus min(deadline_margin,
+  // time left / 5), so that its timeout (UNAVAILABLE, DEADLINE_EXCEEDED) reaches the client
+  // with its message before the client's own deadline expires.
   absl::Duration deadline_margin = absl::Milliseconds(50);
   // CreateToken without token_id: how many fresh ids are tried when an id is already taken.
   int create_attempts = 3;
+  // A read that arrives before the mirror has loaded (a replica that just started) waits this
+  // long at most (and never past its deadline) for the load before failing with
+  // MIRROR_NOT_READY.
+  absl::Duration mirror_load_wait = absl::Seconds(1);
+  // The longest a min_revision read waits, whatever its deadline (a call without one must not
+  // hold the server's shutdown forever).
+  absl::Duration max_revision_wait = absl::Minutes(1);
+  // A change is acknowledged once this replica's mirror shows it (read-your-writes on the same
+  // replica without min_revision), or after this long at most (it is stored either way).
+  absl::Duration change_visible_wait = absl::Seconds(1);
 };
 
 // apitoken.v1.TokenService on the gRPC callback API. Every RPC validates its request
-// (INVALID_ARGUMENT with an ErrorInfo reason and {"field": ...}), makes one store call with the
-// RPC's deadline (see TokenServiceOptions), and finishes from the store's callback: no gRPC
-// thread ever blocks. Errors are converted once, by ToGrpcStatus (server/service/grpc_status.h),
-// so every error carries a google.rpc.ErrorInfo.
+// (INVALID_ARGUMENT with an ErrorInfo reason and {"field": ...}). Changes (Create, Enable,
+// Disable, Delete) make one store call with the RPC's deadline (see TokenServiceOptions) and
+// finish from the store's callback. Reads (Get, List, Verify) are served from the TokenMirror,
+// without a store round trip; WatchTokens is served by the WatchHub. No gRPC thread ever
+// blocks. Errors are converted once, by ToGrpcStatus (server/service/grpc_status.h), so every
+// error carries a google.rpc.ErrorInfo.
 //
 // Behaviour beyond the proto's comments:
 // - CreateToken allocates an id and a secret (returned once; only its SHA-256 is stored) unless
 //   token_id and secret_sha256 are both given (an import); one without the other is
 //   INVALID_ARGUMENT. A generated id that is taken is retried with a new one.
-// - Get/List with min_revision above the revision they were served at: OUT_OF_RANGE /
-//   REVISION_NOT_REACHED. Negative min_revision / expected_revision: INVALID_ARGUMENT.
+// - Get/List with min_revision wait until the mirror has reached it; at the RPC's deadline
+//   (less the margin) they fail with DEADLINE_EXCEEDED / REVISION_NOT_REACHED naming both
+//   revisions. Negative min_revision / expected_revision: INVALID_ARGUMENT.
+// - Reads before the mirror has loaded wait for the load up to mirror_load_wait (and the
+//   deadline), then fail with UNAVAILABLE / MIRROR_NOT_READY.
+// - WatchTokens is a raw method: the request is parsed here (INVALID_ARGUMENT if it does not
+//   parse) and each change is serialized once by the hub for all its watchers.
 // - Responses never carry secret_sha256.
 // - VerifyToken answers with a Result; only a store failure (e.g. UNAVAILABLE) is an RPC error.
 //   A wrong secret for an existing id is RESULT_NOT_FOUND and reveals nothing of the token.
+// - A change is acknowledged once this replica's mirror has applied it (see
+//   change_visible_wait), so a read on the same replica right after sees it.
 // - Every change logs one line "event=token_changed actor=.. token=.. from=.. to=.. revision=..",
 //   every refused change one "event=token_change_refused ..." line with the reason; never a
 //   secret.
 //
-// Thread-safe. `store` must outlive the service, and the service the server it is registered
-// with.
-class TokenServiceImpl final : public apitoken::v1::TokenService::CallbackService {
+// Thread-safe. `store`, `mirror` and `hub` must outlive the service, and the service the server
+// it is registered with.
+class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbackMethod_WatchTokens<
+                                   apitoken::v1::TokenService::CallbackService> {
  public:
-  explicit TokenServiceImpl(TokenStore& store, TokenServiceOptions options = {});
+  TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
+                   TokenServiceOptions options = {});
 
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
                                         const apitoken::v1::CreateTokenRequest* request,
@@ -61,6 +90,8 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::CallbackServic
   grpc::ServerUnaryReactor* VerifyToken(grpc::CallbackServerContext* context,
                                         const apitoken::v1::VerifyTokenRequest* request,
                                         apitoken::v1::VerifyTokenResponse* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTokens(grpc::CallbackServerContext* context,
+                                                          const grpc::ByteBuffer* request) override;
 
  private:
   struct CreateCall;
@@ -71,10 +102,20 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::CallbackServic
                                         const Request& request, Response* response);
   // Makes one store Create attempt of `call`, retrying with a fresh id on a collision.
   void RunCreate(CreateCall call);
-  // The deadline of a store call made for the RPC of `context`.
+  // The deadline of a store call (or a revision wait) made for the RPC of `context`.
   absl::Time StoreDeadline(const grpc::CallbackServerContext& context) const;
+  // Finishes `reactor` (of a change stored at `revision`) with OK once the mirror has reached
+  // `revision`, or at the earlier of `deadline` and options_.change_visible_wait.
+  void FinishWhenVisible(int64_t revision, absl::Time deadline, grpc::ServerUnaryReactor* reactor);
+  // Finishes `reactor` with what `read` returns, run once the mirror has loaded and reached
+  // `min_revision` (at once if it has), or with the wait's DEADLINE_EXCEEDED; a mirror that is
+  // still not loaded after options_.mirror_load_wait lets `read` fail with MIRROR_NOT_READY.
+  void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision,
+                      grpc::ServerUnaryReactor* reactor, absl::AnyInvocable<absl::Status()> read);
 
   TokenStore& store_;
+  TokenMirror& mirror_;
+  WatchHub& hub_;
   const TokenServiceOptions options_;
 };
 

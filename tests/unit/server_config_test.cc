@@ -55,7 +55,11 @@ TEST_F(ServerConfigTest, Defaults) {
   EXPECT_EQ(config->store.call_timeout, absl::Seconds(1));
   EXPECT_EQ(config->max_request_bytes, 65536);
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(5));
+  EXPECT_EQ(config->watch.max_watchers, 20000);
+  EXPECT_EQ(config->watch.max_watchers_per_connection, 2000);
+  EXPECT_EQ(config->watch.queue_size, 1024);
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("password=unset"));
+  EXPECT_THAT(DescribeConfig(*config), HasSubstr("max_watchers=20000"));
 }
 
 TEST_F(ServerConfigTest, EnvironmentIsTheDefaultAndTheCommandLineWins) {
@@ -63,8 +67,12 @@ TEST_F(ServerConfigTest, EnvironmentIsTheDefaultAndTheCommandLineWins) {
   SetEnv("TOKENSTATUS_REDIS", "unix:/run/redis.sock");
   SetEnv("TOKENSTATUS_REDIS_TIMEOUT", "250ms");
   SetEnv("TOKENSTATUS_EVENT_RETENTION", "5000");
+  SetEnv("TOKENSTATUS_MAX_WATCHERS", "300");
+  SetEnv("TOKENSTATUS_WATCH_QUEUE_SIZE", "64");
   ASSERT_TRUE(ApplyEnvironmentDefaults().ok());
-  ASSERT_TRUE(CheckArgs({"--listen=127.0.0.1:0", "-redis_connections", "4", "--", "--x"}).ok());
+  ASSERT_TRUE(CheckArgs({"--listen=127.0.0.1:0", "-redis_connections", "4",
+                         "--max_watchers_per_connection=30", "--watch_queue_size=128", "--", "--x"})
+                  .ok());
   absl::StatusOr<ServerConfig> config = LoadServerConfig();
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->listen, "127.0.0.1:0");
@@ -72,6 +80,9 @@ TEST_F(ServerConfigTest, EnvironmentIsTheDefaultAndTheCommandLineWins) {
   EXPECT_EQ(config->store.call_timeout, absl::Milliseconds(250));
   EXPECT_EQ(config->store.event_retention, 5000);
   EXPECT_EQ(config->redis.connections, 4);
+  EXPECT_EQ(config->watch.max_watchers, 300);
+  EXPECT_EQ(config->watch.max_watchers_per_connection, 30);
+  EXPECT_EQ(config->watch.queue_size, 128);
 }
 
 TEST_F(ServerConfigTest, MalformedValuesNameTheirSource) {
@@ -99,6 +110,9 @@ TEST_F(ServerConfigTest, InvalidValuesAreRefused) {
       {"--event_retention=0", "--event_retention"},
       {"--max_request_bytes=100", "--max_request_bytes"},
       {"--shutdown_grace=-1s", "--shutdown_grace"},
+      {"--max_watchers=0", "--max_watchers"},
+      {"--max_watchers_per_connection=0", "--max_watchers_per_connection"},
+      {"--watch_queue_size=15", "--watch_queue_size"},
   };
   for (const auto& [arg, flag] : cases) {
     absl::FlagSaver saver;

@@ -1,4 +1,5 @@
-// TokenServiceImpl over a MemoryTokenStore, through a real in-process gRPC server and stub.
+// TokenServiceImpl over a MemoryTokenStore and a TokenMirror (fed synchronously from the
+// store's events after every change), through a real in-process gRPC server and stub.
 
 #include "server/service/token_service.h"
 
@@ -6,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,8 @@
 #include "server/domain/token_secret.h"
 #include "server/domain/validation.h"
 #include "server/store/memory_token_store.h"
+#include "server/watch/token_mirror.h"
+#include "server/watch/watch_hub.h"
 
 namespace tokenstatus {
 namespace {
@@ -53,9 +57,48 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 // A TokenStore decorator over a MemoryTokenStore that can fail calls the way a real backend
-// does, and records the deadline of the last call.
+// does, records the deadline of the last call, and applies every change's events to a mirror
+// before the change is answered (a synchronous stand-in for the EventTailer).
 class FaultInjectingStore : public TokenStore {
  public:
+  // The mirror fed after every change (loaded here).
+  void Feed(TokenMirror* mirror) {
+    {
+      absl::MutexLock lock(&mu_);
+      mirror_ = mirror;
+    }
+    Sync();
+  }
+  // Brings the mirror up to the memory store, as the EventTailer would: a reload when the
+  // store's epoch is not the mirror's (the first write makes one), else the new events.
+  void Sync() {
+    absl::MutexLock lock(&sync_mu_);
+    StoreHead head;
+    memory_.ReadHead(absl::InfiniteFuture(), [&](absl::StatusOr<StoreHead> read) {
+      ASSERT_TRUE(read.ok()) << read.status();
+      head = *std::move(read);
+    });
+    if (mirror_->loaded() && mirror_->epoch() == head.epoch) {
+      memory_.ReadEvents(mirror_->revision(), 1000000, absl::InfiniteFuture(),
+                         [this](absl::StatusOr<std::vector<TokenEvent>> events) {
+                           ASSERT_TRUE(events.ok()) << events.status();
+                           mirror_->Apply(*std::move(events));
+                         });
+      return;
+    }
+    std::vector<Token> tokens;
+    ListParams params;
+    params.page_size = 1000;
+    params.show_deleted = true;
+    do {
+      memory_.List(params, absl::InfiniteFuture(), [&](absl::StatusOr<TokenPage> page) {
+        ASSERT_TRUE(page.ok()) << page.status();
+        tokens.insert(tokens.end(), page->tokens.begin(), page->tokens.end());
+        params.after_id = page->next_after_id;
+      });
+    } while (!params.after_id.empty());
+    mirror_->Reset(std::move(tokens), head.revision, head.epoch);
+  }
   // Every call fails with UNAVAILABLE / STORE_UNAVAILABLE while set.
   void SetUnavailable(bool unavailable) {
     absl::MutexLock lock(&mu_);
@@ -91,12 +134,12 @@ class FaultInjectingStore : public TokenStore {
       return;
     }
     if (Fail(deadline, done)) return;
-    memory_.Create(std::move(params), deadline, std::move(done));
+    memory_.Create(std::move(params), deadline, Mirrored(std::move(done)));
   }
   void Apply(TransitionParams params, absl::Time deadline,
              StoreCallback<AppliedTransition> done) override {
     if (Fail(deadline, done)) return;
-    memory_.Apply(std::move(params), deadline, std::move(done));
+    memory_.Apply(std::move(params), deadline, Mirrored(std::move(done)));
   }
   void Get(std::string token_id, absl::Time deadline,
            StoreCallback<TokenAtRevision> done) override {
@@ -112,8 +155,26 @@ class FaultInjectingStore : public TokenStore {
     if (Fail(deadline, done)) return;
     memory_.ReadEvents(after_revision, max_count, deadline, std::move(done));
   }
+  void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.ReadHead(deadline, std::move(done));
+  }
+  void WaitEvents(int64_t after_revision, int max_count, absl::Duration block, absl::Time deadline,
+                  StoreCallback<EventBatch> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.WaitEvents(after_revision, max_count, block, deadline, std::move(done));
+  }
 
  private:
+  // `done`, preceded on success by Sync().
+  template <typename T>
+  StoreCallback<T> Mirrored(StoreCallback<T> done) {
+    return [this, done = std::move(done)](absl::StatusOr<T> result) mutable {
+      if (result.ok()) Sync();
+      done(std::move(result));
+    };
+  }
+
   // Records `deadline`; if unavailable, calls `done` with UNAVAILABLE and returns true.
   template <typename T>
   bool Fail(absl::Time deadline, StoreCallback<T>& done) {
@@ -132,6 +193,8 @@ class FaultInjectingStore : public TokenStore {
   int collisions_ ABSL_GUARDED_BY(mu_) = 0;
   int creates_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_deadline_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex sync_mu_;            // one Sync at a time
+  TokenMirror* mirror_ = nullptr;  // set by Feed, before any other call
 };
 
 // The ErrorInfo of a failed call, decoded from the grpc-status-details-bin trailer.
@@ -161,7 +224,8 @@ constexpr char kAccount[] = "ACC-1000-0001";
 class TokenServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    service_ = std::make_unique<TokenServiceImpl>(store_);
+    store_.Feed(&mirror_);
+    service_ = std::make_unique<TokenServiceImpl>(store_, mirror_, hub_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -176,9 +240,9 @@ class TokenServiceTest : public ::testing::Test {
   void TearDown() override { server_->Shutdown(); }
 
   // Every call has a deadline, like a real client's.
-  static std::unique_ptr<grpc::ClientContext> Context() {
+  static std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10)) {
     auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     return context;
   }
 
@@ -195,14 +259,16 @@ class TokenServiceTest : public ::testing::Test {
     EXPECT_THAT(Create(request, &response), IsOk());
     return response;
   }
-  grpc::Status Get(absl::string_view id, GetTokenResponse* response, int64_t min_revision = 0) {
+  grpc::Status Get(absl::string_view id, GetTokenResponse* response, int64_t min_revision = 0,
+                   absl::Duration timeout = absl::Seconds(10)) {
     GetTokenRequest request;
     request.set_token_id(std::string(id));
     request.set_min_revision(min_revision);
-    return stub_->GetToken(Context().get(), request, response);
+    return stub_->GetToken(Context(timeout).get(), request, response);
   }
-  grpc::Status List(const ListTokensRequest& request, ListTokensResponse* response) {
-    return stub_->ListTokens(Context().get(), request, response);
+  grpc::Status List(const ListTokensRequest& request, ListTokensResponse* response,
+                    absl::Duration timeout = absl::Seconds(10)) {
+    return stub_->ListTokens(Context(timeout).get(), request, response);
   }
   // Follows next_page_token from `request` to the end; returns the ids in order.
   std::vector<std::string> ListAll(ListTokensRequest request) {
@@ -267,6 +333,8 @@ class TokenServiceTest : public ::testing::Test {
   }
 
   FaultInjectingStore store_;
+  TokenMirror mirror_;
+  WatchHub hub_{mirror_, store_};
   std::unique_ptr<TokenServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<apitoken::v1::TokenService::Stub> stub_;
@@ -391,10 +459,79 @@ TEST_F(TokenServiceTest, GetReturnsTheTokenAndTheServedRevision) {
   EXPECT_EQ(response.revision(), 2);
   ASSERT_THAT(Get(created.id(), &response, 2), IsOk());
 
-  const grpc::Status ahead = Get(created.id(), &response, 3);
-  EXPECT_THAT(ahead, FailsWith(grpc::StatusCode::OUT_OF_RANGE, reason::kRevisionNotReached));
-  EXPECT_THAT(ahead.error_message(), HasSubstr("3"));
-  EXPECT_THAT(ahead.error_message(), HasSubstr("2"));
+  // A revision the mirror has not reached: waits until the deadline (less the margin), then
+  // DEADLINE_EXCEEDED naming both revisions.
+  const absl::Time start = absl::Now();
+  const grpc::Status ahead = Get(created.id(), &response, 3, absl::Milliseconds(500));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(400));
+  EXPECT_THAT(ahead, FailsWith(grpc::StatusCode::DEADLINE_EXCEEDED, reason::kRevisionNotReached));
+  EXPECT_THAT(ahead.error_message(), HasSubstr("revision 3"));
+  EXPECT_THAT(ahead.error_message(), HasSubstr("revision 2"));
+}
+
+TEST_F(TokenServiceTest, GetWithMinRevisionWaitsForTheMirrorToReachIt) {
+  const Token created = CreateOk().token();
+  GetTokenResponse response;
+  grpc::Status waited;
+  std::thread reader([&] { waited = Get(created.id(), &response, 2); });
+  // Whether the read is already waiting or not, the change that brings revision 2 answers it.
+  CreateOk();
+  reader.join();
+  ASSERT_THAT(waited, IsOk());
+  EXPECT_EQ(response.revision(), 2);
+  EXPECT_EQ(response.token().id(), created.id());
+}
+
+TEST(TokenServiceMirrorTest, ReadsFailUntilTheMirrorHasLoaded) {
+  MemoryTokenStore store;
+  TokenMirror mirror;  // never loaded
+  WatchHub hub(mirror, store);
+  TokenServiceOptions options;
+  options.mirror_load_wait = absl::Milliseconds(200);
+  TokenServiceImpl service(store, mirror, hub, options);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = apitoken::v1::TokenService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  const auto not_ready = FailsWith(grpc::StatusCode::UNAVAILABLE, reason::kMirrorNotReady);
+
+  GetTokenRequest get;
+  get.set_token_id("TKN-1000-0001");
+  GetTokenResponse got;
+  grpc::ClientContext get_context;
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(stub->GetToken(&get_context, get, &got), not_ready);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));  // it waited for the load
+  get.set_min_revision(5);
+  grpc::ClientContext get_at_context;
+  EXPECT_THAT(stub->GetToken(&get_at_context, get, &got), not_ready);
+  ListTokensResponse listed;
+  grpc::ClientContext list_context;
+  EXPECT_THAT(stub->ListTokens(&list_context, ListTokensRequest(), &listed), not_ready);
+  VerifyTokenRequest verify;
+  absl::StatusOr<std::string> secret = GenerateSecret("TKN-1000-0001");
+  ASSERT_TRUE(secret.ok());
+  verify.set_secret(*secret);
+  VerifyTokenResponse verified;
+  grpc::ClientContext verify_context;
+  EXPECT_THAT(stub->VerifyToken(&verify_context, verify, &verified), not_ready);
+
+  // A read that arrives while the mirror loads is answered once it has.
+  grpc::Status waited;
+  std::thread reader([&] {
+    grpc::ClientContext context;
+    GetTokenRequest request;
+    request.set_token_id("TKN-1000-0001");
+    waited = stub->GetToken(&context, request, &got);
+  });
+  mirror.Reset({}, 0, "");
+  reader.join();
+  EXPECT_THAT(waited, FailsWith(grpc::StatusCode::NOT_FOUND, reason::kTokenNotFound));
+  server->Shutdown();
 }
 
 TEST_F(TokenServiceTest, GetErrors) {
@@ -498,6 +635,7 @@ TEST_F(TokenServiceTest, ListPageSizeDefaultsTo100AndIsClampedAt1000) {
     store_.memory().Create(params, absl::InfiniteFuture(),
                            [](absl::StatusOr<Token> token) { ASSERT_TRUE(token.ok()); });
   }
+  store_.Sync();
   ListTokensRequest request;
   ListTokensResponse response;
   ASSERT_THAT(List(request, &response), IsOk());
@@ -582,8 +720,8 @@ TEST_F(TokenServiceTest, ListRejectsBadRequests) {
 
   ListTokensRequest ahead = request;
   ahead.set_min_revision(4);
-  EXPECT_THAT(List(ahead, &response),
-              FailsWith(grpc::StatusCode::OUT_OF_RANGE, reason::kRevisionNotReached));
+  EXPECT_THAT(List(ahead, &response, absl::Milliseconds(300)),
+              FailsWith(grpc::StatusCode::DEADLINE_EXCEEDED, reason::kRevisionNotReached));
   ahead.set_min_revision(3);
   EXPECT_THAT(List(ahead, &response), IsOk());
 }
@@ -627,21 +765,19 @@ TEST_F(TokenServiceTest, VerifyAnswersEveryResult) {
   EXPECT_EQ(deleted.revision(), 3);
 }
 
-TEST_F(TokenServiceTest, StoreUnavailableIsAnRpcErrorEverywhere) {
+TEST_F(TokenServiceTest, StoreUnavailableFailsChangesWhileReadsAreServedFromTheMirror) {
   const CreateTokenResponse created = CreateOk();
   const std::string id = created.token().id();
   store_.SetUnavailable(true);
   const auto unavailable = FailsWith(grpc::StatusCode::UNAVAILABLE, reason::kStoreUnavailable);
 
-  VerifyTokenRequest verify;
-  verify.set_secret(created.secret());
-  VerifyTokenResponse verified;
-  EXPECT_THAT(stub_->VerifyToken(Context().get(), verify, &verified), unavailable);
-
+  EXPECT_EQ(VerifyOk(created.secret()).result(), VerifyTokenResponse::RESULT_VALID);
   GetTokenResponse got;
-  EXPECT_THAT(Get(id, &got), unavailable);
+  EXPECT_THAT(Get(id, &got), IsOk());
   ListTokensResponse listed;
-  EXPECT_THAT(List(ListTokensRequest(), &listed), unavailable);
+  EXPECT_THAT(List(ListTokensRequest(), &listed), IsOk());
+  EXPECT_EQ(listed.tokens_size(), 1);
+
   EXPECT_THAT(Disable(id), unavailable);
   EXPECT_THAT(Enable(id), unavailable);
   EXPECT_THAT(Delete(id), unavailable);
@@ -660,10 +796,10 @@ TEST_F(TokenServiceTest, StoreDeadlineIsShortlyBeforeTheRpcDeadline) {
   const auto rpc_deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
   grpc::ClientContext context;
   context.set_deadline(rpc_deadline);
-  GetTokenRequest request;
+  DisableTokenRequest request;
   request.set_token_id(id);
-  GetTokenResponse response;
-  ASSERT_THAT(stub_->GetToken(&context, request, &response), IsOk());
+  DisableTokenResponse response;
+  ASSERT_THAT(stub_->DisableToken(&context, request, &response), IsOk());
   const absl::Duration margin = absl::FromChrono(rpc_deadline) - store_.last_deadline();
   // The default margin is 50 ms, less the time the request took to arrive (the server's
   // deadline is its arrival time plus the timeout sent).
@@ -671,7 +807,10 @@ TEST_F(TokenServiceTest, StoreDeadlineIsShortlyBeforeTheRpcDeadline) {
   EXPECT_LE(margin, absl::Milliseconds(60));
 
   grpc::ClientContext no_deadline;
-  ASSERT_THAT(stub_->GetToken(&no_deadline, request, &response), IsOk());
+  EnableTokenRequest enable;
+  enable.set_token_id(id);
+  EnableTokenResponse enabled;
+  ASSERT_THAT(stub_->EnableToken(&no_deadline, enable, &enabled), IsOk());
   EXPECT_EQ(store_.last_deadline(), absl::InfiniteFuture());
 }
 

@@ -1,0 +1,537 @@
+// WatchHub through TokenServiceImpl.WatchTokens on a real in-process gRPC server: a TokenMirror
+// driven directly (Reset, and Apply of the events a MemoryTokenStore recorded) and the same
+// store for resume catch-ups. No Redis.
+
+#include "server/watch/watch_hub.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "gtest/gtest.h"
+#include "server/common/status_util.h"
+#include "server/service/token_service.h"
+#include "server/store/memory_token_store.h"
+#include "server/watch/token_mirror.h"
+
+namespace tokenstatus {
+namespace {
+
+using apitoken::v1::WatchTokensRequest;
+using apitoken::v1::WatchTokensResponse;
+using ::testing::HasSubstr;
+
+constexpr char kAccountA[] = "ACC-1000-0001";
+constexpr char kAccountB[] = "ACC-2000-0002";
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+std::string ReasonOf(const grpc::Status& status) {
+  google::rpc::Status details;
+  google::rpc::ErrorInfo info;
+  if (details.ParseFromString(status.error_details()) && details.details_size() == 1) {
+    details.details(0).UnpackTo(&info);
+  }
+  return info.reason();
+}
+
+// One WatchTokens call read by its own thread (or not read at all, for a slow consumer, until
+// ReadAll()).
+class Watcher {
+ public:
+  Watcher(apitoken::v1::TokenService::Stub& stub, const WatchTokensRequest& request,
+          bool read = true)
+      : reader_(stub.WatchTokens(&context_, request)) {
+    if (read) thread_ = std::thread([this] { ReadAll(); });
+  }
+  ~Watcher() {
+    context_.TryCancel();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Reads every message, then the status.
+  void ReadAll() {
+    WatchTokensResponse message;
+    while (reader_->Read(&message)) {
+      absl::MutexLock lock(&mu_);
+      messages_.push_back(message);
+    }
+    grpc::Status status = reader_->Finish();
+    absl::MutexLock lock(&mu_);
+    status_ = std::move(status);
+    done_ = true;
+  }
+
+  // Waits until `ready(messages)` holds; false after kWait.
+  bool Await(std::function<bool(const std::vector<WatchTokensResponse>&)> ready) {
+    absl::MutexLock lock(&mu_);
+    const auto holds = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ready(messages_); };
+    return mu_.AwaitWithTimeout(absl::Condition(&holds), kWait);
+  }
+  // Waits until the stream ended; returns its status (DEADLINE_EXCEEDED in the test after kWait).
+  grpc::Status AwaitEnd() {
+    absl::MutexLock lock(&mu_);
+    if (!mu_.AwaitWithTimeout(absl::Condition(&done_), kWait)) {
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "stream did not end in time");
+    }
+    return status_;
+  }
+  std::vector<WatchTokensResponse> messages() const {
+    absl::MutexLock lock(&mu_);
+    return messages_;
+  }
+  void Cancel() { context_.TryCancel(); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<WatchTokensResponse>> reader_;
+  mutable absl::Mutex mu_;
+  std::vector<WatchTokensResponse> messages_ ABSL_GUARDED_BY(mu_);
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// The kinds of `messages`, e.g. {SNAPSHOT, SYNCED, CHANGES}.
+std::vector<WatchTokensResponse::Kind> KindsOf(const std::vector<WatchTokensResponse>& messages) {
+  std::vector<WatchTokensResponse::Kind> kinds;
+  for (const auto& message : messages) kinds.push_back(message.kind());
+  return kinds;
+}
+
+// The revisions of every event in `messages`, in order.
+std::vector<int64_t> EventRevisions(const std::vector<WatchTokensResponse>& messages) {
+  std::vector<int64_t> revisions;
+  for (const auto& message : messages) {
+    for (const auto& event : message.events()) revisions.push_back(event.token().revision());
+  }
+  return revisions;
+}
+
+// The last revision a watcher has seen in `messages` (0 if none).
+int64_t LastRevision(const std::vector<WatchTokensResponse>& messages) {
+  return messages.empty() ? 0 : messages.back().revision();
+}
+
+// Predicates for Watcher::Await.
+auto HasEventRevision(int64_t revision) {
+  return [revision](const std::vector<WatchTokensResponse>& messages) {
+    for (int64_t seen : EventRevisions(messages)) {
+      if (seen == revision) return true;
+    }
+    return false;
+  };
+}
+auto HasKind(WatchTokensResponse::Kind kind, int count = 1) {
+  return [kind, count](const std::vector<WatchTokensResponse>& messages) {
+    int seen = 0;
+    for (const auto& message : messages) seen += message.kind() == kind ? 1 : 0;
+    return seen >= count;
+  };
+}
+
+WatchHubOptions TestHubOptions() {
+  WatchHubOptions options;
+  options.queue_size = 16;
+  options.max_watchers = 6;
+  options.max_watchers_per_connection = 4;
+  options.snapshot_chunk = 2;
+  options.catch_up_page = 3;
+  options.tick = absl::Milliseconds(10);
+  return options;
+}
+
+class WatchHubTest : public ::testing::Test {
+ protected:
+  explicit WatchHubTest(MemoryTokenStoreOptions store_options = {})
+      : store_(store_options),
+        hub_(mirror_, store_, TestHubOptions()),
+        service_(store_, mirror_, hub_) {}
+
+  void SetUp() override {
+    // The first write makes the store's epoch; the mirror loads with it.
+    CreateToken("TKN-0000-0001", kAccountA);
+    StoreHead head = Head();
+    std::vector<Token> tokens;
+    store_.Get("TKN-0000-0001", absl::InfiniteFuture(), [&](absl::StatusOr<TokenAtRevision> got) {
+      ASSERT_TRUE(got.ok());
+      tokens.push_back(got->token);
+    });
+    mirror_.Reset(std::move(tokens), head.revision, head.epoch);
+    mirror_.SetListener(&hub_);
+
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    stub_ = NewStub();
+  }
+
+  void TearDown() override {
+    hub_.Shutdown();
+    server_->Shutdown();
+    mirror_.SetListener(nullptr);
+  }
+
+  // A stub on a connection of its own.
+  std::unique_ptr<apitoken::v1::TokenService::Stub> NewStub(int window_bytes = 0) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    if (window_bytes > 0) {
+      args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+      args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, window_bytes);
+    }
+    return apitoken::v1::TokenService::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials(), args));
+  }
+
+  StoreHead Head() {
+    StoreHead head;
+    store_.ReadHead(absl::InfiniteFuture(), [&](absl::StatusOr<StoreHead> read) {
+      ASSERT_TRUE(read.ok());
+      head = *read;
+    });
+    return head;
+  }
+
+  // Applies the store's events the mirror does not have yet (the tailer's job).
+  void Sync() {
+    store_.ReadEvents(mirror_.revision(), 100000, absl::InfiniteFuture(),
+                      [&](absl::StatusOr<std::vector<TokenEvent>> events) {
+                        ASSERT_TRUE(events.ok());
+                        mirror_.Apply(*std::move(events));
+                      });
+  }
+
+  void CreateToken(const std::string& id, const std::string& account,
+                   const std::string& description = "") {
+    CreateTokenParams params;
+    params.token_id = id;
+    params.account_id = account;
+    params.name = "n";
+    params.description = description;
+    params.secret_sha256 = std::string(32, 's');
+    params.actor = "test";
+    store_.Create(params, absl::InfiniteFuture(),
+                  [](absl::StatusOr<Token> token) { ASSERT_TRUE(token.ok()) << token.status(); });
+  }
+  // Disables or enables `id` (whichever applies) in the store; returns the new revision.
+  int64_t Toggle(const std::string& id) {
+    Token::State state = Token::STATE_UNSPECIFIED;
+    store_.Get(id, absl::InfiniteFuture(),
+               [&](absl::StatusOr<TokenAtRevision> got) { state = got->token.state(); });
+    TransitionParams params;
+    params.token_id = id;
+    params.transition = state == Token::STATE_ACTIVE ? Transition::kDisable : Transition::kEnable;
+    params.actor = "test";
+    int64_t revision = 0;
+    store_.Apply(params, absl::InfiniteFuture(), [&](absl::StatusOr<AppliedTransition> applied) {
+      ASSERT_TRUE(applied.ok()) << applied.status();
+      revision = applied->token.revision();
+    });
+    return revision;
+  }
+  // Toggles `id` and applies the change to the mirror.
+  int64_t ToggleLive(const std::string& id) {
+    const int64_t revision = Toggle(id);
+    Sync();
+    return revision;
+  }
+
+  // Live changes from the mirror's current revision on (a request with since_revision=0 would
+  // miss those made before the server has started the stream).
+  WatchTokensRequest FromNow(const std::string& account = "") {
+    WatchTokensRequest request = Request(mirror_.revision(), false, account);
+    request.set_epoch(mirror_.epoch());
+    return request;
+  }
+
+  static WatchTokensRequest Request(int64_t since_revision, bool initial_state,
+                                    const std::string& account = "") {
+    WatchTokensRequest request;
+    request.set_since_revision(since_revision);
+    request.set_send_initial_state(initial_state);
+    request.set_account_id(account);
+    return request;
+  }
+
+  MemoryTokenStore store_;
+  TokenMirror mirror_;
+  WatchHub hub_;
+  TokenServiceImpl service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<apitoken::v1::TokenService::Stub> stub_;
+};
+
+TEST_F(WatchHubTest, SnapshotInChunksThenSyncedThenLiveChangesInOrder) {
+  CreateToken("TKN-0000-0002", kAccountA);
+  CreateToken("TKN-0000-0003", kAccountB);
+  Sync();  // revision 3
+  Watcher watcher(*stub_, Request(0, true));
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  ToggleLive("TKN-0000-0002");  // 4
+  ToggleLive("TKN-0000-0003");  // 5
+  ASSERT_TRUE(watcher.Await(HasEventRevision(5)));
+
+  const std::vector<WatchTokensResponse> messages = watcher.messages();
+  EXPECT_THAT(
+      KindsOf(messages),
+      ::testing::ElementsAre(WatchTokensResponse::KIND_SNAPSHOT, WatchTokensResponse::KIND_SNAPSHOT,
+                             WatchTokensResponse::KIND_SYNCED, WatchTokensResponse::KIND_CHANGES,
+                             WatchTokensResponse::KIND_CHANGES));
+  EXPECT_EQ(messages[0].tokens_size(), 2);  // chunks of at most snapshot_chunk tokens
+  EXPECT_EQ(messages[1].tokens_size(), 1);
+  EXPECT_EQ(messages[2].revision(), 3);
+  EXPECT_EQ(messages[2].epoch(), mirror_.epoch());
+  EXPECT_THAT(EventRevisions(messages), ::testing::ElementsAre(4, 5));
+  EXPECT_EQ(messages[3].events(0).type(), TokenEvent::TYPE_DISABLED);
+  for (const auto& message : messages) {
+    for (const Token& token : message.tokens()) EXPECT_TRUE(token.secret_sha256().empty());
+    for (const auto& event : message.events()) {
+      EXPECT_TRUE(event.token().secret_sha256().empty());
+    }
+  }
+}
+
+TEST_F(WatchHubTest, AccountFilterSeesOnlyItsAccount) {
+  CreateToken("TKN-0000-0002", kAccountB);
+  Sync();  // 2
+  Watcher only_b(*stub_, Request(0, true, kAccountB));
+  Watcher all(*stub_, FromNow());
+  ASSERT_TRUE(only_b.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  ToggleLive("TKN-0000-0001");  // 3, account A
+  ToggleLive("TKN-0000-0002");  // 4, account B
+  ASSERT_TRUE(all.Await(HasEventRevision(4)));
+  ASSERT_TRUE(only_b.Await(HasEventRevision(4)));
+
+  const std::vector<WatchTokensResponse> messages = only_b.messages();
+  ASSERT_EQ(messages[0].tokens_size(), 1);
+  EXPECT_EQ(messages[0].tokens(0).id(), "TKN-0000-0002");
+  EXPECT_THAT(EventRevisions(messages), ::testing::ElementsAre(4));
+  EXPECT_THAT(EventRevisions(all.messages()), ::testing::ElementsAre(3, 4));
+}
+
+TEST_F(WatchHubTest, RejectsInvalidRequests) {
+  WatchTokensRequest bad_account = Request(0, false, "ACC-1");
+  Watcher account(*stub_, bad_account);
+  EXPECT_EQ(account.AwaitEnd().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  WatchTokensRequest fast_progress = Request(0, false);
+  fast_progress.mutable_progress_interval()->set_nanos(50 * 1000 * 1000);
+  Watcher progress(*stub_, fast_progress);
+  const grpc::Status status = progress.AwaitEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("progress_interval"));
+
+  Watcher negative(*stub_, Request(-1, false));
+  EXPECT_EQ(negative.AwaitEnd().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(WatchHubTest, ResumeReplaysTheHistoryWithoutGapOrDuplicateThenGoesLive) {
+  for (int i = 0; i < 10; ++i) ToggleLive("TKN-0000-0001");  // 2..11
+  // Resume after 4: the catch-up reads 5..11 from the store in pages of 3.
+  Watcher watcher(*stub_, Request(4, false));
+  ASSERT_TRUE(watcher.Await(HasEventRevision(11)));
+  ToggleLive("TKN-0000-0001");  // 12, live
+  ASSERT_TRUE(watcher.Await(HasEventRevision(12)));
+  EXPECT_THAT(EventRevisions(watcher.messages()),
+              ::testing::ElementsAre(5, 6, 7, 8, 9, 10, 11, 12));
+  EXPECT_EQ(LastRevision(watcher.messages()), 12);
+}
+
+TEST_F(WatchHubTest, ChangesDuringTheCatchUpAreHeldBackAndFollowIt) {
+  for (int i = 0; i < 6; ++i) ToggleLive("TKN-0000-0001");  // 2..7
+  // The store is ahead of the mirror while the watcher starts: its catch-up must stop at the
+  // mirror's revision (7) and the rest come live, in order, once.
+  for (int i = 0; i < 3; ++i) Toggle("TKN-0000-0001");  // 8..10 in the store only
+  Watcher watcher(*stub_, Request(2, false));
+  ASSERT_TRUE(watcher.Await(HasEventRevision(7)));
+  Sync();  // 8..10 reach the mirror
+  ASSERT_TRUE(watcher.Await(HasEventRevision(10)));
+  EXPECT_THAT(EventRevisions(watcher.messages()), ::testing::ElementsAre(3, 4, 5, 6, 7, 8, 9, 10));
+}
+
+class TrimmedWatchHubTest : public WatchHubTest {
+ protected:
+  TrimmedWatchHubTest() : WatchHubTest(MemoryTokenStoreOptions{.event_retention = 3}) {}
+};
+
+TEST_F(TrimmedWatchHubTest, TrimmedHistoryGivesResetThenASnapshotOfTheState) {
+  for (int i = 0; i < 6; ++i) ToggleLive("TKN-0000-0001");  // 2..7; the store keeps 5..7
+  Watcher watcher(*stub_, Request(2, true));
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  const std::vector<WatchTokensResponse> messages = watcher.messages();
+  EXPECT_THAT(KindsOf(messages), ::testing::ElementsAre(WatchTokensResponse::KIND_RESET,
+                                                        WatchTokensResponse::KIND_SNAPSHOT,
+                                                        WatchTokensResponse::KIND_SYNCED));
+  EXPECT_EQ(messages[1].tokens(0).revision(), 7);
+  EXPECT_EQ(messages[2].revision(), 7);
+  ToggleLive("TKN-0000-0001");  // 8
+  EXPECT_TRUE(watcher.Await(HasEventRevision(8)));
+}
+
+TEST_F(WatchHubTest, RevisionFromTheFutureGivesReset) {
+  Watcher watcher(*stub_, Request(99, true));
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  EXPECT_THAT(
+      KindsOf(watcher.messages()),
+      ::testing::ElementsAre(WatchTokensResponse::KIND_RESET, WatchTokensResponse::KIND_SNAPSHOT,
+                             WatchTokensResponse::KIND_SYNCED));
+}
+
+TEST_F(WatchHubTest, AnotherEpochGivesResetAndWithoutInitialStateTheStreamEnds) {
+  WatchTokensRequest request = Request(1, false);
+  request.set_epoch("another-epoch");
+  Watcher watcher(*stub_, request);
+  EXPECT_TRUE(watcher.AwaitEnd().ok());
+  const std::vector<WatchTokensResponse> messages = watcher.messages();
+  ASSERT_THAT(KindsOf(messages), ::testing::ElementsAre(WatchTokensResponse::KIND_RESET));
+  EXPECT_EQ(messages[0].epoch(), mirror_.epoch());
+}
+
+TEST_F(WatchHubTest, MirrorResetGivesEveryStreamResetThenAFreshSnapshot) {
+  Watcher with_state(*stub_, Request(0, true));
+  Watcher without_state(*stub_, FromNow());
+  ASSERT_TRUE(with_state.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  Token replacement;
+  replacement.set_id("TKN-0000-0009");
+  replacement.set_account_id(kAccountA);
+  replacement.set_revision(1);
+  mirror_.Reset({replacement}, 1, "new-epoch");
+
+  ASSERT_TRUE(with_state.Await(HasKind(WatchTokensResponse::KIND_SYNCED, 2)));
+  const std::vector<WatchTokensResponse> messages = with_state.messages();
+  EXPECT_THAT(
+      KindsOf(messages),
+      ::testing::ElementsAre(WatchTokensResponse::KIND_SNAPSHOT, WatchTokensResponse::KIND_SYNCED,
+                             WatchTokensResponse::KIND_RESET, WatchTokensResponse::KIND_SNAPSHOT,
+                             WatchTokensResponse::KIND_SYNCED));
+  EXPECT_EQ(messages[2].epoch(), "new-epoch");
+  EXPECT_EQ(messages[3].tokens(0).id(), "TKN-0000-0009");
+  EXPECT_EQ(messages[4].epoch(), "new-epoch");
+
+  EXPECT_TRUE(without_state.AwaitEnd().ok());
+  EXPECT_THAT(KindsOf(without_state.messages()),
+              ::testing::ElementsAre(WatchTokensResponse::KIND_RESET));
+}
+
+TEST_F(WatchHubTest, SlowConsumerIsEndedWhileAnotherKeepsReceiving) {
+  // The slow watcher's connection takes little in flight and its client never reads: its
+  // queue (16 messages) overflows.
+  auto slow_stub = NewStub(/*window_bytes=*/16 * 1024);
+  Watcher slow(*slow_stub, FromNow(), /*read=*/false);
+  Watcher fast(*stub_, FromNow());
+  const std::string description(2000, 'd');
+  int64_t last = 0;
+  for (int i = 0; i < 200; ++i) {
+    CreateToken(absl::StrFormat("TKN-1000-%04d", i), kAccountA, description);
+    Sync();
+    last = mirror_.revision();
+    // The fast watcher keeps up (this test produces faster than any client reads).
+    ASSERT_TRUE(fast.Await(HasEventRevision(last)));
+  }
+  EXPECT_EQ(EventRevisions(fast.messages()).size(), 200u);
+
+  slow.ReadAll();
+  const grpc::Status status = slow.AwaitEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ReasonOf(status), reason::kWatcherFellBehind);
+  // It names the revision of the last message it got, to resume from.
+  const int64_t seen = LastRevision(slow.messages());
+  EXPECT_LT(seen, last);
+  EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("resume with since_revision=", seen)));
+}
+
+TEST_F(WatchHubTest, ProgressComesAtTheIntervalAndNeverOvertakesAChange) {
+  WatchTokensRequest request = Request(0, false);
+  request.mutable_progress_interval()->set_nanos(100 * 1000 * 1000);
+  Watcher watcher(*stub_, request);
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_PROGRESS)));
+  for (int i = 0; i < 5; ++i) ToggleLive("TKN-0000-0001");  // 2..6
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_PROGRESS, 3)));
+  const std::vector<WatchTokensResponse> messages = watcher.messages();
+  EXPECT_EQ(messages[0].kind(), WatchTokensResponse::KIND_PROGRESS);
+  EXPECT_EQ(messages[0].revision(), 1);
+  // Revisions never go back: a PROGRESS at R comes after every change <= R.
+  int64_t previous = 0;
+  for (const auto& message : messages) {
+    EXPECT_GE(message.revision(), previous);
+    if (message.kind() == WatchTokensResponse::KIND_CHANGES) {
+      EXPECT_GT(message.revision(), previous);
+    }
+    previous = message.revision();
+  }
+  EXPECT_EQ(LastRevision(messages), 6);
+}
+
+TEST_F(WatchHubTest, WatcherLimitsPerConnectionAndServerWide) {
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  for (int i = 0; i < 4; ++i) {
+    watchers.push_back(std::make_unique<Watcher>(*stub_, Request(0, true)));
+    ASSERT_TRUE(watchers.back()->Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  }
+  Watcher fifth_on_connection(*stub_, Request(0, false));
+  grpc::Status status = fifth_on_connection.AwaitEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ReasonOf(status), reason::kTooManyWatchers);
+  EXPECT_THAT(status.error_message(), HasSubstr("connection"));
+
+  auto other = NewStub();
+  for (int i = 0; i < 2; ++i) {
+    watchers.push_back(std::make_unique<Watcher>(*other, Request(0, true)));
+    ASSERT_TRUE(watchers.back()->Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  }
+  EXPECT_EQ(hub_.watcher_count(), 6);
+  Watcher seventh(*other, Request(0, false));
+  status = seventh.AwaitEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ReasonOf(status), reason::kTooManyWatchers);
+
+  // An ended stream frees its place (once the server has seen it end).
+  watchers.back()->Cancel();
+  EXPECT_FALSE(watchers.back()->AwaitEnd().ok());
+  watchers.pop_back();
+  const absl::Time give_up = absl::Now() + kWait;
+  while (hub_.watcher_count() > 5 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(hub_.watcher_count(), 5);
+  Watcher again(*other, Request(0, true));
+  EXPECT_TRUE(again.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+}
+
+TEST_F(WatchHubTest, ShutdownEndsEveryStreamWithUnavailableAndTheRevisionToResumeFrom) {
+  Watcher watcher(*stub_, FromNow());
+  Watcher filtered(*stub_, FromNow(kAccountB));
+  ToggleLive("TKN-0000-0001");  // 2
+  ASSERT_TRUE(watcher.Await(HasEventRevision(2)));
+  hub_.Shutdown();
+  const grpc::Status status = watcher.AwaitEnd();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ReasonOf(status), reason::kServerShuttingDown);
+  EXPECT_THAT(status.error_message(), HasSubstr("resume with since_revision=2 elsewhere"));
+  EXPECT_EQ(filtered.AwaitEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  Watcher late(*stub_, Request(0, false));
+  EXPECT_EQ(late.AwaitEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace tokenstatus
