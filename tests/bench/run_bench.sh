@@ -2,13 +2,18 @@
 # The benchmark behind `make bench`: builds the server, the load generator and the no-op server;
 # starts a throwaway redis-server (deploy/redis.conf: AOF with appendfsync always, as shipped),
 # the real server and the no-op server; then at each concurrency runs no-op GetToken, GetToken,
-# DisableToken/EnableToken and redis-benchmark GET/SET; prints one markdown report and writes it
-# to var/bench/results.md. Exit code 1 if any RPC failed.
+# DisableToken/EnableToken and redis-benchmark GET/SET; then the WatchTokens fan-out (a fresh
+# server per run, on its own key prefix): 1,000 watchers over 10 connections with 50 changes 20 ms
+# apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart. Prints one
+# markdown report and writes it to var/bench/results.md. Exit code 1 if any RPC failed or any
+# change did not reach every watcher exactly once.
 #
 # Everything (client, servers, Redis) shares this machine's cores: the CPU columns tell who was
 # busy. Settings (environment): BUILD_DIR (build), BENCH_CONCURRENCY ("1 16 64"),
 # BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_CONNECTIONS and BENCH_THREADS (2; 1 at
-# concurrency 1): the load generator's channels and completion-queue threads.
+# concurrency 1): the load generator's channels and completion-queue threads; BENCH_FANOUT
+# ("1000:10:50:20ms 10000:100:20:500ms"): the fan-out runs, watchers:connections:changes:interval;
+# BENCH_RESULTS (var/bench/results.md): where the report goes.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -19,18 +24,22 @@ DURATION="${BENCH_DURATION:-5s}"
 WARMUP="${BENCH_WARMUP:-1s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-2}"
 THREADS="${BENCH_THREADS:-2}"
-RESULTS="${TOKENSTATUS_ROOT}/var/bench/results.md"
+FANOUT_RUNS="${BENCH_FANOUT:-1000:10:50:20ms 10000:100:20:500ms}"
+RESULTS="${BENCH_RESULTS:-${TOKENSTATUS_ROOT}/var/bench/results.md}"
 
 SERVER="${BUILD_DIR}/server/tokenstatus-server"
 LOADGEN="${BUILD_DIR}/tests/bench/tokenstatus-loadgen"
 NOOP_SERVER="${BUILD_DIR}/tests/bench/tokenstatus-noop-server"
+WATCHBENCH="${BUILD_DIR}/tests/bench/tokenstatus-watchbench"
 
 command -v redis-benchmark >/dev/null || die "redis-benchmark not found (make deps installs redis-tools)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
 SERVER_PID=""
 NOOP_PID=""
+FANOUT_PID=""
 cleanup() {
   [[ -n "${SERVER_PID}" ]] && { terminate_process "${SERVER_PID}" || true; }
+  [[ -n "${FANOUT_PID}" ]] && { terminate_process "${FANOUT_PID}" || true; }
   [[ -n "${NOOP_PID}" ]] && { terminate_process "${NOOP_PID}" || true; }
   stop_throwaway_redis
   rm -rf "${WORK}"
@@ -38,7 +47,8 @@ cleanup() {
 trap cleanup EXIT
 
 if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
-  --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server >"${WORK}/build.log" 2>&1; then
+  --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server tokenstatus-watchbench \
+  >"${WORK}/build.log" 2>&1; then
   cat "${WORK}/build.log" >&2
   die "build failed"
 fi
@@ -129,6 +139,47 @@ for concurrency in ${CONCURRENCIES}; do
   run_redis_benchmark "${concurrency}"
 done
 
+# run_fanout WATCHERS CONNECTIONS CHANGES INTERVAL: one tokenstatus-watchbench run against a
+# fresh server (its own key prefix, so the snapshots are tiny and its RSS holds only the
+# watchers); adds a row to FANOUT_TABLE.
+FANOUT_TABLE=()
+FANOUT_RUN=0
+run_fanout() {
+  local watchers="$1" connections="$2" changes="$3" interval="$4" line rc=0
+  FANOUT_RUN=$((FANOUT_RUN + 1))
+  start_listening_process "${WORK}/fanout-${FANOUT_RUN}.log" "${SERVER}" --listen=127.0.0.1:0 \
+    --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
+    --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}"
+  FANOUT_PID="${STARTED_PID}"
+  line="$("${WATCHBENCH}" --target="${STARTED_ADDRESS}" --watchers="${watchers}" \
+    --connections="${connections}" --changes="${changes}" --interval="${interval}" \
+    --warmup="${WARMUP}" --server_pid="${FANOUT_PID}")" || rc=$?
+  terminate_process "${FANOUT_PID}" || true
+  FANOUT_PID=""
+  if ((rc != 0)) || [[ -z "${line}" ]]; then
+    log "fan-out ${watchers} watchers failed (exit ${rc}): ${line}"
+    FAILED=1
+    [[ -n "${line}" ]] || return 0
+  fi
+  log "fan-out: ${line}"
+  FANOUT_TABLE+=("| $(field watchers "${line}") | $(field connections "${line}") | \
+$(field changes "${line}") | ${interval} | $(field delivered "${line}") / $(field expected "${line}") | \
+$(thousandths "$(field p50_us "${line}")") | $(thousandths "$(field p99_us "${line}")") | \
+$(thousandths "$(field max_us "${line}")") | $(field client_cpu_pct "${line}") | \
+$(thousandths "$(field setup_ms "${line}")") | $(mib "$(field server_rss_before_kib "${line}")") → \
+$(mib "$(field server_rss_after_kib "${line}")") | $(field kib_per_watcher "${line}") |")
+}
+# $1 / 1000 with one decimal (µs → ms, ms → s); $1 KiB in MiB, rounded.
+thousandths() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }'; }
+mib() { awk -v v="$1" 'BEGIN { printf "%.0f", v / 1024 }'; }
+
+# As many descriptors as allowed: every channel is a connection, at both ends.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+for run in ${FANOUT_RUNS}; do
+  IFS=: read -r watchers connections changes interval <<<"${run}"
+  run_fanout "${watchers}" "${connections}" "${changes}" "${interval}"
+done
+
 mkdir -p "$(dirname "${RESULTS}")"
 {
   echo "## tokenstatus benchmark"
@@ -153,6 +204,19 @@ mkdir -p "$(dirname "${RESULTS}")"
   echo "| concurrency | GET req/s | GET p50 ms | GET p99 ms | SET req/s | SET p50 ms | SET p99 ms |"
   echo "|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${REDIS_TABLE[@]}"
+  echo
+  echo "WatchTokens fan-out (tokenstatus-watchbench; a fresh server per run): every watcher" \
+    "unfiltered, from now with the initial state; after all are SYNCED and ${WARMUP} idle, the" \
+    "changes alternate DisableToken/EnableToken on one token. Latency: from a change's" \
+    "acknowledgement at the client to its arrival at each watcher (an arrival before the" \
+    "acknowledgement counts as 0), over every (watcher, change) pair. Client CPU %: the bench" \
+    "process from the first change to the last arrival (100 = one core). Server RSS: before" \
+    "opening the streams → once all are SYNCED and idle; KiB per idle watcher = the growth" \
+    "divided by the watchers."
+  echo
+  echo "| watchers | connections | changes | interval | delivered / expected | p50 ms | p99 ms | max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${FANOUT_TABLE[@]}"
   echo
   echo "Reproduce: \`make bench\` (tests/bench/run_bench.sh)."
 } >"${RESULTS}"

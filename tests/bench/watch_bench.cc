@@ -1,0 +1,404 @@
+#include "tests/bench/watch_bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "grpc/grpc.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/client_callback.h"
+#include "server/common/status_util.h"
+#include "tests/bench/latency_samples.h"
+
+namespace tokenstatus::bench {
+namespace {
+
+using apitoken::v1::TokenService;
+using apitoken::v1::WatchTokensRequest;
+using apitoken::v1::WatchTokensResponse;
+using Clock = std::chrono::steady_clock;
+
+// ErrorInfo reasons of the bench's own failures.
+constexpr char kTargetUnreachable[] = "TARGET_UNREACHABLE";
+constexpr char kSetupFailed[] = "WATCH_BENCH_SETUP_FAILED";
+constexpr char kNotSynced[] = "WATCHERS_NOT_SYNCED";
+
+std::string DescribeStatus(const grpc::Status& status) {
+  return absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
+                      ": ", status.error_message());
+}
+
+// How far one stream has got; guarded by its Progress's mutex.
+struct StreamMark {
+  int64_t max_revision = 0;  // the highest event revision received
+  bool reached = false;      // counted as having reached the target revision
+};
+
+// What all streams have reached, for the bench's main thread to wait on. Thread-safe.
+class Progress {
+ public:
+  explicit Progress(int watchers) : watchers_(watchers) {}
+
+  // A stream received its first KIND_SYNCED.
+  void Synced() {
+    absl::MutexLock lock(&mu_);
+    ++synced_;
+  }
+  // The stream of `mark` received an event of `revision`.
+  void Saw(int64_t revision, StreamMark& mark) {
+    absl::MutexLock lock(&mu_);
+    mark.max_revision = std::max(mark.max_revision, revision);
+    CountIfReached(mark);
+  }
+  // A stream ended with `status`.
+  void Ended(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    ++done_;
+    if (cancelling_) return;
+    if (ended_early_++ == 0) first_end_ = DescribeStatus(status);
+  }
+
+  // Waits until every stream is SYNCED or has ended; false after `timeout`.
+  bool WaitAllSynced(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto all = [this]()
+                   ABSL_SHARED_LOCKS_REQUIRED(mu_) { return synced_ + ended_early_ >= watchers_; };
+    return mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+  }
+  // Sets the target revision (counting the streams of `marks` that are already past it), then
+  // waits until every stream has reached it or has ended, at most `timeout`.
+  void WaitAllReached(int64_t target, const std::vector<StreamMark*>& marks,
+                      absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    target_ = target;
+    for (StreamMark* mark : marks) CountIfReached(*mark);
+    auto all = [this]()
+                   ABSL_SHARED_LOCKS_REQUIRED(mu_) { return reached_ + ended_early_ >= watchers_; };
+    mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+  }
+  // From now on, ends are the bench's own cancellations, not counted as ending early.
+  void Cancelling() {
+    absl::MutexLock lock(&mu_);
+    cancelling_ = true;
+  }
+  // Waits until every stream has ended.
+  void WaitAllDone() {
+    absl::MutexLock lock(&mu_);
+    auto all = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return done_ >= watchers_; };
+    mu_.Await(absl::Condition(&all));
+  }
+
+  int ended_early() const {
+    absl::MutexLock lock(&mu_);
+    return ended_early_;
+  }
+  std::string first_end() const {
+    absl::MutexLock lock(&mu_);
+    return first_end_;
+  }
+
+ private:
+  void CountIfReached(StreamMark& mark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!mark.reached && target_ > 0 && mark.max_revision >= target_) {
+      mark.reached = true;
+      ++reached_;
+    }
+  }
+
+  const int watchers_;
+  mutable absl::Mutex mu_;
+  int synced_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t target_ ABSL_GUARDED_BY(mu_) = 0;
+  int reached_ ABSL_GUARDED_BY(mu_) = 0;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  int ended_early_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;
+  std::string first_end_ ABSL_GUARDED_BY(mu_);
+};
+
+// One WatchTokens stream that records the revision and arrival time of every event. Its state
+// is written by gRPC's callbacks (one at a time for a stream) and read by the main thread only
+// after Progress::WaitAllDone, which orders it after the last callback.
+class BenchWatcher : public grpc::ClientReadReactor<WatchTokensResponse> {
+ public:
+  struct Arrival {
+    int64_t revision;
+    Clock::time_point time;
+  };
+
+  BenchWatcher(TokenService::Stub& stub, const WatchTokensRequest& request, Progress& progress,
+               int expected_events)
+      : progress_(progress) {
+    arrivals_.reserve(expected_events);
+    stub.async()->WatchTokens(&context_, &request, this);
+    StartRead(&incoming_);
+    StartCall();
+  }
+
+  void Cancel() { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    const Clock::time_point now = Clock::now();
+    if (incoming_.kind() == WatchTokensResponse::KIND_SYNCED && !synced_) {
+      synced_ = true;
+      progress_.Synced();
+    }
+    if (incoming_.kind() == WatchTokensResponse::KIND_CHANGES) {
+      for (const apitoken::v1::TokenEvent& event : incoming_.events()) {
+        arrivals_.push_back({event.token().revision(), now});
+      }
+      if (!arrivals_.empty()) progress_.Saw(arrivals_.back().revision, mark_);
+    }
+    StartRead(&incoming_);
+  }
+
+  void OnDone(const grpc::Status& status) override { progress_.Ended(status); }
+
+  StreamMark* mark() { return &mark_; }
+  const std::vector<Arrival>& arrivals() const { return arrivals_; }
+
+ private:
+  Progress& progress_;
+  grpc::ClientContext context_;
+  WatchTokensResponse incoming_;
+  bool synced_ = false;
+  std::vector<Arrival> arrivals_;
+  StreamMark mark_;  // guarded by progress_'s mutex
+};
+
+absl::Status ValidateOptions(const WatchBenchOptions& options) {
+  if (options.watchers < 1 || options.connections < 1 || options.changes < 1) {
+    return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                     "watchers, connections and changes must be >= 1");
+  }
+  if (options.interval < absl::ZeroDuration() || options.warmup < absl::ZeroDuration() ||
+      options.rpc_timeout <= absl::ZeroDuration() ||
+      options.drain_timeout <= absl::ZeroDuration()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                     "interval and warmup must be >= 0; rpc_timeout and drain_timeout > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<TokenService::Stub>>> Connect(
+    const WatchBenchOptions& options) {
+  std::vector<std::unique_ptr<TokenService::Stub>> stubs;
+  for (int i = 0; i < options.connections; ++i) {
+    grpc::ChannelArguments args;
+    // Without a local subchannel pool, channels with equal arguments share one connection.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   absl::ToChronoNanoseconds(options.rpc_timeout))) {
+      return MakeError(absl::StatusCode::kUnavailable, kTargetUnreachable,
+                       absl::StrCat("cannot connect to ", options.target));
+    }
+    stubs.push_back(TokenService::NewStub(channel));
+  }
+  return stubs;
+}
+
+// Runs one unary call with the bench's deadline; a failure becomes a kSetupFailed error.
+template <typename Request, typename Response>
+absl::StatusOr<Response> Call(TokenService::Stub& stub,
+                              grpc::Status (TokenService::Stub::*method)(grpc::ClientContext*,
+                                                                         const Request&, Response*),
+                              const Request& request, const WatchBenchOptions& options) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoNanoseconds(options.rpc_timeout));
+  Response response;
+  const grpc::Status status = (stub.*method)(&context, request, &response);
+  if (!status.ok()) {
+    return MakeError(static_cast<absl::StatusCode>(status.error_code()), kSetupFailed,
+                     absl::StrCat(Request::descriptor()->name(), ": ", status.error_message()));
+  }
+  return response;
+}
+
+// Disables (`disable`) or enables `token_id`; returns the change's revision.
+absl::StatusOr<int64_t> Toggle(TokenService::Stub& stub, const std::string& token_id, bool disable,
+                               const WatchBenchOptions& options) {
+  if (disable) {
+    apitoken::v1::DisableTokenRequest request;
+    request.set_token_id(token_id);
+    request.set_reason("watch bench");
+    absl::StatusOr<apitoken::v1::DisableTokenResponse> response =
+        Call(stub, &TokenService::Stub::DisableToken, request, options);
+    if (!response.ok()) return response.status();
+    return response->token().revision();
+  }
+  apitoken::v1::EnableTokenRequest request;
+  request.set_token_id(token_id);
+  request.set_reason("watch bench");
+  absl::StatusOr<apitoken::v1::EnableTokenResponse> response =
+      Call(stub, &TokenService::Stub::EnableToken, request, options);
+  if (!response.ok()) return response.status();
+  return response->token().revision();
+}
+
+// VmRSS of `pid` in KiB; 0 if `pid` is 0 or the value cannot be read.
+int64_t ResidentKiB(int pid) {
+  if (pid == 0) return 0;
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
+    rest = absl::StripAsciiWhitespace(rest);
+    absl::ConsumeSuffix(&rest, " kB");
+    int64_t kib = 0;
+    return absl::SimpleAtoi(rest, &kib) ? kib : 0;
+  }
+  return 0;
+}
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Cancels every stream and waits until all have ended.
+void CancelAll(const std::vector<std::unique_ptr<BenchWatcher>>& watchers, Progress& progress) {
+  progress.Cancelling();
+  for (const auto& watcher : watchers) watcher->Cancel();
+  progress.WaitAllDone();
+}
+
+// Matches every watcher's arrivals to the acknowledged changes (by revision) into `report`.
+void Tally(const std::vector<std::unique_ptr<BenchWatcher>>& watchers,
+           const std::map<int64_t, Clock::time_point>& acknowledged, WatchBenchReport& report) {
+  LatencySamples samples;
+  samples.Reserve(static_cast<size_t>(report.expected));
+  for (const auto& watcher : watchers) {
+    std::set<int64_t> seen;
+    int64_t previous = 0;
+    for (const BenchWatcher::Arrival& arrival : watcher->arrivals()) {
+      if (arrival.revision <= previous) ++report.out_of_order;
+      previous = std::max(previous, arrival.revision);
+      auto change = acknowledged.find(arrival.revision);
+      if (change == acknowledged.end()) continue;  // not one of the bench's changes
+      if (!seen.insert(arrival.revision).second) {
+        ++report.duplicates;
+        continue;
+      }
+      ++report.delivered;
+      samples.Add(std::max(absl::ZeroDuration(), absl::FromChrono(arrival.time - change->second)));
+    }
+  }
+  report.p50 = samples.Percentile(0.50);
+  report.p99 = samples.Percentile(0.99);
+  report.max = samples.Percentile(1.0);
+}
+
+}  // namespace
+
+absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options) {
+  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
+  absl::StatusOr<std::vector<std::unique_ptr<TokenService::Stub>>> stubs = Connect(options);
+  if (!stubs.ok()) return stubs.status();
+  TokenService::Stub& writer = *(*stubs)[0];
+  apitoken::v1::CreateTokenRequest create;
+  create.set_account_id(options.account_id);
+  create.set_name("watch bench");
+  absl::StatusOr<apitoken::v1::CreateTokenResponse> created =
+      Call(writer, &TokenService::Stub::CreateToken, create, options);
+  if (!created.ok()) return created.status();
+  const std::string token_id = created->token().id();
+
+  WatchBenchReport report;
+  report.expected = static_cast<int64_t>(options.watchers) * options.changes;
+  report.server_rss_before_kib = ResidentKiB(options.server_pid);
+  WatchTokensRequest request;
+  request.set_send_initial_state(true);
+  Progress progress(options.watchers);
+  std::vector<std::unique_ptr<BenchWatcher>> watchers;
+  const Clock::time_point setup_start = Clock::now();
+  for (int i = 0; i < options.watchers; ++i) {
+    watchers.push_back(std::make_unique<BenchWatcher>(*(*stubs)[i % options.connections], request,
+                                                      progress, options.changes));
+  }
+  const bool synced = progress.WaitAllSynced(options.drain_timeout);
+  report.setup = absl::FromChrono(Clock::now() - setup_start);
+  if (synced) {
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(options.warmup));
+    report.server_rss_after_kib = ResidentKiB(options.server_pid);
+
+    // The changes, paced: change i starts at start + i * interval (or at once, if late).
+    std::map<int64_t, Clock::time_point> acknowledged;
+    const double cpu_start = CpuSeconds();
+    const Clock::time_point start = Clock::now();
+    absl::Status failed;
+    for (int i = 0; i < options.changes && failed.ok(); ++i) {
+      std::this_thread::sleep_until(start + i * absl::ToChronoNanoseconds(options.interval));
+      absl::StatusOr<int64_t> revision = Toggle(writer, token_id, i % 2 == 0, options);
+      if (revision.ok()) {
+        acknowledged[*revision] = Clock::now();
+      } else {
+        failed = revision.status();
+      }
+    }
+    if (failed.ok()) {
+      std::vector<StreamMark*> marks;
+      for (const auto& watcher : watchers) marks.push_back(watcher->mark());
+      progress.WaitAllReached(acknowledged.rbegin()->first, marks, options.drain_timeout);
+    }
+    const double seconds = absl::ToDoubleSeconds(absl::FromChrono(Clock::now() - start));
+    report.client_cpu_percent = 100.0 * (CpuSeconds() - cpu_start) / seconds;
+    CancelAll(watchers, progress);
+    if (!failed.ok()) return failed;
+    Tally(watchers, acknowledged, report);
+  } else {
+    CancelAll(watchers, progress);
+  }
+  report.ended = progress.ended_early();
+  report.first_end = progress.first_end();
+  if (!synced && report.ended == 0) {
+    return MakeError(absl::StatusCode::kDeadlineExceeded, kNotSynced,
+                     absl::StrCat("not every watcher was SYNCED within ",
+                                  absl::FormatDuration(options.drain_timeout)));
+  }
+  return report;
+}
+
+std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBenchReport& report) {
+  const int64_t growth = report.server_rss_after_kib - report.server_rss_before_kib;
+  return absl::StrFormat(
+      "watchers=%d connections=%d changes=%d interval_ms=%.0f setup_ms=%.0f expected=%d "
+      "delivered=%d duplicates=%d out_of_order=%d ended=%d p50_us=%.0f p99_us=%.0f max_us=%.0f "
+      "client_cpu_pct=%.0f server_rss_before_kib=%d server_rss_after_kib=%d "
+      "kib_per_watcher=%.1f",
+      options.watchers, options.connections, options.changes,
+      absl::ToDoubleMilliseconds(options.interval), absl::ToDoubleMilliseconds(report.setup),
+      report.expected, report.delivered, report.duplicates, report.out_of_order, report.ended,
+      absl::ToDoubleMicroseconds(report.p50), absl::ToDoubleMicroseconds(report.p99),
+      absl::ToDoubleMicroseconds(report.max), report.client_cpu_percent,
+      report.server_rss_before_kib, report.server_rss_after_kib,
+      report.server_rss_after_kib > 0 ? static_cast<double>(growth) / options.watchers : 0.0);
+}
+
+}  // namespace tokenstatus::bench

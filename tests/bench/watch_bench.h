@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tokenstatus::bench {
+
+struct WatchBenchOptions {
+  std::string target = "127.0.0.1:50051";  // host:port of a TokenService
+  int watchers = 1000;                     // WatchTokens streams, >= 1
+  int connections = 10;                    // gRPC channels (HTTP/2 connections), >= 1
+  int changes = 50;                        // alternating DisableToken / EnableToken calls, >= 1
+  absl::Duration interval = absl::Milliseconds(20);  // between the starts of two changes
+  absl::Duration warmup = absl::Seconds(1);        // idle time between "all synced" and the changes
+  absl::Duration rpc_timeout = absl::Seconds(10);  // deadline of each unary RPC
+  // How long after the last change's acknowledgement the run waits for every watcher to have
+  // received it.
+  absl::Duration drain_timeout = absl::Seconds(30);
+  // Process id of the server, to read its resident memory before and after the watchers are
+  // opened (/proc/<pid>/status VmRSS); 0 = not measured.
+  int server_pid = 0;
+  std::string account_id = "ACC-0000-0002";  // owner of the token the run toggles
+};
+
+struct WatchBenchReport {
+  absl::Duration setup = absl::ZeroDuration();  // opening the streams until all were SYNCED
+  int64_t expected = 0;                         // watchers * changes
+  int64_t delivered = 0;     // (watcher, change) pairs that arrived, each counted once
+  int64_t duplicates = 0;    // a change that arrived twice at one watcher
+  int64_t out_of_order = 0;  // an event whose revision was not above the previous one
+  int64_t ended = 0;         // streams that ended before the run did
+  std::string first_end;     // "<code>: <message>" of the first stream that ended, if any
+  // Time from a change's acknowledgement (its RPC's completion at the client) to its arrival at
+  // a watcher, over every delivered pair; an event that arrives before the acknowledgement
+  // counts as 0.
+  absl::Duration p50 = absl::ZeroDuration();
+  absl::Duration p99 = absl::ZeroDuration();
+  absl::Duration max = absl::ZeroDuration();
+  // The bench's own CPU use (user + system, whole process) from the first change until the last
+  // arrival, divided by that time: 100 = one core busy.
+  double client_cpu_percent = 0;
+  // The server's VmRSS before opening the streams and once all were SYNCED (after the warmup),
+  // in KiB; 0 when not measured.
+  int64_t server_rss_before_kib = 0;
+  int64_t server_rss_after_kib = 0;
+};
+
+// Opens `connections` channels to `target` (waiting until each is connected), creates one token,
+// reads the server's RSS, opens `watchers` WatchTokens streams (round robin over the channels;
+// from now, with the initial state, so each stream reports KIND_SYNCED), waits until all are
+// SYNCED, waits `warmup`, reads the RSS again, then makes `changes` alternating DisableToken /
+// EnableToken calls on the token, one every `interval`, and waits until every watcher has
+// received the last one (or `drain_timeout`). Each event is matched to its change by revision.
+// Errors: INVALID_ARGUMENT for options out of range; UNAVAILABLE if a channel does not connect;
+// DEADLINE_EXCEEDED if the streams are not all SYNCED within drain_timeout; the status of a
+// failed unary call. Streams that end early are counted in the report, not returned.
+absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options);
+
+// One line of space-separated key=value pairs (watchers, connections, changes, interval_ms,
+// setup_ms, expected, delivered, duplicates, out_of_order, ended, p50_us, p99_us, max_us,
+// client_cpu_pct, server_rss_before_kib, server_rss_after_kib, kib_per_watcher), for scripts.
+std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBenchReport& report);
+
+}  // namespace tokenstatus::bench

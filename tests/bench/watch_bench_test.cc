@@ -1,0 +1,237 @@
+#include "tests/bench/watch_bench.h"
+
+#include <unistd.h>
+
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/support/server_callback.h"
+#include "gtest/gtest.h"
+#include "server/common/status_util.h"
+
+namespace tokenstatus::bench {
+namespace {
+
+using apitoken::v1::Token;
+using apitoken::v1::TokenEvent;
+using apitoken::v1::WatchTokensRequest;
+using apitoken::v1::WatchTokensResponse;
+
+class FakeWatchService;
+
+// One WatchTokens stream of FakeWatchService: SYNCED, then whatever Send() queues, one write at
+// a time. Deletes itself when done.
+class FakeStream : public grpc::ServerWriteReactor<WatchTokensResponse> {
+ public:
+  FakeStream(FakeWatchService& service, int64_t revision);
+  void Send(WatchTokensResponse message) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(message));
+    WriteNextLocked();
+  }
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) return;
+    queue_.pop_front();
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    if (!finished_) Finish(grpc::Status::CANCELLED);
+    finished_ = true;
+  }
+  void OnDone() override;
+
+ private:
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || queue_.empty()) return;
+    writing_ = true;
+    StartWrite(&queue_.front());
+  }
+
+  FakeWatchService& service_;
+  absl::Mutex mu_;
+  std::deque<WatchTokensResponse> queue_ ABSL_GUARDED_BY(mu_);  // front: the write in flight
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A TokenService with one revision counter: CreateToken, DisableToken and EnableToken each take
+// the next revision; every Disable/Enable is sent to every open WatchTokens stream as one
+// KIND_CHANGES message, except to the stream that the `skip` setting names. Thread-safe.
+class FakeWatchService final : public apitoken::v1::TokenService::CallbackService {
+ public:
+  // Changes of revision `revision` are not sent to the `stream`-th stream opened (0-based).
+  void Skip(int stream, int64_t revision) {
+    absl::MutexLock lock(&mu_);
+    skip_stream_ = stream;
+    skip_revision_ = revision;
+  }
+
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::CreateTokenRequest* request,
+                                        apitoken::v1::CreateTokenResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    Token& token = *response->mutable_token();
+    token.set_id("TKN-0000-0003");
+    token.set_account_id(request->account_id());
+    token.set_state(Token::STATE_ACTIVE);
+    token.set_revision(++revision_);
+    return Done(context);
+  }
+  grpc::ServerUnaryReactor* DisableToken(grpc::CallbackServerContext* context,
+                                         const apitoken::v1::DisableTokenRequest* request,
+                                         apitoken::v1::DisableTokenResponse* response) override {
+    *response->mutable_token() = Change(request->token_id(), TokenEvent::TYPE_DISABLED);
+    return Done(context);
+  }
+  grpc::ServerUnaryReactor* EnableToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::EnableTokenRequest* request,
+                                        apitoken::v1::EnableTokenResponse* response) override {
+    *response->mutable_token() = Change(request->token_id(), TokenEvent::TYPE_ENABLED);
+    return Done(context);
+  }
+  grpc::ServerWriteReactor<WatchTokensResponse>* WatchTokens(
+      grpc::CallbackServerContext* /*context*/, const WatchTokensRequest* /*request*/) override {
+    absl::MutexLock lock(&mu_);
+    auto* stream = new FakeStream(*this, revision_);
+    streams_.push_back(stream);
+    return stream;
+  }
+
+  void Remove(FakeStream* stream) {
+    absl::MutexLock lock(&mu_);
+    for (FakeStream*& open : streams_) {
+      if (open == stream) open = nullptr;
+    }
+  }
+
+ private:
+  static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // Takes the next revision and sends the change to the streams.
+  Token Change(const std::string& token_id, TokenEvent::Type type) {
+    absl::MutexLock lock(&mu_);
+    WatchTokensResponse message;
+    message.set_kind(WatchTokensResponse::KIND_CHANGES);
+    message.set_revision(++revision_);
+    TokenEvent& event = *message.add_events();
+    event.set_type(type);
+    event.mutable_token()->set_id(token_id);
+    event.mutable_token()->set_state(type == TokenEvent::TYPE_DISABLED ? Token::STATE_DISABLED
+                                                                       : Token::STATE_ACTIVE);
+    event.mutable_token()->set_revision(revision_);
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      if (streams_[i] == nullptr) continue;
+      if (static_cast<int>(i) == skip_stream_ && revision_ == skip_revision_) continue;
+      streams_[i]->Send(message);
+    }
+    return event.token();
+  }
+
+  absl::Mutex mu_;
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<FakeStream*> streams_ ABSL_GUARDED_BY(mu_);  // in opening order; nullptr: done
+  int skip_stream_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t skip_revision_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+FakeStream::FakeStream(FakeWatchService& service, int64_t revision) : service_(service) {
+  WatchTokensResponse synced;
+  synced.set_kind(WatchTokensResponse::KIND_SYNCED);
+  synced.set_revision(revision);
+  Send(std::move(synced));
+}
+
+void FakeStream::OnDone() {
+  service_.Remove(this);
+  delete this;
+}
+
+class WatchBenchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port_, 0);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  WatchBenchOptions Options() const {
+    WatchBenchOptions options;
+    options.target = absl::StrCat("127.0.0.1:", port_);
+    options.watchers = 20;
+    options.connections = 3;
+    options.changes = 6;
+    options.interval = absl::Milliseconds(5);
+    options.warmup = absl::ZeroDuration();
+    options.drain_timeout = absl::Seconds(2);
+    options.server_pid = getpid();  // this process serves: its RSS is the server's
+    return options;
+  }
+
+  FakeWatchService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+TEST_F(WatchBenchTest, CountsEveryDeliveryAndMeasuresIt) {
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(Options());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->expected, 20 * 6);
+  EXPECT_EQ(report->delivered, 20 * 6);
+  EXPECT_EQ(report->duplicates, 0);
+  EXPECT_EQ(report->out_of_order, 0);
+  EXPECT_EQ(report->ended, 0);
+  EXPECT_LE(report->p50, report->p99);
+  EXPECT_LE(report->p99, report->max);
+  EXPECT_LT(report->max, absl::Seconds(1));
+  EXPECT_GT(report->server_rss_before_kib, 0);
+  EXPECT_GT(report->server_rss_after_kib, 0);
+  EXPECT_GT(report->client_cpu_percent, 0);
+  const std::string line = FormatWatchReport(Options(), *report);
+  EXPECT_NE(line.find("watchers=20 connections=3 changes=6 interval_ms=5 "), std::string::npos)
+      << line;
+  EXPECT_NE(line.find(" expected=120 delivered=120 duplicates=0 out_of_order=0 ended=0 "),
+            std::string::npos)
+      << line;
+}
+
+TEST_F(WatchBenchTest, AMissedChangeIsNotDelivered) {
+  // The 5th stream does not get the 3rd change (revision 4: the token was created at 1).
+  service_.Skip(4, 4);
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(Options());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->delivered, 20 * 6 - 1);
+  EXPECT_EQ(report->duplicates, 0);
+  EXPECT_EQ(report->out_of_order, 0);
+}
+
+TEST_F(WatchBenchTest, InvalidOptionsAreRejected) {
+  WatchBenchOptions options = Options();
+  options.watchers = 0;
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tokenstatus::bench
