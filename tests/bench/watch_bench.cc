@@ -289,9 +289,10 @@ void CancelAll(const std::vector<std::unique_ptr<BenchWatcher>>& watchers, Progr
   progress.WaitAllDone();
 }
 
-// Matches every watcher's arrivals to the acknowledged changes (by revision) into `report`.
+// Matches every watcher's arrivals to the bench's changes (by revision; `started` holds each
+// change's call start) into `report`.
 void Tally(const std::vector<std::unique_ptr<BenchWatcher>>& watchers,
-           const std::map<int64_t, Clock::time_point>& acknowledged, WatchBenchReport& report) {
+           const std::map<int64_t, Clock::time_point>& started, WatchBenchReport& report) {
   LatencySamples samples;
   samples.Reserve(static_cast<size_t>(report.expected));
   for (const auto& watcher : watchers) {
@@ -300,14 +301,14 @@ void Tally(const std::vector<std::unique_ptr<BenchWatcher>>& watchers,
     for (const BenchWatcher::Arrival& arrival : watcher->arrivals()) {
       if (arrival.revision <= previous) ++report.out_of_order;
       previous = std::max(previous, arrival.revision);
-      auto change = acknowledged.find(arrival.revision);
-      if (change == acknowledged.end()) continue;  // not one of the bench's changes
+      auto change = started.find(arrival.revision);
+      if (change == started.end()) continue;  // not one of the bench's changes
       if (!seen.insert(arrival.revision).second) {
         ++report.duplicates;
         continue;
       }
       ++report.delivered;
-      samples.Add(std::max(absl::ZeroDuration(), absl::FromChrono(arrival.time - change->second)));
+      samples.Add(absl::FromChrono(arrival.time - change->second));
     }
   }
   report.p50 = samples.Percentile(0.50);
@@ -349,15 +350,16 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
     report.server_rss_after_kib = ResidentKiB(options.server_pid);
 
     // The changes, paced: change i starts at start + i * interval (or at once, if late).
-    std::map<int64_t, Clock::time_point> acknowledged;
+    std::map<int64_t, Clock::time_point> started;  // revision -> the start of its change
     const double cpu_start = CpuSeconds();
     const Clock::time_point start = Clock::now();
     absl::Status failed;
     for (int i = 0; i < options.changes && failed.ok(); ++i) {
       std::this_thread::sleep_until(start + i * absl::ToChronoNanoseconds(options.interval));
+      const Clock::time_point call_start = Clock::now();
       absl::StatusOr<int64_t> revision = Toggle(writer, token_id, i % 2 == 0, options);
       if (revision.ok()) {
-        acknowledged[*revision] = Clock::now();
+        started[*revision] = call_start;
       } else {
         failed = revision.status();
       }
@@ -365,13 +367,13 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
     if (failed.ok()) {
       std::vector<StreamMark*> marks;
       for (const auto& watcher : watchers) marks.push_back(watcher->mark());
-      progress.WaitAllReached(acknowledged.rbegin()->first, marks, options.drain_timeout);
+      progress.WaitAllReached(started.rbegin()->first, marks, options.drain_timeout);
     }
     const double seconds = absl::ToDoubleSeconds(absl::FromChrono(Clock::now() - start));
     report.client_cpu_percent = 100.0 * (CpuSeconds() - cpu_start) / seconds;
     CancelAll(watchers, progress);
     if (!failed.ok()) return failed;
-    Tally(watchers, acknowledged, report);
+    Tally(watchers, started, report);
   } else {
     CancelAll(watchers, progress);
   }

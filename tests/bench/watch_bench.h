@@ -33,9 +33,10 @@ struct WatchBenchReport {
   int64_t out_of_order = 0;  // an event whose revision was not above the previous one
   int64_t ended = 0;         // streams that ended before the run did
   std::string first_end;     // "<code>: <message>" of the first stream that ended, if any
-  // Time from a change's acknowledgement (its RPC's completion at the client) to its arrival at
-  // a watcher, over every delivered pair; an event that arrives before the acknowledgement
-  // counts as 0.
+  // Time from the start of a change's RPC at the client to the change's arrival at a watcher,
+  // over every delivered pair. The server acknowledges a change only once its own mirror shows
+  // it, so watchers often have it before the client has the acknowledgement: measuring from the
+  // call's start bounds the acknowledgement-to-arrival time from above and never clips it.
   absl::Duration p50 = absl::ZeroDuration();
   absl::Duration p99 = absl::ZeroDuration();
   absl::Duration max = absl::ZeroDuration();
