@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/duration.pb.h"
@@ -516,9 +517,11 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
   absl::MutexLock lock(&mu_);
   const std::string& epoch = epoch_;
   // Serialized once per filter: all events for the unfiltered streams, each account's for its
-  // streams (built when the first stream of that account needs it).
+  // streams (built when the first stream of that account needs it). node_hash_map: the
+  // deliveries point into it.
   std::optional<grpc::ByteBuffer> all;
-  absl::flat_hash_map<std::string, std::optional<grpc::ByteBuffer>> by_account;
+  absl::node_hash_map<std::string, std::optional<grpc::ByteBuffer>> by_account;
+  deliveries_.clear();
   for (WatchStream* stream : streams_) {
     const std::string& account = stream->account_id();
     std::optional<grpc::ByteBuffer>* message = account.empty() ? &all : nullptr;
@@ -537,8 +540,16 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
       for (const auto& event : events) AddShown(*event, changes);
       all = Serialize(changes);
     }
-    if (message->has_value()) stream->DeliverLive(**message, revision);
+    if (message->has_value()) deliveries_.push_back({stream, &**message});
   }
+  // Starting a write costs a few microseconds of gRPC per stream: with thousands of streams one
+  // core cannot keep up with a change every few milliseconds, so two share the work. Streams
+  // cannot go away meanwhile: Unregister needs mu_.
+  fan_out_.Run(deliveries_.size(), kMinSplitFanOut, [this, revision](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      deliveries_[i].stream->DeliverLive(*deliveries_[i].message, revision);
+    }
+  });
 }
 
 void WatchHub::OnReset(const std::string& epoch, int64_t revision) {

@@ -17,6 +17,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/store/token_store.h"
+#include "server/watch/split_runner.h"
 #include "server/watch/token_mirror.h"
 
 namespace tokenstatus {
@@ -122,6 +123,14 @@ class WatchHub final : public MirrorListener {
   // The mirror's epoch, as of the last stream start or OnReset (the mirror cannot be asked
   // from OnChanges, which runs under its writer lock).
   std::string epoch_ ABSL_GUARDED_BY(mu_);
+  // OnChanges' fan-out list (reused), and the two threads that work through it.
+  struct Delivery {
+    WatchStream* stream;
+    const grpc::ByteBuffer* message;
+  };
+  static constexpr size_t kMinSplitFanOut = 256;  // below this, one thread is faster
+  std::vector<Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
+  SplitRunner fan_out_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread timer_;
