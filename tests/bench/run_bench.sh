@@ -4,15 +4,18 @@
 # the real server and the no-op server; then at each concurrency runs no-op GetToken, GetToken,
 # DisableToken/EnableToken and redis-benchmark GET/SET; then the WatchTokens fan-out (a fresh
 # server per run, on its own key prefix): 1,000 watchers over 10 connections with 50 changes 20 ms
-# apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart. Prints one
-# markdown report and writes it to var/bench/results.md. Exit code 1 if any RPC failed or any
-# change did not reach every watcher exactly once.
+# apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart; then the mirror
+# (tokenstatus-mirrorbench, on its own key prefix): fills Redis with 1,000,000 tokens through the
+# store's Create and times a fresh mirror's load and its RSS growth. Prints one markdown report and
+# writes it to var/bench/results.md. Exit code 1 if any RPC failed, any change did not reach every
+# watcher exactly once, or the mirror bench failed.
 #
 # Everything (client, servers, Redis) shares this machine's cores: the CPU columns tell who was
 # busy. Settings (environment): BUILD_DIR (build), BENCH_CONCURRENCY ("1 16 64"),
 # BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_FANOUT_WARMUP (3s), BENCH_CONNECTIONS and BENCH_THREADS (2; 1 at
 # concurrency 1): the load generator's channels and completion-queue threads; BENCH_FANOUT
 # ("1000:10:50:20ms 10000:100:20:500ms"): the fan-out runs, watchers:connections:changes:interval;
+# BENCH_MIRROR_TOKENS (1000000): tokens the mirror bench creates and loads (~1 min for 1,000,000);
 # BENCH_RESULTS (var/bench/results.md): where the report goes.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../../scripts/lib.sh
@@ -29,12 +32,16 @@ FANOUT_WARMUP="${BENCH_FANOUT_WARMUP:-3s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-2}"
 THREADS="${BENCH_THREADS:-2}"
 FANOUT_RUNS="${BENCH_FANOUT:-1000:10:50:20ms 10000:100:20:500ms}"
+# 1,000,000 tokens take ~1 GiB in Redis (records, indexes, the event stream): deploy/redis.conf
+# has maxmemory 0 (no limit), so the fill is not refused.
+MIRROR_TOKENS="${BENCH_MIRROR_TOKENS:-1000000}"
 RESULTS="${BENCH_RESULTS:-${TOKENSTATUS_ROOT}/var/bench/results.md}"
 
 SERVER="${BUILD_DIR}/server/tokenstatus-server"
 LOADGEN="${BUILD_DIR}/tests/bench/tokenstatus-loadgen"
 NOOP_SERVER="${BUILD_DIR}/tests/bench/tokenstatus-noop-server"
 WATCHBENCH="${BUILD_DIR}/tests/bench/tokenstatus-watchbench"
+MIRRORBENCH="${BUILD_DIR}/tests/bench/tokenstatus-mirrorbench"
 
 command -v redis-benchmark >/dev/null || die "redis-benchmark not found (make deps installs redis-tools)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
@@ -52,6 +59,7 @@ trap cleanup EXIT
 
 if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
   --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server tokenstatus-watchbench \
+  tokenstatus-mirrorbench \
   >"${WORK}/build.log" 2>&1; then
   cat "${WORK}/build.log" >&2
   die "build failed"
@@ -184,6 +192,25 @@ for run in ${FANOUT_RUNS}; do
   run_fanout "${watchers}" "${connections}" "${changes}" "${interval}"
 done
 
+# The mirror: fill a key prefix of its own with MIRROR_TOKENS tokens, then time a fresh mirror's
+# load (tokenstatus-mirrorbench); one row in MIRROR_TABLE.
+MIRROR_TABLE=()
+mirror_rc=0
+mirror_line="$("${MIRRORBENCH}" --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --key_prefix="{mirror}" \
+  --tokens="${MIRROR_TOKENS}" 2>"${WORK}/mirror.log")" || mirror_rc=$?
+if ((mirror_rc != 0)) || [[ -z "${mirror_line}" ]]; then
+  log "mirror bench failed (exit ${mirror_rc}): ${mirror_line}"
+  tail -n 5 "${WORK}/mirror.log" >&2
+  FAILED=1
+  MIRROR_TABLE+=("| ${MIRROR_TOKENS} | failed | | | | |")
+else
+  log "mirror: ${mirror_line}"
+  MIRROR_TABLE+=("| $(field tokens "${mirror_line}") | $(field fill_s "${mirror_line}") | \
+$(field fill_per_s "${mirror_line}") | $(field load_s "${mirror_line}") | \
+$(field rss_before_mib "${mirror_line}") → $(field rss_after_mib "${mirror_line}") | \
+$(field bytes_per_token "${mirror_line}") |")
+fi
+
 mkdir -p "$(dirname "${RESULTS}")"
 {
   echo "## tokenstatus benchmark"
@@ -223,7 +250,18 @@ mkdir -p "$(dirname "${RESULTS}")"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${FANOUT_TABLE[@]}"
   echo
+  echo "The mirror (tokenstatus-mirrorbench, its own key prefix on the same Redis): fill = the" \
+    "tokens created through the store's Create (256 in flight; records, indexes, event stream" \
+    "and revision as the server writes them), 1,000 accounts. Load: a fresh TokenMirror and" \
+    "EventTailer (new Redis clients, as the server makes them) from start until the mirror holds" \
+    "the head revision. RSS: the bench process, with tcmalloc's free pages returned, before the" \
+    "load → with every token loaded; bytes per token = the growth divided by the tokens."
+  echo
+  echo "| tokens | fill s | creates/s | load s | RSS MiB | bytes per token |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${MIRROR_TABLE[@]}"
+  echo
   echo "Reproduce: \`make bench\` (tests/bench/run_bench.sh)."
 } >"${RESULTS}"
 cat "${RESULTS}"
-((FAILED == 0)) || die "some RPCs failed; see above"
+((FAILED == 0)) || die "some runs failed; see above"
