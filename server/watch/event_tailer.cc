@@ -189,7 +189,9 @@ absl::Status EventTailer::Follow(bool& reload) {
   });
   if (!batch.ok()) return batch.status();
   const char* why = nullptr;
-  if (batch->head.epoch != epoch) {
+  // A dataset that was empty when loaded gets its epoch with its first change: not a reset.
+  const bool first_epoch = epoch.empty() && revision == 0;
+  if (batch->head.epoch != epoch && !first_epoch) {
     why = "new_epoch";
   } else if (batch->head.revision < revision) {
     why = "revision_went_back";
@@ -197,7 +199,7 @@ absl::Status EventTailer::Follow(bool& reload) {
     if (!Continues(revision, batch->events)) {
       why = "events_trimmed";
     } else {
-      mirror_.Apply(std::move(batch->events));
+      mirror_.Apply(std::move(batch->events), batch->head.epoch);
       return absl::OkStatus();
     }
   } else if (batch->head.revision > revision) {

@@ -198,7 +198,7 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
   for (Done& done : ready) done(absl::OkStatus());
 }
 
-void TokenMirror::Apply(std::vector<TokenEvent> events) {
+void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch) {
   if (events.empty()) return;
   std::vector<std::shared_ptr<const TokenEvent>> shared;
   shared.reserve(events.size());
@@ -212,8 +212,9 @@ void TokenMirror::Apply(std::vector<TokenEvent> events) {
       // The stored token shares the event's allocation: one copy per change.
       Put(std::shared_ptr<const Token>(event, &event->token()), tokens_, accounts_);
     }
+    if (epoch_.empty() && revision_ == 0) epoch_ = std::string(epoch);
     revision_ = shared.back()->token().revision();
-    if (listener_ != nullptr) listener_->OnChanges(shared, revision_);
+    if (listener_ != nullptr) listener_->OnChanges(shared, revision_, epoch_);
     ready = Reached(revision_);
   }
   for (Done& done : ready) done(absl::OkStatus());

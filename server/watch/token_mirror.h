@@ -34,9 +34,10 @@ class MirrorListener {
  public:
   virtual ~MirrorListener() = default;
   // `events` were applied, in revision order; the mirror is now at `revision`
-  // (== events.back().token().revision()).
+  // (== events.back().token().revision()) of `epoch` (which the first changes of a dataset that
+  // was empty when loaded bring along: the mirror adopts it, see TokenMirror::Apply).
   virtual void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
-                         int64_t revision) = 0;
+                         int64_t revision, const std::string& epoch) = 0;
   // The mirror's whole state was replaced (another epoch, a store that lost data, a revision
   // that went back). It is now at `revision` of `epoch`.
   virtual void OnReset(const std::string& epoch, int64_t revision) = 0;
@@ -96,8 +97,12 @@ class TokenMirror {
   // Replaces the whole state with `tokens` at `revision` of `epoch` and marks the mirror loaded.
   // Tells the listener OnReset unless this is the first load.
   void Reset(std::vector<Token> tokens, int64_t revision, std::string epoch);
-  // Applies `events` (revision order; each revision > revision()) and tells the listener.
-  void Apply(std::vector<TokenEvent> events);
+  // Applies `events` (revision order; each revision > revision()) of the store's `epoch` and
+  // tells the listener. `epoch` is empty (the mirror's own) or equals epoch(), except for the
+  // first changes of a dataset that was empty when loaded (revision() == 0, epoch() empty): the
+  // first change makes the epoch, and the mirror adopts it without a reset, since nothing was
+  // lost.
+  void Apply(std::vector<TokenEvent> events, absl::string_view epoch = "");
 
  private:
   class View;

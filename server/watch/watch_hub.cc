@@ -513,8 +513,9 @@ void WatchHub::SendSnapshot(WatchStream& stream, const MirrorView& view) {
 }
 
 void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
-                         int64_t revision) {
+                         int64_t revision, const std::string& mirror_epoch) {
   absl::MutexLock lock(&mu_);
+  epoch_ = mirror_epoch;
   const std::string& epoch = epoch_;
   // Serialized once per filter: all events for the unfiltered streams, each account's for its
   // streams (built when the first stream of that account needs it). node_hash_map: the

@@ -93,8 +93,8 @@ class WatchHub final : public MirrorListener {
   int watcher_count() const;
 
   // MirrorListener: enqueue only (under the mirror's writer lock).
-  void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
-                 int64_t revision) override;
+  void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events, int64_t revision,
+                 const std::string& epoch) override;
   void OnReset(const std::string& epoch, int64_t revision) override;
 
  private:
@@ -120,8 +120,8 @@ class WatchHub final : public MirrorListener {
   absl::flat_hash_map<std::string, int> per_peer_ ABSL_GUARDED_BY(mu_);
   // Streams owed a snapshot (after a RESET) by the timer thread.
   absl::flat_hash_set<WatchStream*> snapshot_due_ ABSL_GUARDED_BY(mu_);
-  // The mirror's epoch, as of the last stream start or OnReset (the mirror cannot be asked
-  // from OnChanges, which runs under its writer lock).
+  // The mirror's epoch, as of the last stream start, OnChanges or OnReset (the mirror cannot be
+  // asked from OnChanges, which runs under its writer lock).
   std::string epoch_ ABSL_GUARDED_BY(mu_);
   // OnChanges' fan-out list (reused), and the two threads that work through it.
   struct Delivery {

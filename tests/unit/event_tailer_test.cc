@@ -53,12 +53,16 @@ absl::Time Deadline() { return absl::Now() + absl::Seconds(5); }
 // Counts the mirror's resets and remembers the last epoch.
 class ResetListener : public MirrorListener {
  public:
-  void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
-                 int64_t revision) override {}
+  void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events, int64_t revision,
+                 const std::string& epoch) override {}
   void OnReset(const std::string& epoch, int64_t revision) override {
     absl::MutexLock lock(&mu_);
     ++resets_;
     epoch_ = epoch;
+  }
+  int resets() {
+    absl::MutexLock lock(&mu_);
+    return resets_;
   }
   // Waits until a reset to `epoch` (any epoch if empty) has happened; false on timeout.
   bool WaitForReset(const std::string& epoch) {
@@ -235,9 +239,12 @@ TEST(EventTailerTest, AnEmptyStoreLoadsAndThenTakesTheFirstEpoch) {
   ASSERT_TRUE(replica.WaitForHead().ok());
   EXPECT_EQ(replica.mirror().epoch(), "");
   replica.Create(1);
-  // The first change makes the epoch: the mirror reloads into it.
-  ASSERT_TRUE(replica.listener().WaitForReset(replica.Head().epoch));
+  // The first change makes the epoch: the mirror adopts it with the change, without a reset
+  // (nothing was lost).
   ASSERT_TRUE(replica.WaitForHead().ok());
+  EXPECT_EQ(replica.mirror().epoch(), replica.Head().epoch);
+  EXPECT_NE(replica.mirror().epoch(), "");
+  EXPECT_EQ(replica.listener().resets(), 0);
   replica.ExpectMirrorEqualsStore();
 }
 

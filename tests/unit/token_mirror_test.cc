@@ -311,9 +311,9 @@ TEST(TokenMirrorTest, DestructorFailsPendingWaiters) {
 // Records listener calls as text.
 class RecordingListener : public MirrorListener {
  public:
-  void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
-                 int64_t revision) override {
-    std::string line = absl::StrCat("changes@", revision, ":");
+  void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events, int64_t revision,
+                 const std::string& epoch) override {
+    std::string line = absl::StrCat("changes@", revision, "/", epoch, ":");
     for (const auto& event : events) {
       absl::StrAppend(&line, " ", event->token().id(), "/", event->token().revision());
     }
@@ -339,14 +339,31 @@ TEST(TokenMirrorTest, ListenerSeesChangesAndResetsInOrder) {
   mirror.SetListener(nullptr);
   mirror.Apply({MakeEvent(MakeToken(IdOf(7), AccountOf(1), 3))});
   EXPECT_EQ(listener.calls,
-            (std::vector<std::string>{"changes@4: " + IdOf(1) + "/3 " + IdOf(2) + "/4",
-                                      "changes@5: " + IdOf(2) + "/5", "reset@1:e2",
-                                      "changes@2: " + IdOf(8) + "/2"}));
+            (std::vector<std::string>{"changes@4/e1: " + IdOf(1) + "/3 " + IdOf(2) + "/4",
+                                      "changes@5/e1: " + IdOf(2) + "/5", "reset@1:e2",
+                                      "changes@2/e2: " + IdOf(8) + "/2"}));
   // The reset replaced everything.
   EXPECT_EQ(mirror.Get(IdOf(1)).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(mirror.epoch(), "e2");
   EXPECT_EQ(mirror.revision(), 3);
   ASSERT_TRUE(mirror.Get(IdOf(9)).ok());
+}
+
+TEST(TokenMirrorTest, AnEmptyDatasetAdoptsTheEpochOfItsFirstChangeWithoutAReset) {
+  TokenMirror mirror;
+  RecordingListener listener;
+  mirror.SetListener(&listener);
+  mirror.Reset({}, 0, "");  // loaded from a store nobody has written to yet
+  mirror.Apply({MakeEvent(MakeToken(IdOf(1), AccountOf(1), 1))}, "first");
+  mirror.Apply({MakeEvent(MakeToken(IdOf(2), AccountOf(1), 2))}, "first");
+  mirror.SetListener(nullptr);
+  EXPECT_EQ(listener.calls, (std::vector<std::string>{"changes@1/first: " + IdOf(1) + "/1",
+                                                      "changes@2/first: " + IdOf(2) + "/2"}));
+  EXPECT_EQ(mirror.epoch(), "first");
+  absl::StatusOr<TokenPage> page = mirror.List(ListParams{});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->epoch, "first");
+  EXPECT_EQ(page->tokens.size(), 2u);
 }
 
 }  // namespace
