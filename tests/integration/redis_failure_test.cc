@@ -161,6 +161,21 @@ TEST(ServerLifecycleTest, SigtermExitsZero) {
   EXPECT_EQ(*exit_code, 0);
 }
 
+TEST(ServerLifecycleTest, ASecondServerOnATakenPortFailsInsteadOfSharingIt) {
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> first =
+      testing::ServerProcess::Start({.redis_address = testing::SharedRedis().address(),
+                                     .key_prefix = testing::UniqueKeyPrefix()});
+  ASSERT_TRUE(first.ok()) << first.status();
+  // The later --listen wins over the harness's own --listen=127.0.0.1:0.
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> second =
+      testing::ServerProcess::Start({.redis_address = testing::SharedRedis().address(),
+                                     .key_prefix = testing::UniqueKeyPrefix(),
+                                     .extra_flags = {"--listen=" + (*first)->address()}});
+  ASSERT_FALSE(second.ok()) << "a second server started on " << (*first)->address();
+  EXPECT_NE(second.status().message().find("event=listen_failed"), std::string::npos)
+      << second.status();
+}
+
 TEST(ServerLifecycleTest, UnknownFlagFailsToStartWithItsLog) {
   absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
       {.redis_address = testing::SharedRedis().address(), .extra_flags = {"--no_such_flag=1"}});
