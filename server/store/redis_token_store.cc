@@ -1,27 +1,23 @@
 #include "server/store/redis_token_store.h"
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <memory>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "server/common/status_util.h"
+#include "server/domain/token_secret.h"
 #include "server/domain/token_state.h"
+#include "server/domain/validation.h"
 #include "server/redis/redis_reply.h"
 #include "server/store/redis_scripts.h"
 #include "server/store/token_record.h"
 
 namespace tokenstatus {
 namespace {
-
-constexpr int kMaxPageSize = 1000;
-constexpr size_t kEpochBytes = 16;  // 32 hex digits
 
 // The one mapping of script refusals ("<REASON> <detail>", redis_scripts.h) to the errors of
 // the TokenStore contract. Other error replies map as RedisErrorToStatus.
@@ -228,16 +224,6 @@ class EventBatchJoin {
   StoreCallback<EventBatch> done_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::StatusOr<std::string> NewEpochCandidate() {
-  unsigned char bytes[kEpochBytes];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
-    return MakeError(absl::StatusCode::kInternal, reason::kInternal,
-                     "no randomness for a dataset epoch");
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
-}
-
 absl::string_view TransitionName(Transition transition) {
   switch (transition) {
     case Transition::kEnable:
@@ -266,7 +252,7 @@ std::vector<std::string> RedisTokenStore::ChangeKeys(absl::string_view token_id)
 
 absl::StatusOr<std::vector<std::string>> RedisTokenStore::ChangeArgs(
     absl::string_view actor) const {
-  absl::StatusOr<std::string> epoch = NewEpochCandidate();
+  absl::StatusOr<std::string> epoch = GenerateEpoch();
   if (!epoch.ok()) return epoch.status();
   return std::vector<std::string>{options_.key_prefix, *std::move(epoch),
                                   absl::StrCat(options_.event_retention), std::string(actor)};

@@ -6,11 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/status_util.h"
+#include "server/domain/validation.h"
 
 namespace tokenstatus {
 namespace {
-
-constexpr int kMaxPageSize = 1000;  // as RedisTokenStore
 
 absl::Status NotReady() {
   return MakeError(absl::StatusCode::kUnavailable, reason::kMirrorNotReady,
