@@ -12,6 +12,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libhiredis-dev libevent-dev libssl-dev        # libraries
   libgoogle-perftools-dev                                   # tcmalloc for the servers
+  libcli11-dev                                              # tokenctl's command line
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
   clang-format                                              # make fmt, make lint
