@@ -43,12 +43,34 @@ WatchTokensResponse Message(WatchTokensResponse::Kind kind, int64_t revision,
   return response;
 }
 
-// Appends `event` to `response` as a watcher may see it: without secret_sha256.
-void AddShown(const TokenEvent& event, WatchTokensResponse& response) {
-  TokenEvent* shown = response.add_events();
-  *shown = event;
-  shown->mutable_token()->clear_secret_sha256();
-}
+// What a stream asked to see: the tokens of one account or of all, with or without their
+// secret hashes. Streams with equal filters share each serialized change.
+struct WatchFilter {
+  std::string account_id;  // empty: every account
+  bool include_secret_hash = false;
+
+  bool Matches(const Token& token) const {
+    return account_id.empty() || token.account_id() == account_id;
+  }
+  // Copies `token` into `shown` as this filter shows it.
+  void Show(const Token& token, Token& shown) const {
+    shown = token;
+    if (!include_secret_hash) shown.clear_secret_sha256();
+  }
+  // Appends `event` to `response` if it matches.
+  void AddIfMatches(const TokenEvent& event, WatchTokensResponse& response) const {
+    if (!Matches(event.token())) return;
+    TokenEvent* shown = response.add_events();
+    shown->set_type(event.type());
+    Show(event.token(), *shown->mutable_token());
+  }
+
+  bool operator==(const WatchFilter&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const WatchFilter& filter) {
+    return H::combine(std::move(h), filter.account_id, filter.include_secret_hash);
+  }
+};
 
 // The effective progress interval of `request`, or INVALID_ARGUMENT.
 absl::StatusOr<absl::Duration> ProgressIntervalOf(const WatchTokensRequest& request,
@@ -97,7 +119,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
               absl::Duration progress_interval)
       : hub_(hub),
         peer_(std::move(peer)),
-        account_id_(request.account_id()),
+        filter_{request.account_id(), request.include_secret_hash()},
         send_initial_state_(request.send_initial_state()),
         progress_interval_(progress_interval),
         link_(std::make_shared<StreamLink>(this)),
@@ -105,7 +127,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         last_enqueue_(absl::Now()) {}
 
   const std::string& peer() const { return peer_; }
-  const std::string& account_id() const { return account_id_; }
+  const WatchFilter& filter() const { return filter_; }
   const std::shared_ptr<StreamLink>& link() const { return link_; }
 
   // --- Called by the hub (under its lock, and the mirror's where noted). ---
@@ -255,8 +277,8 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   void FellBehindLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (mode_ == Mode::kClosing) return;
-    Log(LogLevel::kWarning, absl::StrCat("event=watcher_fell_behind peer=", peer_,
-                                         " account=", account_id_.empty() ? "-" : account_id_,
+    Log(LogLevel::kWarning, absl::StrCat("event=watcher_fell_behind peer=", peer_, " account=",
+                                         filter_.account_id.empty() ? "-" : filter_.account_id,
                                          " revision=", resume_revision_));
     CloseLocked(absl::StatusCode::kResourceExhausted, reason::kWatcherFellBehind,
                 "watcher fell behind");
@@ -308,9 +330,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       if (revision > catch_up_target_) break;
       if (revision != expected) break;
       ++expected;
-      if (account_id_.empty() || event.token().account_id() == account_id_) {
-        AddShown(event, changes);
-      }
+      filter_.AddIfMatches(event, changes);
     }
     catch_up_cursor_ = expected - 1;
     const bool complete = catch_up_cursor_ >= catch_up_target_;
@@ -371,7 +391,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   WatchHub& hub_;
   const std::string peer_;
-  const std::string account_id_;
+  const WatchFilter filter_;
   const bool send_initial_state_;
   const absl::Duration progress_interval_;
   const std::shared_ptr<StreamLink> link_;
@@ -499,10 +519,8 @@ void WatchHub::SendSnapshot(WatchStream& stream, const MirrorView& view) {
     chunks.push_back(Serialize(chunk));
     chunk.clear_tokens();
   };
-  view.ForEachToken(stream.account_id(), [&](const Token& token) {
-    Token* shown = chunk.add_tokens();
-    *shown = token;
-    shown->clear_secret_sha256();
+  view.ForEachToken(stream.filter().account_id, [&](const Token& token) {
+    stream.filter().Show(token, *chunk.add_tokens());
     if (chunk.tokens_size() >= options_.snapshot_chunk) flush();
   });
   if (chunk.tokens_size() > 0) flush();
@@ -517,31 +535,19 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
   absl::MutexLock lock(&mu_);
   epoch_ = mirror_epoch;
   const std::string& epoch = epoch_;
-  // Serialized once per filter: all events for the unfiltered streams, each account's for its
-  // streams (built when the first stream of that account needs it). node_hash_map: the
-  // deliveries point into it.
-  std::optional<grpc::ByteBuffer> all;
-  absl::node_hash_map<std::string, std::optional<grpc::ByteBuffer>> by_account;
+  // Serialized once per filter, when the first stream with that filter needs it (none when no
+  // event matches). node_hash_map: the deliveries point into it.
+  absl::node_hash_map<WatchFilter, std::optional<grpc::ByteBuffer>> by_filter;
   deliveries_.clear();
   for (WatchStream* stream : streams_) {
-    const std::string& account = stream->account_id();
-    std::optional<grpc::ByteBuffer>* message = account.empty() ? &all : nullptr;
-    if (message == nullptr) {
-      auto [it, inserted] = by_account.try_emplace(account);
-      message = &it->second;
-      if (inserted) {
-        WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, revision, epoch);
-        for (const auto& event : events) {
-          if (event->token().account_id() == account) AddShown(*event, changes);
-        }
-        if (changes.events_size() > 0) *message = Serialize(changes);
-      }
-    } else if (!all.has_value()) {
+    auto [it, inserted] = by_filter.try_emplace(stream->filter());
+    std::optional<grpc::ByteBuffer>& message = it->second;
+    if (inserted) {
       WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, revision, epoch);
-      for (const auto& event : events) AddShown(*event, changes);
-      all = Serialize(changes);
+      for (const auto& event : events) stream->filter().AddIfMatches(*event, changes);
+      if (changes.events_size() > 0) message = Serialize(changes);
     }
-    if (message->has_value()) deliveries_.push_back({stream, &**message});
+    if (message.has_value()) deliveries_.push_back({stream, &*message});
   }
   // Starting a write costs a few microseconds of gRPC per stream: with thousands of streams one
   // core cannot keep up with a change every few milliseconds, so two share the work. Streams

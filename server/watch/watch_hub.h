@@ -46,11 +46,11 @@ class WatchStream;
 
 // The fan-out of the mirror's changes to WatchTokens streams (DESIGN.md "Watch protocol").
 //
-// The hub is the mirror's listener. OnChanges serializes each batch once per filter (one
-// KIND_CHANGES message for the unfiltered streams, one per account for the filtered ones) and
-// only enqueues it to the matching streams: a stream has a bounded queue and ONE write in
-// flight, its next write started from OnWriteDone, so a slow stream never slows OnChanges or the
-// other streams. A stream that overflows its queue ends with RESOURCE_EXHAUSTED /
+// The hub is the mirror's listener. OnChanges serializes each batch once per filter (account or
+// all, with or without secret hashes: one KIND_CHANGES message for all the streams that asked
+// for the same) and only enqueues it to the matching streams: a stream has a bounded queue and ONE
+// write in flight, its next write started from OnWriteDone, so a slow stream never slows OnChanges
+// or the other streams. A stream that overflows its queue ends with RESOURCE_EXHAUSTED /
 // WATCHER_FELL_BEHIND naming the revision to resume from.
 //
 // Start of a stream (consistent with the mirror: no change slips between the state read and the
@@ -63,7 +63,8 @@ class WatchStream;
 //     changes after R held back meanwhile; then live.
 // PROGRESS at the mirror's revision goes through the same queue when a stream sent nothing for
 // its progress_interval. OnReset: every stream gets KIND_RESET, then a fresh SNAPSHOT..SYNCED
-// with send_initial_state, else it ends OK. Tokens never carry secret_sha256.
+// with send_initial_state, else it ends OK. Tokens carry secret_sha256 only for a stream that
+// asked for it with include_secret_hash (client caches that verify secrets locally).
 //
 // Thread-safe. Lock order: the mirror's lock, then the hub's, then a stream's. The hub must
 // outlive every stream it served: destroy it after the gRPC server has shut down (and after

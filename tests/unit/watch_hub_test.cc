@@ -330,6 +330,40 @@ TEST_F(WatchHubTest, AccountFilterSeesOnlyItsAccount) {
   EXPECT_THAT(EventRevisions(all.messages()), ::testing::ElementsAre(3, 4));
 }
 
+TEST_F(WatchHubTest, SecretHashesOnlyForStreamsThatAskForThem) {
+  CreateToken("TKN-0000-0002", kAccountB);
+  Sync();  // 2
+  WatchTokensRequest hashed_request = Request(0, true);
+  hashed_request.set_include_secret_hash(true);
+  Watcher hashed(*stub_, hashed_request);
+  Watcher plain(*stub_, Request(0, true));
+  ASSERT_TRUE(hashed.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  ASSERT_TRUE(plain.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  ToggleLive("TKN-0000-0002");  // 3
+  ASSERT_TRUE(hashed.Await(HasEventRevision(3)));
+  ASSERT_TRUE(plain.Await(HasEventRevision(3)));
+  // A resume replays (1, 3] from the store, with the hashes too.
+  WatchTokensRequest resumed_request = Request(1, false);
+  resumed_request.set_epoch(mirror_.epoch());
+  resumed_request.set_include_secret_hash(true);
+  Watcher resumed(*stub_, resumed_request);
+  ASSERT_TRUE(resumed.Await(HasEventRevision(3)));
+
+  const std::string hash(32, 's');  // CreateToken's
+  const auto hashes_of = [](const std::vector<WatchTokensResponse>& messages) {
+    std::vector<std::string> hashes;
+    for (const auto& message : messages) {
+      for (const Token& token : message.tokens()) hashes.push_back(token.secret_sha256());
+      for (const auto& event : message.events()) hashes.push_back(event.token().secret_sha256());
+    }
+    return hashes;
+  };
+  // Snapshot (2 tokens) and change (1), and the replayed events 2 and 3.
+  EXPECT_THAT(hashes_of(hashed.messages()), ::testing::ElementsAre(hash, hash, hash));
+  EXPECT_THAT(hashes_of(resumed.messages()), ::testing::ElementsAre(hash, hash));
+  EXPECT_THAT(hashes_of(plain.messages()), ::testing::ElementsAre("", "", ""));
+}
+
 TEST_F(WatchHubTest, RejectsInvalidRequests) {
   WatchTokensRequest bad_account = Request(0, false, "ACC-1");
   Watcher account(*stub_, bad_account);
