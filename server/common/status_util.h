@@ -34,12 +34,17 @@ inline constexpr char kTokenDeleted[] = "TOKEN_DELETED";
 inline constexpr char kRevisionMismatch[] = "REVISION_MISMATCH";
 inline constexpr char kRevisionNotReached[] = "REVISION_NOT_REACHED";
 inline constexpr char kMirrorNotReady[] = "MIRROR_NOT_READY";
+// A client-side copy (token-sidecar's cache) has heard nothing from the server for too long.
+inline constexpr char kCacheStale[] = "CACHE_STALE";
+// A read-only service (token-sidecar) was asked for a change.
+inline constexpr char kReadOnly[] = "READ_ONLY";
 inline constexpr char kWatcherFellBehind[] = "WATCHER_FELL_BEHIND";
 inline constexpr char kTooManyWatchers[] = "TOO_MANY_WATCHERS";
 inline constexpr char kServerShuttingDown[] = "SERVER_SHUTTING_DOWN";
 inline constexpr char kStoreUnavailable[] = "STORE_UNAVAILABLE";
 inline constexpr char kStoreError[] = "STORE_ERROR";
 inline constexpr char kInternal[] = "INTERNAL";
+inline constexpr char kInvalidCredentialsFile[] = "INVALID_CREDENTIALS_FILE";
 }  // namespace reason
 
 // Returns a non-OK status with `code` and `message` that carries a google.rpc.ErrorInfo with
