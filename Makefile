@@ -1,7 +1,7 @@
 # tokenstatus front door. On a fresh Debian 12 (bookworm) machine, as root or with sudo:
 #   make run    install what is missing, build, start Redis (data in var/redis) and the server
 #   make test   install what is missing, build, run every test against a throwaway Redis
-# Other targets: deps, build, bench, lint, fmt, clean.
+# Other targets: deps, build, bench, fuzz, lint, fmt, clean.
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -13,7 +13,7 @@ export BUILD_DIR
 
 # Prerequisites run in the order listed (deps before build before the rest).
 .NOTPARALLEL:
-.PHONY: deps build run test bench lint fmt clean
+.PHONY: deps build run test bench fuzz lint fmt clean
 
 deps:
 	deploy/install-deps.sh
@@ -31,6 +31,11 @@ test: deps build
 bench: deps build
 	tests/bench/run_bench.sh
 
+# libFuzzer targets built with clang in build-fuzz, FUZZ_SECONDS (60) each; make test runs them
+# for 10 s each.
+fuzz: deps
+	tests/fuzz/run_fuzz.sh
+
 lint: deps
 	$(BUF) lint
 	@echo "clang-format --dry-run -Werror <C++ sources under server/ client/ tests/>"
@@ -43,4 +48,4 @@ fmt:
 # Removes build outputs and benchmark results; keeps var/redis (the data of make run) and
 # var/tools.
 clean:
-	rm -rf $(BUILD_DIR) var/bench
+	rm -rf $(BUILD_DIR) build-fuzz var/bench var/fuzz

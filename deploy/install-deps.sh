@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
   clang-format                                              # make fmt, make lint
+  clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )
 BUF_VERSION="1.75.0"
 BUF_PREFIX="${TOKENSTATUS_ROOT}/var/tools"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test run behind `make test` (after deps and build): starts a throwaway redis-server on a
 # free port (data in a temporary directory, removed afterwards), runs every ctest test (unit,
-# contract, integration, bench) against it, stops it, and exits with ctest's exit code.
-# Environment: BUILD_DIR (build); CTEST_ARGS (extra ctest arguments, e.g. "-R Redis").
+# contract, integration, bench) against it, stops it, then runs the libFuzzer targets for a short
+# fixed time each (tests/fuzz/run_fuzz.sh). Exits non-zero if any test or fuzz target fails.
+# Environment: BUILD_DIR (build); CTEST_ARGS (extra ctest arguments, e.g. "-R Redis");
+# FUZZ_SECONDS (per fuzz target, default 10; 0 skips fuzzing).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -19,3 +21,8 @@ export TOKENSTATUS_BUF
 
 # shellcheck disable=SC2086 # CTEST_ARGS is a list of words.
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -j2 --timeout 300 ${CTEST_ARGS:-}
+
+# The parsers of untrusted input under libFuzzer, a short fixed time each (make fuzz: longer).
+if [[ "${FUZZ_SECONDS:-10}" != 0 ]]; then
+  FUZZ_SECONDS="${FUZZ_SECONDS:-10}" "${TOKENSTATUS_ROOT}/tests/fuzz/run_fuzz.sh"
+fi
