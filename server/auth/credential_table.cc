@@ -68,6 +68,7 @@ absl::StatusOr<CredentialTable> CredentialTable::Parse(absl::string_view content
       return BadLine(line_number, "this secret already belongs to another principal");
     }
     identity.roles.Add(*role);
+    table.by_principal_[identity.principal].Add(*role);
   }
   return table;
 }
@@ -97,6 +98,11 @@ absl::StatusOr<CredentialTable> CredentialTable::Load(const std::string& path) {
 const Identity* CredentialTable::Authenticate(absl::string_view secret) const {
   auto it = by_hash_.find(Sha256(secret));
   return it == by_hash_.end() ? nullptr : &it->second;
+}
+
+RoleSet CredentialTable::RolesOf(absl::string_view principal) const {
+  auto it = by_principal_.find(principal);
+  return it == by_principal_.end() ? RoleSet() : it->second;
 }
 
 }  // namespace tokenstatus

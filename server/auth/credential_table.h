@@ -45,12 +45,18 @@ class CredentialTable {
   // The identity of the bearer `secret`, or nullptr. The pointer is valid while the table is.
   const Identity* Authenticate(absl::string_view secret) const;
 
+  // The roles the file gives `principal` (the union over its lines; empty if none): the roles
+  // of a caller authenticated by its TLS client certificate.
+  RoleSet RolesOf(absl::string_view principal) const;
+
   // Distinct secrets (hashes) in the table.
   size_t size() const { return by_hash_.size(); }
 
  private:
   // SHA-256 (32 raw bytes) → identity.
   absl::flat_hash_map<std::string, Identity> by_hash_;
+  // Principal → the union of its roles.
+  absl::flat_hash_map<std::string, RoleSet> by_principal_;
 };
 
 }  // namespace tokenstatus

@@ -45,6 +45,9 @@ inline constexpr char kStoreUnavailable[] = "STORE_UNAVAILABLE";
 inline constexpr char kStoreError[] = "STORE_ERROR";
 inline constexpr char kInternal[] = "INTERNAL";
 inline constexpr char kInvalidCredentialsFile[] = "INVALID_CREDENTIALS_FILE";
+inline constexpr char kMissingCredentials[] = "MISSING_CREDENTIALS";
+inline constexpr char kInvalidCredentials[] = "INVALID_CREDENTIALS";
+inline constexpr char kPermissionDenied[] = "PERMISSION_DENIED";
 }  // namespace reason
 
 // Returns a non-OK status with `code` and `message` that carries a google.rpc.ErrorInfo with

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/common/status_util.h"
@@ -13,15 +14,7 @@ namespace tokenstatus {
 namespace {
 
 // 64 lowercase hex digits of SHA-256(`secret`).
-std::string HexSha256(const std::string& secret) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char byte : Sha256(secret)) {
-    hex.push_back(kDigits[byte >> 4]);
-    hex.push_back(kDigits[byte & 15]);
-  }
-  return hex;
-}
+std::string HexSha256(const std::string& secret) { return absl::BytesToHexString(Sha256(secret)); }
 
 TEST(RoleSetTest, EachRoleAllowsExactlyItsPermissions) {
   const auto allows = [](Role role, Permission permission) {
@@ -80,6 +73,9 @@ TEST(CredentialTableTest, AuthenticatesBySecretAndMergesRoles) {
   const Identity* gateway = table->Authenticate("s3cret-b");
   ASSERT_NE(gateway, nullptr);
   EXPECT_EQ(gateway->principal, "spiffe://cluster/ns/edge/sa/gateway");
+  EXPECT_EQ(table->RolesOf("alice@example.com").ToString(), "operator,reader");
+  EXPECT_EQ(table->RolesOf("spiffe://cluster/ns/edge/sa/gateway").ToString(), "verifier");
+  EXPECT_TRUE(table->RolesOf("mallory").empty());
   EXPECT_EQ(table->Authenticate("s3cret-c"), nullptr);
   EXPECT_EQ(table->Authenticate(""), nullptr);
 }
