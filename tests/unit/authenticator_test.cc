@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/auth/call_credentials.h"
 #include "server/common/status_util.h"
 #include "server/domain/token_secret.h"
 
@@ -110,6 +111,18 @@ TEST(AuthorizeTest, PermissionDeniedNamesPrincipalRolesAndRpc) {
   EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrorReason(denied), "PERMISSION_DENIED");
   EXPECT_EQ(denied.message(), "principal dash (roles: reader) may not call DisableToken");
+}
+
+TEST(CertificatePrincipalTest, FirstDnsOrUriSanInCertificateOrderElseCommonName) {
+  // SANs in certificate order: an e-mail address first, then a URI, then a DNS name.
+  EXPECT_EQ(CertificatePrincipal({"ops@example.com", "spiffe://c/sa/gw", "gw.example"},
+                                 {"gw.example"}, {"spiffe://c/sa/gw"}, "gw-cn"),
+            "spiffe://c/sa/gw");
+  EXPECT_EQ(CertificatePrincipal({"gw.example", "spiffe://c/sa/gw"}, {"gw.example"},
+                                 {"spiffe://c/sa/gw"}, std::nullopt),
+            "gw.example");
+  EXPECT_EQ(CertificatePrincipal({"ops@example.com"}, {}, {}, "gw-cn"), "gw-cn");
+  EXPECT_EQ(CertificatePrincipal({}, {}, {}, std::nullopt), std::nullopt);
 }
 
 }  // namespace
