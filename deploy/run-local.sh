@@ -35,7 +35,9 @@ fi
 
 # The server gets its own session, so the terminal's Ctrl-C reaches only this script, which
 # forwards it once as SIGTERM (a second signal would cut the server's drain short).
-setsid "${SERVER}" --redis="127.0.0.1:${REDIS_PORT}" "$@" &
+# Development mode: unauthenticated calls on loopback (the server warns about it at start);
+# README "Access control" shows how to run with TLS and credentials instead.
+setsid "${SERVER}" --redis="127.0.0.1:${REDIS_PORT}" --insecure_allow_unauthenticated "$@" &
 server_pid=$!
 forwarded=0
 # shellcheck disable=SC2317 # Invoked by the trap.

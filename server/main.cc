@@ -6,8 +6,9 @@
 // event stream) -> gRPC server. Health ("" and apitoken.v1.TokenService) is SERVING once the
 // mirror has loaded, while at least one Redis connection is up. SIGTERM/SIGINT: watch streams
 // end with UNAVAILABLE (clients resume elsewhere), the other calls drain for --shutdown_grace,
-// then the tailer, the store and Redis stop; exit 0. Exit 2 for an invalid configuration, 1 if
-// the server cannot listen.
+// then the tailer, the store and Redis stop; exit 0. SIGHUP reloads --credentials_file (a file
+// that does not parse keeps the old credentials). Exit 2 for an invalid configuration, 1 if the
+// server cannot listen.
 
 #include <pthread.h>
 #include <signal.h>
@@ -35,6 +36,8 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/auth/authenticator.h"
+#include "server/auth/credential_table.h"
 #include "server/common/log.h"
 #include "server/redis/redis_client.h"
 #include "server/service/server_config.h"
@@ -95,7 +98,36 @@ class HealthPublisher {
 // The host part of "host:port" (validated by LoadServerConfig).
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
-int Run(int argc, char** argv, const sigset_t& stop_signals) {
+// TLS (mutual with a client CA) or plaintext, as `access` says.
+std::shared_ptr<grpc::ServerCredentials> TransportCredentials(const AccessConfig& access) {
+  if (access.tls_cert_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      access.tls_client_ca_pem.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = access.tls_client_ca_pem;
+  options.pem_key_cert_pairs.push_back({access.tls_key_pem, access.tls_cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+// Loads --credentials_file into `authenticator` (nothing to do without one). `initial`: at
+// start, where a bad file is fatal; on SIGHUP it is logged and the old credentials stay.
+bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, bool initial) {
+  if (access.credentials_file.empty()) return true;
+  absl::StatusOr<CredentialTable> table = CredentialTable::Load(access.credentials_file);
+  if (!table.ok()) {
+    Log(LogLevel::kError,
+        absl::StrCat("event=credentials_not_loaded file=", access.credentials_file, " error=\"",
+                     table.status().message(), "\"", initial ? "" : " kept=previous"));
+    return false;
+  }
+  Log(LogLevel::kInfo, absl::StrCat("event=credentials_loaded file=", access.credentials_file,
+                                    " credentials=", table->size()));
+  authenticator.SetCredentials(std::make_shared<const CredentialTable>(*std::move(table)));
+  return true;
+}
+
+int Run(int argc, char** argv, const sigset_t& handled_signals) {
   absl::SetProgramUsageMessage(
       "Serves apitoken.v1.TokenService over Redis. Flags fall back to TOKENSTATUS_<FLAG> "
       "environment variables; the Redis password comes from --redis_password_file or "
@@ -113,6 +145,16 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
     return kExitBadConfig;
   }
   Log(LogLevel::kInfo, DescribeConfig(*config));
+  if (config->access.allow_unauthenticated) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("event=insecure_mode warning=\"--insecure_allow_unauthenticated: any "
+                     "caller that reaches ",
+                     config->listen,
+                     " without credentials acts as anonymous with every role and may disable "
+                     "every token; for development on this machine only\""));
+  }
+  Authenticator authenticator(config->access.allow_unauthenticated);
+  if (!LoadCredentials(config->access, authenticator, /*initial=*/true)) return kExitBadConfig;
 
   // Reflection describes the error details clients find in grpc-status-details-bin, and the
   // health service gRPC serves without a descriptor of its own: make sure these descriptors are
@@ -154,7 +196,7 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config->listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(config->listen, TransportCredentials(config->access), &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(config->max_request_bytes);
   // Detect dead clients within about a minute; let clients ping every 10 s, even when idle.
@@ -175,7 +217,10 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
 
   std::thread signal_thread([&] {
     int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    while (sigwait(&handled_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+      Log(LogLevel::kInfo, "event=reload signal=HUP");
+      LoadCredentials(config->access, authenticator, /*initial=*/false);
+    }
     Log(LogLevel::kInfo, absl::StrCat("event=shutdown signal=", sigabbrev_np(signal_number),
                                       " grace=", absl::FormatDuration(config->shutdown_grace)));
     health.Detach();
@@ -206,16 +251,18 @@ int main(int argc, char** argv) {
   // Debian's Abseil is built without NDEBUG, so absl::Mutex (ours and gRPC's) would run its
   // deadlock detector on every lock: 5-8% of the server's CPU under load.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Before any thread exists: every thread inherits this mask, so SIGTERM/SIGINT reach only
-  // the thread that waits for them with sigwait. A shell starts background jobs with SIGINT
-  // ignored, and an ignored signal is discarded instead of waited for: restore the default
-  // (harmless while blocked).
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread exists: every thread inherits this mask, so SIGTERM/SIGINT/SIGHUP reach
+  // only the thread that waits for them with sigwait. A shell starts background jobs with
+  // SIGINT ignored, and an ignored signal is discarded instead of waited for: restore the
+  // default (harmless while blocked).
+  sigset_t handled_signals;
+  sigemptyset(&handled_signals);
+  sigaddset(&handled_signals, SIGTERM);
+  sigaddset(&handled_signals, SIGINT);
+  sigaddset(&handled_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_DFL);
-  return tokenstatus::Run(argc, argv, stop_signals);
+  signal(SIGHUP, SIG_DFL);
+  return tokenstatus::Run(argc, argv, handled_signals);
 }

@@ -8,11 +8,13 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -36,6 +38,17 @@ ABSL_FLAG(int32_t, max_watchers_per_connection, 2000,
           "WatchTokens streams open at once per client connection (1..1000000)");
 ABSL_FLAG(int32_t, watch_queue_size, 1024,
           "messages queued per WatchTokens stream before it is ended as too slow (16..1000000)");
+ABSL_FLAG(int32_t, max_watchers_per_principal, 1000,
+          "WatchTokens streams open at once per authenticated principal (1..1000000)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain to serve TLS with (needs --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
+ABSL_FLAG(std::string, credentials_file, "",
+          "bearer credentials: one '<sha256 hex of secret> <role> <principal>' per line; "
+          "reloaded on SIGHUP");
+ABSL_FLAG(bool, insecure_allow_unauthenticated, false,
+          "serve calls without credentials as 'anonymous' with every role (loopback only)");
 
 namespace tokenstatus {
 namespace {
@@ -58,6 +71,12 @@ constexpr const char* kFlagNames[] = {
     "max_watchers",
     "max_watchers_per_connection",
     "watch_queue_size",
+    "max_watchers_per_principal",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "credentials_file",
+    "insecure_allow_unauthenticated",
 };
 
 absl::Status InvalidConfig(absl::string_view message) {
@@ -104,16 +123,27 @@ bool HasHashTag(absl::string_view prefix) {
   return close != absl::string_view::npos && close > open + 1;
 }
 
-// Reads the password from `path`: the file's content without its trailing line break.
-absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
+// The content of the file `path` given by --`flag`; INVALID_ARGUMENT naming both if it cannot be
+// read or is empty.
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     return InvalidConfig(
-        absl::StrCat("--redis_password_file: cannot read \"", path, "\": ", std::strerror(errno)));
+        absl::StrCat("--", flag, ": cannot read \"", path, "\": ", std::strerror(errno)));
   }
   std::ostringstream content;
   content << file.rdbuf();
-  std::string password = content.str();
+  if (content.str().empty()) {
+    return InvalidConfig(absl::StrCat("--", flag, ": \"", path, "\" is empty"));
+  }
+  return content.str();
+}
+
+// Reads the password from `path`: the file's content without its trailing line break.
+absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
+  absl::StatusOr<std::string> content = ReadFlagFile("redis_password_file", path);
+  if (!content.ok()) return content.status();
+  std::string password = *std::move(content);
   while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
     password.pop_back();
   }
@@ -145,6 +175,56 @@ absl::Status LoadWatchOptions(WatchHubOptions& options) {
   value = InRange("watch_queue_size", absl::GetFlag(FLAGS_watch_queue_size), 16, kMaxCount);
   if (!value.ok()) return value.status();
   options.queue_size = *value;
+  value = InRange("max_watchers_per_principal", absl::GetFlag(FLAGS_max_watchers_per_principal), 1,
+                  kMaxCount);
+  if (!value.ok()) return value.status();
+  options.max_watchers_per_principal = *value;
+  return absl::OkStatus();
+}
+
+// True if `host` (of --listen) can only be reached from this machine.
+bool IsLoopback(absl::string_view host) {
+  return host == "localhost" || host == "[::1]" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// The access flags into `access`, checked against the rules in the header.
+absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& access) {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() != key.empty()) {
+    return InvalidConfig("--tls_cert and --tls_key go together: set both or neither");
+  }
+  if (!client_ca.empty() && cert.empty()) {
+    return InvalidConfig("--tls_client_ca needs --tls_cert and --tls_key (mutual TLS is TLS)");
+  }
+  for (auto [flag, path, pem] :
+       {std::tuple("tls_cert", &cert, &access.tls_cert_pem),
+        std::tuple("tls_key", &key, &access.tls_key_pem),
+        std::tuple("tls_client_ca", &client_ca, &access.tls_client_ca_pem)}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> content = ReadFlagFile(flag, *path);
+    if (!content.ok()) return content.status();
+    *pem = *std::move(content);
+  }
+  access.credentials_file = absl::GetFlag(FLAGS_credentials_file);
+  access.allow_unauthenticated = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
+  const bool loopback = IsLoopback(listen_host);
+  if (access.allow_unauthenticated && !loopback) {
+    return InvalidConfig(absl::StrCat(
+        "--insecure_allow_unauthenticated is refused on a non-loopback address (--listen host \"",
+        listen_host, "\"): anyone who can reach it could disable every token"));
+  }
+  if (!access.allow_unauthenticated && access.credentials_file.empty() && client_ca.empty()) {
+    return InvalidConfig(
+        "no way to authenticate callers: set --credentials_file and/or --tls_client_ca "
+        "(or, on loopback only, --insecure_allow_unauthenticated)");
+  }
+  if (!access.credentials_file.empty() && cert.empty() && !loopback) {
+    return InvalidConfig(
+        "--credentials_file on a non-loopback address needs --tls_cert and --tls_key: bearer "
+        "secrets must not cross the network in clear");
+  }
   return absl::OkStatus();
 }
 
@@ -174,6 +254,8 @@ absl::Status CheckCommandLineValues(int argc, char** argv) {
       if (absl::Status status = SetFlag(name, arg.substr(equals + 1), source); !status.ok()) {
         return status;
       }
+    } else if (absl::FindCommandLineFlag(name)->IsOfType<bool>()) {
+      if (absl::Status status = SetFlag(name, "true", source); !status.ok()) return status;
     } else if (i + 1 < argc) {
       if (absl::Status status = SetFlag(name, argv[++i], source); !status.ok()) return status;
     } else {
@@ -239,6 +321,10 @@ absl::StatusOr<ServerConfig> LoadServerConfig() {
     return InvalidConfig("--shutdown_grace must be >= 0");
   }
   if (absl::Status status = LoadWatchOptions(config.watch); !status.ok()) return status;
+  const std::string listen_host = config.listen.substr(0, config.listen.rfind(':'));
+  if (absl::Status status = LoadAccessConfig(listen_host, config.access); !status.ok()) {
+    return status;
+  }
   return config;
 }
 
@@ -257,7 +343,15 @@ std::string DescribeConfig(const ServerConfig& config) {
                       " shutdown_grace=", absl::FormatDuration(config.shutdown_grace),
                       " max_watchers=", config.watch.max_watchers,
                       " max_watchers_per_connection=", config.watch.max_watchers_per_connection,
-                      " watch_queue_size=", config.watch.queue_size);
+                      " watch_queue_size=", config.watch.queue_size,
+                      " max_watchers_per_principal=", config.watch.max_watchers_per_principal,
+                      " tls=",
+                      config.access.tls_cert_pem.empty()        ? "off"
+                      : config.access.tls_client_ca_pem.empty() ? "on"
+                                                                : "mutual",
+                      " credentials_file=",
+                      config.access.credentials_file.empty() ? "-" : config.access.credentials_file,
+                      " allow_unauthenticated=", config.access.allow_unauthenticated);
 }
 
 }  // namespace tokenstatus

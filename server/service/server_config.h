@@ -11,6 +11,20 @@
 
 namespace tokenstatus {
 
+// How callers are authenticated (server/auth/authenticator.h) and the transport is secured.
+struct AccessConfig {
+  // PEM contents of --tls_cert, --tls_key, --tls_client_ca (empty: not set). With a client CA
+  // every client must present a certificate it signed (mutual TLS).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;
+  // --credentials_file (bearer credentials; reloaded on SIGHUP), "" if not set.
+  std::string credentials_file;
+  // --insecure_allow_unauthenticated: calls without credentials act as "anonymous" with every
+  // role. Only on a loopback --listen address.
+  bool allow_unauthenticated = false;
+};
+
 // The effective configuration of tokenstatus-server.
 struct ServerConfig {
   std::string listen;                 // "host:port"; port 0 = any free port
@@ -20,6 +34,7 @@ struct ServerConfig {
   int max_request_bytes = 0;          // largest request message accepted
   absl::Duration shutdown_grace;      // how long SIGTERM waits for calls in flight
   std::string redis_password_source;  // "file", "env" or "" (unset); for the start-up log
+  AccessConfig access;                // TLS, credentials, unauthenticated access
 };
 
 // The server's flags (Abseil flags, defined in server_config.cc):
@@ -36,6 +51,15 @@ struct ServerConfig {
 //   --max_watchers         20000            WatchTokens streams open at once (1..1000000)
 //   --max_watchers_per_connection 2000      ... per client connection (1..1000000)
 //   --watch_queue_size     1024             messages queued per watch stream (16..1000000)
+//   --max_watchers_per_principal 1000       ... per authenticated principal (1..1000000)
+//   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
+//   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
+//   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)
+//   --insecure_allow_unauthenticated false  calls without credentials act as "anonymous" with
+//                                           every role; refused unless --listen is loopback
+// Callers must be able to authenticate: --credentials_file or --tls_client_ca is required
+// unless --insecure_allow_unauthenticated. Bearer secrets never cross a network in clear:
+// --credentials_file on a non-loopback --listen needs --tls_cert.
 // Each flag falls back to the environment variable TOKENSTATUS_<FLAG NAME IN UPPER CASE>. The
 // password itself is never a flag: it comes from --redis_password_file, or from the
 // environment variable TOKENSTATUS_REDIS_PASSWORD.
@@ -52,9 +76,10 @@ absl::Status ApplyEnvironmentDefaults();
 // same values again, and everything else). Not thread-safe (flags).
 absl::Status CheckCommandLineValues(int argc, char** argv);
 
-// Builds the configuration from the flags (after parsing) and reads the password. Returns
-// INVALID_ARGUMENT with a message naming the flag for an invalid value, an unreadable password
-// file, or a password given both by file and by TOKENSTATUS_REDIS_PASSWORD.
+// Builds the configuration from the flags (after parsing) and reads the password and the TLS
+// files. Returns INVALID_ARGUMENT with a message naming the flag for an invalid value, an
+// unreadable password or TLS file, a password given both by file and by
+// TOKENSTATUS_REDIS_PASSWORD, or an access configuration the rules above refuse.
 absl::StatusOr<ServerConfig> LoadServerConfig();
 
 // One line describing `config` for the start-up log, in key=value form; the password only as

@@ -68,7 +68,7 @@ fi
 start_throwaway_redis
 REDIS_PID="$(cat "${THROWAWAY_REDIS_DIR}/redis.pid")"
 start_listening_process "${WORK}/server.log" "${SERVER}" --listen=127.0.0.1:0 \
-  --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}"
+  --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --insecure_allow_unauthenticated
 SERVER_PID="${STARTED_PID}"
 SERVER_ADDRESS="${STARTED_ADDRESS}"
 start_listening_process "${WORK}/noop.log" "${NOOP_SERVER}" --listen=127.0.0.1:0
@@ -161,6 +161,7 @@ run_fanout() {
   FANOUT_RUN=$((FANOUT_RUN + 1))
   start_listening_process "${WORK}/fanout-${FANOUT_RUN}.log" "${SERVER}" --listen=127.0.0.1:0 \
     --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
+    --insecure_allow_unauthenticated \
     --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}"
   FANOUT_PID="${STARTED_PID}"
   line="$("${WATCHBENCH}" --target="${STARTED_ADDRESS}" --watchers="${watchers}" \

@@ -41,8 +41,11 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerOption
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
   }
   SpawnOptions spawn;
+  // Unauthenticated calls are allowed (on loopback); extra_flags may turn that off again
+  // (--insecure_allow_unauthenticated=false: the last value of a flag wins).
   spawn.argv = {TOKENSTATUS_SERVER_BINARY, "--listen=127.0.0.1:0",
-                absl::StrCat("--redis=", options.redis_address)};
+                absl::StrCat("--redis=", options.redis_address),
+                "--insecure_allow_unauthenticated"};
   if (!options.key_prefix.empty()) {
     spawn.argv.push_back(absl::StrCat("--redis_key_prefix=", options.key_prefix));
   }

@@ -17,8 +17,11 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Restores every flag and the environment variables it set when a test ends.
+// Every test starts with --insecure_allow_unauthenticated (the listen default is loopback), as
+// the server needs some way to authenticate callers; AccessRules tests the alternatives.
 class ServerConfigTest : public ::testing::Test {
  protected:
+  void SetUp() override { ASSERT_TRUE(CheckArgs({"--insecure_allow_unauthenticated"}).ok()); }
   void TearDown() override {
     for (const std::string& name : env_) unsetenv(name.c_str());
   }
@@ -33,8 +36,9 @@ class ServerConfigTest : public ::testing::Test {
     for (std::string& arg : args) argv.push_back(arg.data());
     return CheckCommandLineValues(static_cast<int>(argv.size()), argv.data());
   }
-  static std::string WriteFile(const std::string& content) {
-    const std::string path = ::testing::TempDir() + "/server_config_test_password";
+  static std::string WriteFile(const std::string& content,
+                               const std::string& name = "server_config_test_password") {
+    const std::string path = ::testing::TempDir() + "/" + name;
     std::ofstream(path, std::ios::binary) << content;
     return path;
   }
@@ -121,7 +125,7 @@ TEST_F(ServerConfigTest, InvalidValuesAreRefused) {
     EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << arg;
     EXPECT_THAT(std::string(config.status().message()), HasSubstr(flag)) << arg;
   }
-  ASSERT_TRUE(CheckArgs({"--listen=[::]:0", "--redis_key_prefix=app:{tokens}:"}).ok());
+  ASSERT_TRUE(CheckArgs({"--listen=[::1]:0", "--redis_key_prefix=app:{tokens}:"}).ok());
   EXPECT_TRUE(LoadServerConfig().ok());
 }
 
@@ -149,6 +153,52 @@ TEST_F(ServerConfigTest, PasswordFromAFileOrTheEnvironmentNeverShown) {
   EXPECT_THAT(std::string(LoadServerConfig().status().message()), HasSubstr("empty"));
   ASSERT_TRUE(CheckArgs({"--redis_password_file=/nonexistent/pw"}).ok());
   EXPECT_THAT(std::string(LoadServerConfig().status().message()), HasSubstr("cannot read"));
+}
+
+TEST_F(ServerConfigTest, AccessRules) {
+  const std::string cert = WriteFile("CERT PEM", "cert.pem");
+  const std::string key = WriteFile("KEY PEM", "key.pem");
+  const std::string ca = WriteFile("CA PEM", "ca.pem");
+  const struct {
+    std::vector<std::string> args;
+    std::string refusal;  // empty: accepted
+  } cases[] = {
+      {{"--listen=0.0.0.0:50051"}, "non-loopback"},
+      {{"--noinsecure_allow_unauthenticated"}, "no way to authenticate callers"},
+      {{"--insecure_allow_unauthenticated=false", "--credentials_file=/etc/creds"}, ""},
+      {{"--listen=0.0.0.0:1", "--insecure_allow_unauthenticated=false",
+        "--credentials_file=/etc/creds"},
+       "bearer secrets must not cross the network in clear"},
+      {{"--listen=0.0.0.0:1", "--insecure_allow_unauthenticated=false",
+        "--credentials_file=/etc/creds", "--tls_cert=" + cert, "--tls_key=" + key},
+       ""},
+      {{"--listen=0.0.0.0:1", "--insecure_allow_unauthenticated=false", "--tls_cert=" + cert,
+        "--tls_key=" + key, "--tls_client_ca=" + ca},
+       ""},
+      {{"--tls_cert=" + cert}, "--tls_cert and --tls_key go together"},
+      {{"--tls_client_ca=" + ca}, "--tls_client_ca needs --tls_cert"},
+      {{"--tls_cert=/nonexistent.pem", "--tls_key=" + key}, "--tls_cert: cannot read"},
+  };
+  for (const auto& c : cases) {
+    absl::FlagSaver saver;
+    ASSERT_TRUE(CheckArgs(c.args).ok()) << c.args[0];
+    absl::StatusOr<ServerConfig> config = LoadServerConfig();
+    if (c.refusal.empty()) {
+      EXPECT_TRUE(config.ok()) << config.status();
+    } else {
+      EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << c.args[0];
+      EXPECT_THAT(std::string(config.status().message()), HasSubstr(c.refusal));
+    }
+  }
+  absl::FlagSaver saver;
+  ASSERT_TRUE(CheckArgs({"--tls_cert=" + cert, "--tls_key=" + key, "--tls_client_ca=" + ca}).ok());
+  absl::StatusOr<ServerConfig> mutual = LoadServerConfig();
+  ASSERT_TRUE(mutual.ok()) << mutual.status();
+  EXPECT_EQ(mutual->access.tls_cert_pem, "CERT PEM");
+  EXPECT_EQ(mutual->access.tls_key_pem, "KEY PEM");
+  EXPECT_EQ(mutual->access.tls_client_ca_pem, "CA PEM");
+  EXPECT_THAT(DescribeConfig(*mutual), HasSubstr("tls=mutual"));
+  EXPECT_THAT(DescribeConfig(*mutual), Not(HasSubstr("KEY PEM")));
 }
 
 }  // namespace
