@@ -1,0 +1,64 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "client/token_client.h"
+
+namespace tokenstatus::tokenctl {
+
+// The options every command shares (tokenctl [--server ADDR] [--json] COMMAND).
+struct GlobalOptions {
+  std::string server;  // --server, else TOKENSTATUS_SERVER, else kDefaultServerAddress
+  bool json = false;   // --json: protobuf JSON instead of tables and sentences
+};
+
+// What a command runs with.
+struct CommandEnv {
+  const GlobalOptions& options;
+  // Opens the channel to options.server and returns a client on it. A command calls it only
+  // once it is ready to talk to the server (watch first sets up its signal handling, which
+  // must precede every gRPC thread).
+  std::function<std::unique_ptr<TokenClient>()> connect;
+};
+
+// What a command does once its command line has parsed: returns the exit code (ExitCode).
+using CommandAction = std::function<int(const CommandEnv&)>;
+
+// The subcommands of one CLI11 app. Each Add*Command function (commands.h) adds a subcommand
+// whose options it binds to state captured by its action. Not thread-safe (one CLI parse).
+class CommandSet {
+ public:
+  // Whether a command handles SIGINT/SIGTERM itself (they stay blocked while it runs) or lets
+  // them end the process (the default).
+  enum class Interrupts { kDefault, kHandled };
+
+  // `app` must outlive the set.
+  explicit CommandSet(CLI::App& app) : app_(app) {}
+
+  // Adds subcommand `name` with `description`; `action` runs if it is the one given. Returns
+  // the subcommand so the caller can add its options.
+  CLI::App* Add(const std::string& name, const std::string& description, CommandAction action,
+                Interrupts interrupts = Interrupts::kDefault);
+
+  // After a successful parse: the parsed subcommand's action and its Interrupts mode. The
+  // app requires exactly one subcommand, so there is one.
+  const CommandAction& SelectedAction() const;
+  Interrupts SelectedInterrupts() const;
+
+ private:
+  struct Entry {
+    CLI::App* app;
+    CommandAction action;
+    Interrupts interrupts;
+  };
+  const Entry& Selected() const;
+
+  CLI::App& app_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace tokenstatus::tokenctl
