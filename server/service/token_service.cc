@@ -1,7 +1,6 @@
 #include "server/service/token_service.h"
 
 #include <algorithm>
-#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,7 +17,7 @@
 #include "server/domain/token_state.h"
 #include "server/domain/validation.h"
 #include "server/service/grpc_status.h"
-#include "server/service/page_token.h"
+#include "server/service/read_requests.h"
 
 namespace tokenstatus {
 namespace {
@@ -46,12 +45,6 @@ std::string ActorOf(const grpc::CallbackServerContext& /*context*/) { return "an
 // Finishes `reactor` with `status`, converted once.
 void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
   reactor->Finish(ToGrpcStatus(status));
-}
-
-// Returns `token` as a response may show it: without secret_sha256.
-Token Shown(Token token) {
-  token.clear_secret_sha256();
-  return token;
 }
 
 // The log lines of one change: token_changed when made, token_change_refused when refused.
@@ -142,44 +135,6 @@ absl::Status ValidateTransition(const Request& request) {
   return status;
 }
 
-// Validates a ListTokens request into store parameters.
-absl::StatusOr<ListParams> ListParamsOf(const ListTokensRequest& request) {
-  absl::StatusOr<int> page_size = EffectivePageSize(request.page_size());
-  if (!page_size.ok()) return page_size.status();
-  absl::Status status = ValidateStateFilter(request.state());
-  if (status.ok() && !request.account_id().empty()) {
-    status = ValidateAccountId(request.account_id());
-  }
-  if (status.ok()) status = ValidateRevision(request.min_revision(), "min_revision");
-  if (!status.ok()) return status;
-  ListParams params;
-  params.page_size = *page_size;
-  params.state = request.state();
-  params.account_id = request.account_id();
-  params.show_deleted = request.show_deleted();
-  if (!request.page_token().empty()) {
-    absl::StatusOr<std::string> after_id = DecodePageToken(
-        request.page_token(), {params.state, params.account_id, params.show_deleted});
-    if (!after_id.ok()) return after_id.status();
-    params.after_id = *std::move(after_id);
-  }
-  return params;
-}
-
-VerifyTokenResponse::Result ResultOf(Token::State state) {
-  switch (state) {
-    case Token::STATE_ACTIVE:
-      return VerifyTokenResponse::RESULT_VALID;
-    case Token::STATE_DISABLED:
-      return VerifyTokenResponse::RESULT_DISABLED;
-    case Token::STATE_DELETED:
-      return VerifyTokenResponse::RESULT_DELETED;
-    default:
-      // Never stored; fail closed.
-      return VerifyTokenResponse::RESULT_NOT_FOUND;
-  }
-}
-
 }  // namespace
 
 // The state of one CreateToken call across its store attempts.
@@ -198,12 +153,7 @@ TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenMirror& mirror, Watch
     : store_(store), mirror_(mirror), hub_(hub), options_(options) {}
 
 absl::Time TokenServiceImpl::StoreDeadline(const grpc::CallbackServerContext& context) const {
-  const std::chrono::system_clock::time_point deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  const absl::Time rpc_deadline = absl::FromChrono(deadline);
-  const absl::Duration margin =
-      std::clamp((rpc_deadline - absl::Now()) / 5, absl::ZeroDuration(), options_.deadline_margin);
-  return rpc_deadline - margin;
+  return WorkDeadline(context, options_.deadline_margin);
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(grpc::CallbackServerContext* context,
@@ -256,7 +206,7 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
                   }
                   call.log.Changed("NONE", *token);
                   const int64_t revision = token->revision();
-                  *call.response->mutable_token() = Shown(*std::move(token));
+                  *call.response->mutable_token() = WithoutSecretHash(*std::move(token));
                   call.response->set_secret(std::move(secret));
                   FinishWhenVisible(revision, call.deadline, call.reactor);
                 });
@@ -270,8 +220,9 @@ void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context
     Finish(reactor, read());
     return;
   }
-  absl::Time deadline = std::min(StoreDeadline(context), absl::Now() + options_.max_revision_wait);
-  if (!loaded) deadline = std::min(deadline, absl::Now() + options_.mirror_load_wait);
+  const absl::Time deadline =
+      ReadWaitDeadline(context, options_.deadline_margin, options_.max_revision_wait, loaded,
+                       options_.mirror_load_wait);
   mirror_.WhenRevisionReached(
       min_revision, deadline,
       [this, reactor, read = std::move(read)](absl::Status reached) mutable {
@@ -290,9 +241,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext
                                                      const GetTokenRequest* request,
                                                      GetTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = ValidateTokenId(request->token_id());
-  if (status.ok()) status = ValidateRevision(request->min_revision(), "min_revision");
-  if (!status.ok()) {
+  if (absl::Status status = ValidateGetRequest(*request); !status.ok()) {
     Finish(reactor, status);
     return reactor;
   }
@@ -300,8 +249,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext
                  [this, response, token_id = request->token_id()]() -> absl::Status {
                    absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
                    if (!result.ok()) return result.status();
-                   *response->mutable_token() = Shown(std::move(result->token));
-                   response->set_revision(result->revision);
+                   FillGetResponse(std::move(result->token), result->revision, *response);
                    return absl::OkStatus();
                  });
   return reactor;
@@ -316,20 +264,13 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerConte
     Finish(reactor, params.status());
     return reactor;
   }
-  ReadAtRevision(
-      *context, request->min_revision(), reactor,
-      [this, response, params = *std::move(params)]() -> absl::Status {
-        absl::StatusOr<TokenPage> page = mirror_.List(params);
-        if (!page.ok()) return page.status();
-        for (Token& token : page->tokens) *response->add_tokens() = Shown(std::move(token));
-        if (!page->next_after_id.empty()) {
-          response->set_next_page_token(EncodePageToken(
-              page->next_after_id, {params.state, params.account_id, params.show_deleted}));
-        }
-        response->set_revision(page->revision);
-        response->set_epoch(std::move(page->epoch));
-        return absl::OkStatus();
-      });
+  ReadAtRevision(*context, request->min_revision(), reactor,
+                 [this, response, params = *std::move(params)]() -> absl::Status {
+                   absl::StatusOr<TokenPage> page = mirror_.List(params);
+                   if (!page.ok()) return page.status();
+                   FillListResponse(*std::move(page), params, *response);
+                   return absl::OkStatus();
+                 });
   return reactor;
 }
 
@@ -362,7 +303,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
                  }
                  log.Changed(StateName(applied->previous_state), applied->token);
                  const int64_t revision = applied->token.revision();
-                 *response->mutable_token() = Shown(std::move(applied->token));
+                 *response->mutable_token() = WithoutSecretHash(std::move(applied->token));
                  FinishWhenVisible(revision, deadline, reactor);
                });
   return reactor;
@@ -408,7 +349,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerCont
                      response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
                    } else {
                      const Token& token = result->token;
-                     response->set_result(ResultOf(token.state()));
+                     response->set_result(VerifyResultOf(token.state()));
                      response->set_token_id(token.id());
                      response->set_account_id(token.account_id());
                      response->set_revision(token.revision());

@@ -52,6 +52,10 @@ struct TokenServiceOptions {
 //   deadline), then fail with UNAVAILABLE / MIRROR_NOT_READY.
 // - WatchTokens is a raw method: the request is parsed here (INVALID_ARGUMENT if it does not
 //   parse) and each change is serialized once by the hub for all its watchers.
+// - ListTokenEvents reads the token's history from the store (the mirror holds no history)
+//   with the RPC's deadline, newest first; its page tokens are bound to the token id
+//   (server/service/page_token.h). Its errors: INVALID_ARGUMENT (INVALID_TOKEN_ID,
+//   INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), NOT_FOUND / TOKEN_NOT_FOUND, and the store's.
 // - Responses never carry secret_sha256.
 // - VerifyToken answers with a Result; only a store failure (e.g. UNAVAILABLE) is an RPC error.
 //   A wrong secret for an existing id is RESULT_NOT_FOUND and reveals nothing of the token.
@@ -92,6 +96,10 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
                                         apitoken::v1::VerifyTokenResponse* response) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTokens(grpc::CallbackServerContext* context,
                                                           const grpc::ByteBuffer* request) override;
+  // Implemented in server/service/token_history.cc.
+  grpc::ServerUnaryReactor* ListTokenEvents(
+      grpc::CallbackServerContext* context, const apitoken::v1::ListTokenEventsRequest* request,
+      apitoken::v1::ListTokenEventsResponse* response) override;
 
  private:
   struct CreateCall;
