@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "server/common/status_util.h"
 #include "server/domain/token_secret.h"
+#include "server/domain/validation.h"
 
 namespace tokenstatus {
 namespace {
@@ -101,6 +102,16 @@ void MemoryTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::T
   done(std::move(events));
 }
 
+void MemoryTokenStore::ReadHistory(std::string token_id, int64_t before_revision, int limit,
+                                   absl::Time deadline, StoreCallback<TokenHistoryPage> done) {
+  absl::StatusOr<TokenHistoryPage> page;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    page = HistoryLocked(token_id, before_revision, limit);
+  }
+  done(std::move(page));
+}
+
 void MemoryTokenStore::ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) {
   StoreHead head;
   {
@@ -135,6 +146,39 @@ std::vector<TokenEvent> MemoryTokenStore::EventsAfterLocked(int64_t after_revisi
     events.push_back(*it);
   }
   return events;
+}
+
+const TokenEvent* MemoryTokenStore::EventAtLocked(int64_t revision) const {
+  auto it = std::lower_bound(events_.begin(), events_.end(), revision,
+                             [](const TokenEvent& event, int64_t revision) {
+                               return event.token().revision() < revision;
+                             });
+  return it != events_.end() && it->token().revision() == revision ? &*it : nullptr;
+}
+
+absl::StatusOr<TokenHistoryPage> MemoryTokenStore::HistoryLocked(const std::string& token_id,
+                                                                 int64_t before_revision,
+                                                                 int limit) const {
+  if (!tokens_.contains(token_id)) return NotFound(token_id);
+  TokenHistoryPage page;
+  auto history = history_.find(token_id);
+  if (history == history_.end()) return page;
+  const std::deque<int64_t>& revisions = history->second;
+  // The newest indexed revision below before_revision (0 = the newest), then older ones.
+  auto it = before_revision > 0
+                ? std::lower_bound(revisions.begin(), revisions.end(), before_revision)
+                : revisions.end();
+  const size_t page_size = static_cast<size_t>(std::clamp(limit, 1, kMaxPageSize));
+  while (it != revisions.begin()) {
+    const TokenEvent* event = EventAtLocked(*--it);
+    if (event == nullptr) break;  // beyond the retention, and so is every older one
+    if (page.events.size() == page_size) {
+      page.more = true;
+      break;
+    }
+    page.events.push_back(*event);
+  }
+  return page;
 }
 
 absl::StatusOr<Token> MemoryTokenStore::CreateLocked(CreateTokenParams params) {
@@ -202,6 +246,9 @@ absl::StatusOr<Token> MemoryTokenStore::CommitLocked(Token token, TokenEvent::Ty
   event.set_type(type);
   *event.mutable_token() = token;
   while (static_cast<int64_t>(events_.size()) > options_.event_retention) events_.pop_front();
+  std::deque<int64_t>& history = history_[token.id()];
+  history.push_back(token.revision());
+  if (history.size() > static_cast<size_t>(kMaxHistoryPerToken)) history.pop_front();
   return token;
 }
 

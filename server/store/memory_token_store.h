@@ -18,7 +18,8 @@ struct MemoryTokenStoreOptions {
 
 // A TokenStore in process memory with the same semantics as RedisTokenStore: one global revision
 // taken by every change, an epoch (random, made by the first change), ordering by id, an event
-// list with retention, and the same errors checked in the same order (see TokenStore). Nothing
+// list with retention, per-token histories bounded as there (kMaxHistoryPerToken changes, and
+// the event retention), and the same errors checked in the same order (see TokenStore). Nothing
 // is persisted; it is meant for unit tests of the layers above the store.
 //
 // Every method completes inline: `done` runs on the calling thread before the method returns,
@@ -36,6 +37,8 @@ class MemoryTokenStore : public TokenStore {
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override;
+  void ReadHistory(std::string token_id, int64_t before_revision, int limit, absl::Time deadline,
+                   StoreCallback<TokenHistoryPage> done) override;
   void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) override;
   void WaitEvents(int64_t after_revision, int max_count, absl::Duration block, absl::Time deadline,
                   StoreCallback<EventBatch> done) override;
@@ -51,6 +54,11 @@ class MemoryTokenStore : public TokenStore {
   TokenPage ListLocked(const ListParams& params) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<TokenEvent> EventsAfterLocked(int64_t after_revision, int max_count) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The event of `revision`, or nullptr if the retention dropped it.
+  const TokenEvent* EventAtLocked(int64_t revision) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TokenHistoryPage> HistoryLocked(const std::string& token_id,
+                                                 int64_t before_revision, int limit) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const MemoryTokenStoreOptions options_;
   mutable absl::Mutex mu_;
@@ -58,6 +66,8 @@ class MemoryTokenStore : public TokenStore {
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   std::string epoch_ ABSL_GUARDED_BY(mu_);
   std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);  // in revision order
+  // By token id: the revisions of its newest kMaxHistoryPerToken changes, ascending.
+  std::map<std::string, std::deque<int64_t>> history_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tokenstatus

@@ -1,7 +1,10 @@
 #include "server/store/redis_scripts.h"
 
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/store/token_store.h"
 
 namespace tokenstatus {
 namespace {
@@ -49,6 +52,8 @@ local function commit(event_type, r, written)
   end
   redis.call('HSET', KEYS[1], unpack(update))
   redis.call('HSETNX', KEYS[4], 'epoch', ARGV[2])
+  redis.call('ZADD', KEYS[5], rev, rev)
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(HISTORY_PER_TOKEN + 1))
   return record
 end
 )lua";
@@ -155,6 +160,30 @@ while true do
 end
 )lua";
 
+constexpr absl::string_view kReadHistoryBody = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('TOKEN_NOT_FOUND ' .. KEYS[1])
+end
+local limit = tonumber(ARGV[2])
+local upper = ARGV[1] == '0' and '+inf' or '(' .. ARGV[1]
+-- One more than the page: whether its event exists tells whether the history goes on.
+local revisions = redis.call('ZRANGE', KEYS[2], upper, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0,
+                             limit + 1)
+local more, entries = '0', {}
+for i, rev in ipairs(revisions) do
+  local entry = redis.call('XRANGE', KEYS[3], rev .. '-0', rev .. '-0')
+  if #entry == 0 then
+    break
+  end
+  if i > limit then
+    more = '1'
+    break
+  end
+  entries[i] = entry[1]
+end
+return {more, entries}
+)lua";
+
 constexpr absl::string_view kReadHeadBody = R"lua(
 return {redis.call('GET', KEYS[1]) or '0', redis.call('HGET', KEYS[2], 'epoch') or ''}
 )lua";
@@ -164,15 +193,20 @@ const RedisScript* NewScript(absl::string_view shebang, absl::string_view prelud
   return new RedisScript(absl::StrCat(shebang, prelude, body));
 }
 
+// The change prelude, with the history bound of the TokenStore contract.
+std::string ChangePrelude() {
+  return absl::StrCat("local HISTORY_PER_TOKEN = ", kMaxHistoryPerToken, "\n", kChangePrelude);
+}
+
 }  // namespace
 
 const RedisScript& CreateTokenScript() {
-  static const RedisScript* const script = NewScript(kWriteShebang, kChangePrelude, kCreateBody);
+  static const RedisScript* const script = NewScript(kWriteShebang, ChangePrelude(), kCreateBody);
   return *script;
 }
 
 const RedisScript& ApplyTransitionScript() {
-  static const RedisScript* const script = NewScript(kWriteShebang, kChangePrelude, kApplyBody);
+  static const RedisScript* const script = NewScript(kWriteShebang, ChangePrelude(), kApplyBody);
   return *script;
 }
 
@@ -183,6 +217,11 @@ const RedisScript& GetTokenScript() {
 
 const RedisScript& ListTokensScript() {
   static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kListBody);
+  return *script;
+}
+
+const RedisScript& ReadHistoryScript() {
+  static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kReadHistoryBody);
   return *script;
 }
 

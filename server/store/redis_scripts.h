@@ -11,12 +11,14 @@ namespace tokenstatus {
 // writing anything. The returned objects live forever; thread-safe.
 
 // Change scripts share this layout:
-//   KEYS: 1 <p>:t:<id>, 2 <p>:rev, 3 <p>:events, 4 <p>:meta
+//   KEYS: 1 <p>:t:<id>, 2 <p>:rev, 3 <p>:events, 4 <p>:meta, 5 <p>:h:<id>
 //   ARGV: 1 <p>, 2 a fresh random epoch candidate (kept only by the first change of an empty
 //         dataset), 3 event retention (XADD MAXLEN ~), 4 actor, then the script's own.
 // A change appends the event `<rev>-0` (type + the record's fields) first, then sets <p>:rev,
-// the record and the indexes. Its reply holds the record after the change as a flat
-// field/value list (its "record" below).
+// the record and the indexes, and adds <rev> to the token's history index <p>:h:<id> (a sorted
+// set of the revisions of its changes, member and score the revision), trimmed to its newest
+// kMaxHistoryPerToken (server/store/token_store.h). Its reply holds the record after the change
+// as a flat field/value list (its "record" below).
 
 // ARGV 5 id, 6 account_id, 7 name, 8 description, 9 secret_sha256 (lowercase hex).
 // Returns the record. Errors: TOKEN_ALREADY_EXISTS.
@@ -40,6 +42,14 @@ const RedisScript& GetTokenScript();
 // records in id order; cursor is the last id examined when the index goes on past it, "" when
 // the index is exhausted.
 const RedisScript& ListTokensScript();
+
+// Read-only. KEYS: 1 <p>:t:<id>, 2 <p>:h:<id>, 3 <p>:events.
+// ARGV: 1 exclusive upper revision ("0" = from the newest), 2 limit (>= 1).
+// Returns {more ("1" | "0"), entries}: up to `limit` event entries of the token's history index
+// below the upper revision, newest first, as XRANGE returns entries; the history ends at the
+// first indexed revision whose event the stream no longer holds (trimmed, so every older one is
+// too). more is "1" when the entry after the last one returned exists. Errors: TOKEN_NOT_FOUND.
+const RedisScript& ReadHistoryScript();
 
 // Read-only. KEYS: 1 <p>:rev, 2 <p>:meta.
 // Returns {revision ("0" if none), epoch ("" if none)}.

@@ -163,6 +163,22 @@ absl::StatusOr<std::vector<TokenEvent>> ParseEvents(absl::StatusOr<const redisRe
   return ParseEntries(**checked);
 }
 
+// {more, entries}.
+absl::StatusOr<TokenHistoryPage> ParseHistoryReply(absl::StatusOr<const redisReply*> reply,
+                                                   absl::string_view token_id) {
+  absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), token_id);
+  if (!checked.ok()) return checked.status();
+  absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
+  if (!parts.ok()) return parts.status();
+  if (parts->size() != 2) return UnexpectedReply("history: expected {more, entries}");
+  absl::StatusOr<std::vector<TokenEvent>> events = ParseEntries(*(*parts)[1]);
+  if (!events.ok()) return events.status();
+  TokenHistoryPage page;
+  page.events = *std::move(events);
+  page.more = ReplyText(*(*parts)[0]) == "1";
+  return page;
+}
+
 // XREAD on one stream: nil (nothing came in time) or {{stream, entries}}.
 absl::StatusOr<std::vector<TokenEvent>> ParseXreadReply(absl::StatusOr<const redisReply*> reply) {
   absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
@@ -247,7 +263,8 @@ std::string RedisTokenStore::Key(absl::string_view suffix) const {
 }
 
 std::vector<std::string> RedisTokenStore::ChangeKeys(absl::string_view token_id) const {
-  return {Key(absl::StrCat("t:", token_id)), Key("rev"), Key("events"), Key("meta")};
+  return {Key(absl::StrCat("t:", token_id)), Key("rev"), Key("events"), Key("meta"),
+          Key(absl::StrCat("h:", token_id))};
 }
 
 absl::StatusOr<std::vector<std::string>> RedisTokenStore::ChangeArgs(
@@ -344,6 +361,20 @@ void RedisTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Ti
       [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
         done(ParseEvents(std::move(reply)));
       });
+}
+
+void RedisTokenStore::ReadHistory(std::string token_id, int64_t before_revision, int limit,
+                                  absl::Time deadline, StoreCallback<TokenHistoryPage> done) {
+  std::vector<std::string> keys = {Key(absl::StrCat("t:", token_id)),
+                                   Key(absl::StrCat("h:", token_id)), Key("events")};
+  ReadHistoryScript().Run(client_, std::move(keys),
+                          {absl::StrCat(std::max<int64_t>(before_revision, 0)),
+                           absl::StrCat(std::clamp(limit, 1, kMaxPageSize))},
+                          CallDeadline(deadline),
+                          [id = std::move(token_id), done = std::move(done)](
+                              absl::StatusOr<const redisReply*> reply) mutable {
+                            done(ParseHistoryReply(std::move(reply), id));
+                          });
 }
 
 void RedisTokenStore::ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) {

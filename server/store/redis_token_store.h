@@ -23,12 +23,18 @@ struct RedisTokenStoreOptions {
 //   <p>:events           stream, one entry `<revision>-0` per change (type + the whole token);
 //   <p>:meta             hash, `epoch` (random, made by the first change of an empty dataset);
 //   <p>:idx:all, <p>:idx:live (ACTIVE+DISABLED), <p>:idx:state:<STATE>, <p>:idx:acct:<account>
-//                        sorted sets of ids (score 0), paged with ZRANGE BYLEX.
-// Create and Apply are one Lua script each (server/store/redis_scripts.h), Get, List and
-// ReadHead are read-only scripts, so every answer is one consistent state. Each Redis call is
-// bounded by min(caller deadline, now + call_timeout); WaitEvents's XREAD BLOCK blocks for at
-// most min(block, time left to its deadline) and is then bounded by call_timeout more.
-// Callbacks run on the I/O thread of the client that made the call. Thread-safe.
+//                        sorted sets of ids (score 0), paged with ZRANGE BYLEX;
+//   <p>:h:<id>           sorted set, the token's history index: the revisions of its newest
+//                        kMaxHistoryPerToken changes (member and score the revision), written by
+//                        the change itself, so ReadHistory reads one token's events from the
+//                        stream without scanning it. Data written before this index existed has
+//                        none: the history of changes made before the upgrade is empty (of a
+//                        token last changed before it, ReadHistory returns no events).
+// Create and Apply are one Lua script each (server/store/redis_scripts.h), Get, List,
+// ReadHistory and ReadHead are read-only scripts, so every answer is one consistent state. Each
+// Redis call is bounded by min(caller deadline, now + call_timeout); WaitEvents's XREAD BLOCK
+// blocks for at most min(block, time left to its deadline) and is then bounded by call_timeout
+// more. Callbacks run on the I/O thread of the client that made the call. Thread-safe.
 class RedisTokenStore : public TokenStore {
  public:
   // `client` serves every call but WaitEvents; `blocking_client` (a RedisClient of its own,
@@ -44,6 +50,8 @@ class RedisTokenStore : public TokenStore {
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override;
+  void ReadHistory(std::string token_id, int64_t before_revision, int limit, absl::Time deadline,
+                   StoreCallback<TokenHistoryPage> done) override;
   void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) override;
   // Pipelines XREAD COUNT n BLOCK ms STREAMS <p>:events <after>-0 and the head script on
   // `blocking_client`.

@@ -85,6 +85,18 @@ struct EventBatch {
                                    // unless the dataset was replaced in between)
 };
 
+// The most changes of one token that TokenStore::ReadHistory can return: only the newest this
+// many changes of each token stay in its history (and only as far as the event retention
+// reaches).
+inline constexpr int kMaxHistoryPerToken = 1000;
+
+// One page of TokenStore::ReadHistory.
+struct TokenHistoryPage {
+  std::vector<TokenEvent> events;  // newest first (descending token.revision), all of one token
+  bool more = false;               // older changes follow: read on with before_revision =
+                                   // events.back().token().revision() (set only with events)
+};
+
 // Whether `token` belongs in a listing with `params`' filters (account, state, show_deleted):
 // STATE_UNSPECIFIED lists ACTIVE and DISABLED tokens, DELETED ones too with show_deleted; any
 // other state lists exactly that state.
@@ -148,6 +160,14 @@ class TokenStore {
   // as the stream's retention reaches.
   virtual void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                           StoreCallback<std::vector<TokenEvent>> done) = 0;
+
+  // Returns up to `limit` (clamped to 1..kMaxPageSize) changes of the token `token_id` with a
+  // revision below `before_revision` (0 = from the newest), newest first, from one consistent
+  // state. The history ends at the oldest of the token's changes still in the event stream's
+  // retention, and at its kMaxHistoryPerToken newest changes; `more` says whether a next page
+  // holds at least one older change. NOT_FOUND / TOKEN_NOT_FOUND if no token has this id.
+  virtual void ReadHistory(std::string token_id, int64_t before_revision, int limit,
+                           absl::Time deadline, StoreCallback<TokenHistoryPage> done) = 0;
 
   // Returns the head: the global revision and the epoch, read together.
   virtual void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) = 0;

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -38,8 +39,8 @@ template <>
 struct StoreFactory<MemoryTokenStore> {
   static void SetUpSuite() {}
   static void TearDownSuite() {}
-  static std::unique_ptr<TokenStore> New() {
-    return std::make_unique<MemoryTokenStore>(MemoryTokenStoreOptions{kRetention});
+  static std::unique_ptr<TokenStore> New(int64_t retention = kRetention) {
+    return std::make_unique<MemoryTokenStore>(MemoryTokenStoreOptions{retention});
   }
 };
 
@@ -71,10 +72,10 @@ struct StoreFactory<RedisTokenStore> {
     Client().reset();
     BlockingClient().reset();
   }
-  static std::unique_ptr<TokenStore> New() {
+  static std::unique_ptr<TokenStore> New(int64_t retention = kRetention) {
     RedisTokenStoreOptions options;
     options.key_prefix = testing::UniqueKeyPrefix();
-    options.event_retention = kRetention;
+    options.event_retention = retention;
     return std::make_unique<RedisTokenStore>(*Client(), *BlockingClient(), options);
   }
 };
@@ -124,6 +125,12 @@ class SyncStore {
   absl::StatusOr<std::vector<TokenEvent>> ReadEvents(int64_t after_revision, int max_count) {
     return Await<std::vector<TokenEvent>>([&](StoreCallback<std::vector<TokenEvent>> done) {
       store_.ReadEvents(after_revision, max_count, Deadline(), std::move(done));
+    });
+  }
+  absl::StatusOr<TokenHistoryPage> ReadHistory(const std::string& id, int64_t before_revision,
+                                               int limit) {
+    return Await<TokenHistoryPage>([&](StoreCallback<TokenHistoryPage> done) {
+      store_.ReadHistory(id, before_revision, limit, Deadline(), std::move(done));
     });
   }
   absl::StatusOr<StoreHead> ReadHead() {
@@ -227,9 +234,35 @@ class TokenStoreContractTest : public ::testing::Test {
     return applied.ok() ? applied->token : Token();
   }
 
+  // Follows ReadHistory of `id` with pages of `limit` to the end; returns the events in order.
+  // Checks every page: at most `limit` events, a full page whenever more follow.
+  std::vector<TokenEvent> HistoryAll(SyncStore& sync, const std::string& id, int limit) {
+    std::vector<TokenEvent> events;
+    int64_t before = 0;
+    for (int pages = 0; pages < 10000; ++pages) {
+      absl::StatusOr<TokenHistoryPage> page = sync.ReadHistory(id, before, limit);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      EXPECT_LE(page->events.size(), static_cast<size_t>(limit));
+      events.insert(events.end(), page->events.begin(), page->events.end());
+      if (!page->more) break;
+      EXPECT_EQ(page->events.size(), static_cast<size_t>(limit)) << "a short page with more";
+      if (page->events.empty()) break;
+      before = page->events.back().token().revision();
+    }
+    return events;
+  }
+
   std::unique_ptr<TokenStore> store_;
   SyncStore sync_;
 };
+
+// The revisions of `events`, in their order.
+std::vector<int64_t> RevisionsOf(const std::vector<TokenEvent>& events) {
+  std::vector<int64_t> revisions;
+  for (const TokenEvent& event : events) revisions.push_back(event.token().revision());
+  return revisions;
+}
 
 using StoreTypes = ::testing::Types<MemoryTokenStore, RedisTokenStore>;
 
@@ -690,6 +723,147 @@ TYPED_TEST(TokenStoreContractTest, WaitEventsWakesOnAChange) {
   EXPECT_EQ(batch->events[0].type(), TokenEvent::TYPE_DISABLED);
   EXPECT_TRUE(SameToken(batch->events[0].token(), disabled));
   EXPECT_GE(batch->head.revision, 2);
+}
+
+TYPED_TEST(TokenStoreContractTest, HistoryIsTheTokensChangesNewestFirst) {
+  const std::string id = IdOf(1);
+  const std::string other = IdOf(2);
+  // The token's changes, as the store returned them, interleaved with another token's.
+  std::vector<std::pair<TokenEvent::Type, Token>> changes;
+  changes.emplace_back(TokenEvent::TYPE_CREATED, this->CreateOk(id));
+  this->CreateOk(other);
+  const std::vector<std::tuple<Transition, TokenEvent::Type, std::string>> steps = {
+      {Transition::kDisable, TokenEvent::TYPE_DISABLED, "leaked in a log"},
+      {Transition::kEnable, TokenEvent::TYPE_ENABLED, "rotated \xE2\x9C\x93"},
+      {Transition::kDelete, TokenEvent::TYPE_DELETED, ""},
+  };
+  for (const auto& [transition, type, reason] : steps) {
+    this->ApplyOk(other, transition == Transition::kDelete ? Transition::kDisable : transition);
+    ASSERT_OK_AND_ASSIGN(applied, this->sync_.Apply(Change(id, transition, 0, reason)));
+    changes.emplace_back(type, applied.token);
+  }
+  std::reverse(changes.begin(), changes.end());
+
+  ASSERT_OK_AND_ASSIGN(page, this->sync_.ReadHistory(id, 0, 100));
+  EXPECT_FALSE(page.more);
+  ASSERT_EQ(page.events.size(), changes.size());
+  for (size_t i = 0; i < changes.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(page.events[i].type(), changes[i].first);
+    EXPECT_TRUE(SameToken(page.events[i].token(), changes[i].second))
+        << page.events[i].token().DebugString() << " vs " << changes[i].second.DebugString();
+  }
+  // The created event carries its principal; the others theirs and their reasons.
+  const Token& created = page.events.back().token();
+  EXPECT_EQ(created.updated_by(), "creator");
+  EXPECT_EQ(created.state(), Token::STATE_ACTIVE);
+  EXPECT_EQ(created.state_reason(), "");
+  EXPECT_EQ(created.secret_sha256().size(), 32u);  // whole tokens; the service strips this
+  EXPECT_EQ(page.events[0].token().updated_by(), "operator");
+  EXPECT_EQ(page.events[2].token().state_reason(), "leaked in a log");
+  EXPECT_EQ(page.events[1].token().state_reason(), "rotated \xE2\x9C\x93");
+  EXPECT_EQ(RevisionsOf(page.events), (std::vector<int64_t>{8, 6, 4, 1}));
+
+  // before_revision is exclusive; a limit cuts the page and says that more follow.
+  ASSERT_OK_AND_ASSIGN(below, this->sync_.ReadHistory(id, 6, 100));
+  EXPECT_EQ(RevisionsOf(below.events), (std::vector<int64_t>{4, 1}));
+  EXPECT_FALSE(below.more);
+  ASSERT_OK_AND_ASSIGN(between, this->sync_.ReadHistory(id, 5, 1));
+  EXPECT_EQ(RevisionsOf(between.events), (std::vector<int64_t>{4}));
+  EXPECT_TRUE(between.more);
+  ASSERT_OK_AND_ASSIGN(oldest, this->sync_.ReadHistory(id, 1, 100));
+  EXPECT_TRUE(oldest.events.empty());
+  EXPECT_FALSE(oldest.more);
+
+  // The other token's history is its own.
+  ASSERT_OK_AND_ASSIGN(others, this->sync_.ReadHistory(other, 0, 100));
+  EXPECT_EQ(RevisionsOf(others.events), (std::vector<int64_t>{7, 5, 3, 2}));
+  for (const TokenEvent& event : others.events) EXPECT_EQ(event.token().id(), other);
+}
+
+TYPED_TEST(TokenStoreContractTest, HistoryOfAnUnknownTokenIsNotFound) {
+  EXPECT_ERROR(this->sync_.ReadHistory(IdOf(404), 0, 10), absl::StatusCode::kNotFound,
+               reason::kTokenNotFound);
+  this->CreateOk(IdOf(1));
+  EXPECT_ERROR(this->sync_.ReadHistory(IdOf(404), 0, 10), absl::StatusCode::kNotFound,
+               reason::kTokenNotFound);
+  EXPECT_ERROR(this->sync_.ReadHistory(IdOf(404), 5, 10), absl::StatusCode::kNotFound,
+               reason::kTokenNotFound);
+}
+
+TYPED_TEST(TokenStoreContractTest, HistoryPagesWithoutGapOrDuplicate) {
+  std::unique_ptr<TokenStore> store = StoreFactory<TypeParam>::New(1000000);
+  SyncStore sync(*store);
+  const std::string id = IdOf(1);
+  ASSERT_TRUE(sync.Create(CreateParams(id)).ok());
+  constexpr int kTransitions = 24;  // 25 changes of the token, among 24 of others
+  for (int i = 0; i < kTransitions; ++i) {
+    ASSERT_TRUE(sync.Create(CreateParams(IdOf(100 + i))).ok());
+    ASSERT_TRUE(
+        sync.Apply(Change(id, i % 2 == 0 ? Transition::kDisable : Transition::kEnable)).ok());
+  }
+  ASSERT_OK_AND_ASSIGN(whole, sync.ReadHistory(id, 0, 1000));
+  EXPECT_FALSE(whole.more);
+  ASSERT_EQ(whole.events.size(), static_cast<size_t>(kTransitions + 1));
+  std::vector<int64_t> expected;
+  for (int i = kTransitions; i >= 1; --i) expected.push_back(1 + 2 * i);
+  expected.push_back(1);
+  EXPECT_EQ(RevisionsOf(whole.events), expected);
+  for (const TokenEvent& event : whole.events) EXPECT_EQ(event.token().id(), id);
+  for (int limit : {1, 2, 3, 7, 24, 25, 26, 1000}) {
+    SCOPED_TRACE(limit);
+    EXPECT_EQ(RevisionsOf(this->HistoryAll(sync, id, limit)), expected);
+  }
+  // A page that ends exactly at the oldest change says so.
+  ASSERT_OK_AND_ASSIGN(exact, sync.ReadHistory(id, 0, kTransitions + 1));
+  EXPECT_FALSE(exact.more);
+}
+
+TYPED_TEST(TokenStoreContractTest, HistoryEndsAtTheRetention) {
+  // kRetention events are kept (Redis keeps more: MAXLEN ~ trims whole stream nodes).
+  const std::string id = IdOf(1);
+  this->CreateOk(id);
+  constexpr int kRounds = 150;
+  for (int i = 0; i < kRounds; ++i) {
+    this->CreateOk(IdOf(100 + i));
+    this->ApplyOk(id, i % 2 == 0 ? Transition::kDisable : Transition::kEnable);
+  }
+  // The history is exactly the token's events the stream still holds, newest first.
+  ASSERT_OK_AND_ASSIGN(retained, this->sync_.ReadEvents(0, 1000));
+  ASSERT_LT(retained.size(), static_cast<size_t>(2 * kRounds + 1)) << "nothing was trimmed";
+  std::vector<int64_t> expected;
+  for (auto it = retained.rbegin(); it != retained.rend(); ++it) {
+    if (it->token().id() == id) expected.push_back(it->token().revision());
+  }
+  ASSERT_GE(expected.size(), static_cast<size_t>(kRetention / 2));
+  EXPECT_LT(expected.size(), static_cast<size_t>(kRounds + 1));
+  for (int limit : {1, 3, 1000}) {
+    SCOPED_TRACE(limit);
+    EXPECT_EQ(RevisionsOf(this->HistoryAll(this->sync_, id, limit)), expected);
+  }
+  // Reading on from below the retention finds nothing more.
+  ASSERT_OK_AND_ASSIGN(beyond, this->sync_.ReadHistory(id, expected.back(), 1000));
+  EXPECT_TRUE(beyond.events.empty());
+  EXPECT_FALSE(beyond.more);
+}
+
+TYPED_TEST(TokenStoreContractTest, HistoryKeepsTheNewestChangesOfEachToken) {
+  std::unique_ptr<TokenStore> store = StoreFactory<TypeParam>::New(1000000);
+  SyncStore sync(*store);
+  const std::string id = IdOf(1);
+  ASSERT_TRUE(sync.Create(CreateParams(id)).ok());
+  constexpr int kChanges = kMaxHistoryPerToken + 2;  // revisions 1..kChanges
+  for (int i = 1; i < kChanges; ++i) {
+    ASSERT_TRUE(
+        sync.Apply(Change(id, i % 2 == 1 ? Transition::kDisable : Transition::kEnable)).ok());
+  }
+  ASSERT_OK_AND_ASSIGN(page, sync.ReadHistory(id, 0, kMaxHistoryPerToken));
+  EXPECT_FALSE(page.more) << "the oldest changes left the token's history";
+  ASSERT_EQ(page.events.size(), static_cast<size_t>(kMaxHistoryPerToken));
+  EXPECT_EQ(page.events.front().token().revision(), kChanges);
+  EXPECT_EQ(page.events.back().token().revision(), kChanges - kMaxHistoryPerToken + 1);
+  ASSERT_OK_AND_ASSIGN(older, sync.ReadHistory(id, page.events.back().token().revision(), 10));
+  EXPECT_TRUE(older.events.empty());
 }
 
 }  // namespace

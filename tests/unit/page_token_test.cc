@@ -1,5 +1,7 @@
 #include "server/service/page_token.h"
 
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -9,7 +11,8 @@
 namespace tokenstatus {
 namespace {
 
-void ExpectInvalidPageToken(const absl::StatusOr<std::string>& decoded) {
+template <typename T>
+void ExpectInvalidPageToken(const absl::StatusOr<T>& decoded) {
   ASSERT_FALSE(decoded.ok()) << "decoded to " << *decoded;
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ErrorReason(decoded.status()), reason::kInvalidPageToken);
@@ -83,6 +86,58 @@ TEST(PageTokenTest, RejectsAnotherFilter) {
     ExpectInvalidPageToken(decoded);
     EXPECT_NE(decoded.status().message().find("filters"), absl::string_view::npos);
   }
+}
+
+TEST(HistoryPageTokenTest, RoundTrips) {
+  for (const char* id : {"TKN-0000-0000", "TKN-1234-5678-9012"}) {
+    for (int64_t revision : {int64_t{1}, int64_t{42}, std::numeric_limits<int64_t>::max()}) {
+      const std::string token = EncodeHistoryPageToken(id, revision);
+      EXPECT_EQ(token.find_first_not_of(
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                std::string::npos)
+          << token;
+      absl::StatusOr<int64_t> decoded = DecodeHistoryPageToken(token, id);
+      ASSERT_TRUE(decoded.ok()) << decoded.status();
+      EXPECT_EQ(*decoded, revision);
+    }
+  }
+}
+
+TEST(HistoryPageTokenTest, RejectsEveryBitFlipTruncationAndExtension) {
+  const std::string token = EncodeHistoryPageToken("TKN-1234-5678", 1234);
+  std::string bytes;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(token, &bytes));
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string flipped = bytes;
+      flipped[i] = static_cast<char>(flipped[i] ^ (1 << bit));
+      SCOPED_TRACE(testing::Message() << "byte " << i << " bit " << bit);
+      ExpectInvalidPageToken(
+          DecodeHistoryPageToken(absl::WebSafeBase64Escape(flipped), "TKN-1234-5678"));
+    }
+  }
+  for (size_t i = 0; i < token.size(); ++i) {
+    ExpectInvalidPageToken(DecodeHistoryPageToken(token.substr(0, i), "TKN-1234-5678"));
+  }
+  ExpectInvalidPageToken(DecodeHistoryPageToken(token + "A", "TKN-1234-5678"));
+  ExpectInvalidPageToken(DecodeHistoryPageToken("not a page token", "TKN-1234-5678"));
+}
+
+TEST(HistoryPageTokenTest, RejectsAnotherToken) {
+  const std::string token = EncodeHistoryPageToken("TKN-1234-5678", 1234);
+  for (const char* other : {"TKN-1234-5679", "TKN-1234-5678-0000", ""}) {
+    absl::StatusOr<int64_t> decoded = DecodeHistoryPageToken(token, other);
+    ExpectInvalidPageToken(decoded);
+    EXPECT_NE(decoded.status().message().find("another token"), absl::string_view::npos)
+        << decoded.status();
+  }
+}
+
+TEST(HistoryPageTokenTest, NeitherKindPassesForTheOther) {
+  // A listing's token whose last id is the token asked about, and the other way round.
+  ExpectInvalidPageToken(
+      DecodeHistoryPageToken(EncodePageToken("TKN-1234-5678", PageFilter{}), "TKN-1234-5678"));
+  ExpectInvalidPageToken(DecodePageToken(EncodeHistoryPageToken("TKN-1234-5678", 7), PageFilter{}));
 }
 
 }  // namespace

@@ -155,6 +155,11 @@ class FaultInjectingStore : public TokenStore {
     if (Fail(deadline, done)) return;
     memory_.ReadEvents(after_revision, max_count, deadline, std::move(done));
   }
+  void ReadHistory(std::string token_id, int64_t before_revision, int limit, absl::Time deadline,
+                   StoreCallback<TokenHistoryPage> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.ReadHistory(std::move(token_id), before_revision, limit, deadline, std::move(done));
+  }
   void ReadHead(absl::Time deadline, StoreCallback<StoreHead> done) override {
     if (Fail(deadline, done)) return;
     memory_.ReadHead(deadline, std::move(done));
