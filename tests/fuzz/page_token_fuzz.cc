@@ -1,6 +1,7 @@
-// Fuzzes page-token decoding. The input is tried twice:
-// - as a page token: decoding never crashes, and what it accepts re-encodes to a token that
-//   decodes to the same id;
+// Fuzzes page-token decoding. The input is tried:
+// - as a ListTokens page token: decoding never crashes, and what it accepts re-encodes to a
+//   token that decodes to the same id;
+// - as a ListTokenEvents (history) page token: the same, for the revision;
 // - as the fields of a page token (a last id and an account): encoding then decoding gives the
 //   id back, and the token is refused with other filters.
 #include <cstddef>
@@ -22,6 +23,15 @@ void DecodeAsToken(absl::string_view input, const PageFilter& filter) {
   if (!id.ok()) return;
   absl::StatusOr<std::string> again = DecodePageToken(EncodePageToken(*id, filter), filter);
   if (!again.ok() || *again != *id) std::abort();
+}
+
+void DecodeAsHistoryToken(absl::string_view input, absl::string_view token_id) {
+  absl::StatusOr<int64_t> revision = tokenstatus::DecodeHistoryPageToken(input, token_id);
+  if (!revision.ok()) return;
+  if (*revision <= 0) std::abort();
+  absl::StatusOr<int64_t> again = tokenstatus::DecodeHistoryPageToken(
+      tokenstatus::EncodeHistoryPageToken(token_id, *revision), token_id);
+  if (!again.ok() || *again != *revision) std::abort();
 }
 
 void RoundTrip(absl::string_view input, PageFilter filter) {
@@ -49,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   filter.state = apitoken::v1::Token::STATE_DISABLED;
   DecodeAsToken(input, filter);
   DecodeAsToken(input, PageFilter{});
+  DecodeAsHistoryToken(input, "TKN-1234-5678");
   RoundTrip(input, filter);
   return 0;
 }

@@ -59,7 +59,7 @@ TEST_F(ReflectionTest, ListsEveryMethod) {
   // buf describes every service the server lists, so each needs its descriptor in reflection.
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   for (const char* method : {"CreateToken", "GetToken", "ListTokens", "EnableToken", "DisableToken",
-                             "DeleteToken", "VerifyToken"}) {
+                             "DeleteToken", "VerifyToken", "WatchTokens", "ListTokenEvents"}) {
     EXPECT_NE(listed.out.find(absl::StrCat("apitoken.v1.TokenService/", method)), std::string::npos)
         << method << " missing from:\n"
         << listed.out;

@@ -164,7 +164,7 @@ TEST_F(ServerConfigTest, AccessRules) {
     std::string refusal;  // empty: accepted
   } cases[] = {
       {{"--listen=0.0.0.0:50051"}, "non-loopback"},
-      {{"--noinsecure_allow_unauthenticated"}, "no way to authenticate callers"},
+      {{"--insecure_allow_unauthenticated=false"}, "no way to authenticate callers"},
       {{"--insecure_allow_unauthenticated=false", "--credentials_file=/etc/creds"}, ""},
       {{"--listen=0.0.0.0:1", "--insecure_allow_unauthenticated=false",
         "--credentials_file=/etc/creds"},
