@@ -260,13 +260,14 @@ TEST(EventTailerTest, ReloadsWhenTheStreamWasTrimmedPastTheMirror) {
   ASSERT_TRUE(redis.Command({"MULTI"}).ok());
   for (int n = 6; n <= 8; ++n) {
     // The change script's layout (server/store/redis_scripts.h).
-    ASSERT_TRUE(redis
-                    .Command({"EVAL", CreateTokenScript().source(), "4",
-                              absl::StrCat(prefix, ":t:", IdOf(n)), absl::StrCat(prefix, ":rev"),
-                              absl::StrCat(prefix, ":events"), absl::StrCat(prefix, ":meta"),
-                              prefix, "unused-epoch", "1000", "test", IdOf(n), "ACC-0000-0001",
-                              "trimmed", "", std::string(64, 'a')})
-                    .ok());
+    ASSERT_TRUE(
+        redis
+            .Command({"EVAL", CreateTokenScript().source(), "5",
+                      absl::StrCat(prefix, ":t:", IdOf(n)), absl::StrCat(prefix, ":rev"),
+                      absl::StrCat(prefix, ":events"), absl::StrCat(prefix, ":meta"),
+                      absl::StrCat(prefix, ":h:", IdOf(n)), prefix, "unused-epoch", "1000", "test",
+                      IdOf(n), "ACC-0000-0001", "trimmed", "", std::string(64, 'a')})
+            .ok());
   }
   ASSERT_TRUE(redis.Command({"XTRIM", absl::StrCat(prefix, ":events"), "MAXLEN", "1"}).ok());
   ASSERT_TRUE(redis.Command({"EXEC"}).ok());
