@@ -36,8 +36,9 @@ inline constexpr char kRevisionNotReached[] = "REVISION_NOT_REACHED";
 inline constexpr char kMirrorNotReady[] = "MIRROR_NOT_READY";
 // A client-side copy (token-sidecar's cache) has heard nothing from the server for too long.
 inline constexpr char kCacheStale[] = "CACHE_STALE";
-// A read-only service (token-sidecar) was asked for a change.
-inline constexpr char kReadOnly[] = "READ_ONLY";
+// A read-only replica (token-sidecar) was asked for what only the server does (a change, a
+// token's history); metadata {"upstream": the server's address}.
+inline constexpr char kUpstreamOnly[] = "UPSTREAM_ONLY";
 inline constexpr char kWatcherFellBehind[] = "WATCHER_FELL_BEHIND";
 inline constexpr char kTooManyWatchers[] = "TOO_MANY_WATCHERS";
 inline constexpr char kServerShuttingDown[] = "SERVER_SHUTTING_DOWN";

@@ -4,17 +4,21 @@
 # the real server and the no-op server; then at each concurrency runs no-op GetToken, GetToken,
 # DisableToken/EnableToken and redis-benchmark GET/SET; then the WatchTokens fan-out (a fresh
 # server per run, on its own key prefix): 1,000 watchers over 10 connections with 50 changes 20 ms
-# apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart; then the mirror
+# apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart; then the client
+# caches end to end (tokenstatus-cache-e2e-bench, a fresh server on its own key prefix): 100
+# TokenCaches over 10 connections, 100 DisableToken calls one after the other, each timed from its
+# reply until every cache reports it; then the mirror
 # (tokenstatus-mirrorbench, on its own key prefix): fills Redis with 1,000,000 tokens through the
 # store's Create and times a fresh mirror's load and its RSS growth. Prints one markdown report and
 # writes it to var/bench/results.md. Exit code 1 if any RPC failed, any change did not reach every
-# watcher exactly once, or the mirror bench failed.
+# watcher (or cache) exactly once, or the mirror bench failed.
 #
 # Everything (client, servers, Redis) shares this machine's cores: the CPU columns tell who was
 # busy. Settings (environment): BUILD_DIR (build), BENCH_CONCURRENCY ("1 16 64"),
 # BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_FANOUT_WARMUP (3s), BENCH_CONNECTIONS and BENCH_THREADS (2; 1 at
 # concurrency 1): the load generator's channels and completion-queue threads; BENCH_FANOUT
 # ("1000:10:50:20ms 10000:100:20:500ms"): the fan-out runs, watchers:connections:changes:interval;
+# BENCH_CACHE_E2E ("100:10:100"): the cache end-to-end runs, caches:connections:disables;
 # BENCH_MIRROR_TOKENS (1000000): tokens the mirror bench creates and loads (~1 min for 1,000,000);
 # BENCH_RESULTS (var/bench/results.md): where the report goes.
 set -euo pipefail
@@ -34,6 +38,7 @@ THREADS="${BENCH_THREADS:-2}"
 FANOUT_RUNS="${BENCH_FANOUT:-1000:10:50:20ms 10000:100:20:500ms}"
 # 1,000,000 tokens take ~1 GiB in Redis (records, indexes, the event stream): deploy/redis.conf
 # has maxmemory 0 (no limit), so the fill is not refused.
+CACHE_E2E_RUNS="${BENCH_CACHE_E2E:-100:10:100}"
 MIRROR_TOKENS="${BENCH_MIRROR_TOKENS:-1000000}"
 RESULTS="${BENCH_RESULTS:-${TOKENSTATUS_ROOT}/var/bench/results.md}"
 
@@ -42,15 +47,18 @@ LOADGEN="${BUILD_DIR}/tests/bench/tokenstatus-loadgen"
 NOOP_SERVER="${BUILD_DIR}/tests/bench/tokenstatus-noop-server"
 WATCHBENCH="${BUILD_DIR}/tests/bench/tokenstatus-watchbench"
 MIRRORBENCH="${BUILD_DIR}/tests/bench/tokenstatus-mirrorbench"
+CACHE_E2E_BENCH="${BUILD_DIR}/tests/bench/tokenstatus-cache-e2e-bench"
 
 command -v redis-benchmark >/dev/null || die "redis-benchmark not found (make deps installs redis-tools)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
 SERVER_PID=""
 NOOP_PID=""
 FANOUT_PID=""
+CACHE_E2E_PID=""
 cleanup() {
   [[ -n "${SERVER_PID}" ]] && { terminate_process "${SERVER_PID}" || true; }
   [[ -n "${FANOUT_PID}" ]] && { terminate_process "${FANOUT_PID}" || true; }
+  [[ -n "${CACHE_E2E_PID}" ]] && { terminate_process "${CACHE_E2E_PID}" || true; }
   [[ -n "${NOOP_PID}" ]] && { terminate_process "${NOOP_PID}" || true; }
   stop_throwaway_redis
   rm -rf "${WORK}"
@@ -59,7 +67,7 @@ trap cleanup EXIT
 
 if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
   --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server tokenstatus-watchbench \
-  tokenstatus-mirrorbench \
+  tokenstatus-mirrorbench tokenstatus-cache-e2e-bench \
   >"${WORK}/build.log" 2>&1; then
   cat "${WORK}/build.log" >&2
   die "build failed"
@@ -193,6 +201,44 @@ for run in ${FANOUT_RUNS}; do
   run_fanout "${watchers}" "${connections}" "${changes}" "${interval}"
 done
 
+# run_cache_e2e CACHES CONNECTIONS DISABLES: one tokenstatus-cache-e2e-bench run against a fresh
+# server (its own key prefix); adds a row to CACHE_E2E_TABLE. The reference in the same row: the
+# DisableToken call itself, as the bench's client measured it.
+CACHE_E2E_TABLE=()
+CACHE_E2E_RUN=0
+run_cache_e2e() {
+  local caches="$1" connections="$2" disables="$3" line rc=0
+  CACHE_E2E_RUN=$((CACHE_E2E_RUN + 1))
+  start_listening_process "${WORK}/cache-e2e-${CACHE_E2E_RUN}.log" "${SERVER}" \
+    --listen=127.0.0.1:0 --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" \
+    --redis_key_prefix="{cache-e2e-${CACHE_E2E_RUN}}" --insecure_allow_unauthenticated
+  CACHE_E2E_PID="${STARTED_PID}"
+  line="$("${CACHE_E2E_BENCH}" --target="${STARTED_ADDRESS}" --caches="${caches}" \
+    --connections="${connections}" --disables="${disables}" \
+    2>"${WORK}/cache-e2e-bench-${CACHE_E2E_RUN}.log")" || rc=$?
+  terminate_process "${CACHE_E2E_PID}" || true
+  CACHE_E2E_PID=""
+  if ((rc != 0)) || [[ -z "${line}" ]]; then
+    log "cache end-to-end with ${caches} caches failed (exit ${rc}): ${line}"
+    tail -n 5 "${WORK}/cache-e2e-bench-${CACHE_E2E_RUN}.log" >&2
+    FAILED=1
+    [[ -n "${line}" ]] || return 0
+  fi
+  log "cache end-to-end: ${line}"
+  local p99_ms target
+  p99_ms="$(thousandths "$(field p99_us "${line}")")"
+  target="$(awk -v v="${p99_ms}" 'BEGIN { print (v <= 10 ? "yes" : "no") }')"
+  CACHE_E2E_TABLE+=("| $(field caches "${line}") | $(field connections "${line}") | \
+$(field complete "${line}") / $(field disables "${line}") | \
+$(thousandths "$(field p50_us "${line}")") | ${p99_ms} | $(thousandths "$(field max_us "${line}")") | \
+${target} | $(thousandths "$(field call_p50_us "${line}")") | \
+$(thousandths "$(field call_p99_us "${line}")") | $(thousandths "$(field call_max_us "${line}")") |")
+}
+for run in ${CACHE_E2E_RUNS}; do
+  IFS=: read -r caches connections disables <<<"${run}"
+  run_cache_e2e "${caches}" "${connections}" "${disables}"
+done
+
 # The mirror: fill a key prefix of its own with MIRROR_TOKENS tokens, then time a fresh mirror's
 # load (tokenstatus-mirrorbench); one row in MIRROR_TABLE.
 MIRROR_TABLE=()
@@ -250,6 +296,19 @@ mkdir -p "$(dirname "${RESULTS}")"
   echo "| watchers | connections | changes | interval | delivered / expected | p50 ms | p99 ms | max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${FANOUT_TABLE[@]}"
+  echo
+  echo "Client caches end to end (tokenstatus-cache-e2e-bench; a fresh server per run): the" \
+    "TokenCaches share the connections round robin and follow every token (with the secret" \
+    "hashes); the bench creates one ACTIVE token per disable, waits until every cache holds them," \
+    "then makes the DisableToken calls one after the other. Latency: from a call's reply at the" \
+    "client until the last cache's OnChange listener reported the change (0 if all had it before" \
+    "the reply: the server acknowledges once its own mirror shows a change), one sample per" \
+    "disable. Target: p99 ≤ 10 ms. Reference from the same run: the DisableToken call itself" \
+    "(Redis with appendfsync always)."
+  echo
+  echo "| caches | connections | disables seen by all | p50 ms | p99 ms | max ms | p99 ≤ 10 ms | DisableToken p50 ms | DisableToken p99 ms | DisableToken max ms |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${CACHE_E2E_TABLE[@]}"
   echo
   echo "The mirror (tokenstatus-mirrorbench, its own key prefix on the same Redis): fill = the" \
     "tokens created through the store's Create (256 in flight; records, indexes, event stream" \

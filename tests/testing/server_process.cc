@@ -43,7 +43,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerOption
   SpawnOptions spawn;
   // Unauthenticated calls are allowed (on loopback); extra_flags may turn that off again
   // (--insecure_allow_unauthenticated=false: the last value of a flag wins).
-  spawn.argv = {TOKENSTATUS_SERVER_BINARY, "--listen=127.0.0.1:0",
+  spawn.argv = {TOKENSTATUS_SERVER_BINARY,
+                absl::StrCat("--listen=", options.listen_address.empty() ? "127.0.0.1:0"
+                                                                         : options.listen_address),
                 absl::StrCat("--redis=", options.redis_address),
                 "--insecure_allow_unauthenticated"};
   if (!options.key_prefix.empty()) {

@@ -20,11 +20,15 @@ struct ServerOptions {
   std::string redis_address{};             // --redis
   std::string key_prefix{};                // --redis_key_prefix (empty: the server's default)
   std::vector<std::string> extra_flags{};  // e.g. {"--redis_timeout=200ms"}
+  // --listen. Empty: "127.0.0.1:0" (a free port the server picks). A fixed "127.0.0.1:<port>"
+  // lets a test start a server again on the address of one it stopped (clients reconnect).
+  std::string listen_address{};
 };
 
 // A real tokenstatus-server process (TOKENSTATUS_SERVER_BINARY) listening on a free loopback
-// port chosen by the server itself (--listen=127.0.0.1:0). Its stderr (and stdout) is
-// collected line by line and echoed to the test's stderr prefixed with "[server] ".
+// port chosen by the server itself (--listen=127.0.0.1:0), or on options.listen_address. Its
+// stderr (and stdout) is collected line by line and echoed to the test's stderr prefixed with
+// "[server] ".
 // The process is SIGKILLed if the thread that started it exits (see Subprocess).
 //
 // Thread-compatible, except LogLines() and WaitForLogLine(), which are thread-safe.

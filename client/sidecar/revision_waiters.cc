@@ -1,0 +1,129 @@
+#include "client/sidecar/revision_waiters.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/common/status_util.h"
+
+namespace tokenstatus {
+namespace {
+
+// DEADLINE_EXCEEDED / REVISION_NOT_REACHED for a waiter of `wanted` when the copy is at
+// `reached` (-1: no complete state yet).
+absl::Status NotReached(int64_t wanted, int64_t reached) {
+  return MakeError(absl::StatusCode::kDeadlineExceeded, reason::kRevisionNotReached,
+                   reached < 0 ? absl::StrCat("revision ", wanted,
+                                              " not reached by the deadline: the cache has not "
+                                              "synced with the server")
+                               : absl::StrCat("revision ", wanted,
+                                              " not reached by the deadline: the cache is at "
+                                              "revision ",
+                                              reached));
+}
+
+absl::Status ShuttingDown() {
+  return MakeError(absl::StatusCode::kUnavailable, reason::kServerShuttingDown,
+                   "token-sidecar is shutting down");
+}
+
+}  // namespace
+
+RevisionWaiters::RevisionWaiters(absl::AnyInvocable<int64_t() const> current)
+    : current_(std::move(current)), deadline_thread_([this] { RunDeadlines(); }) {}
+
+RevisionWaiters::~RevisionWaiters() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    cv_.Signal();
+  }
+  deadline_thread_.join();
+  FailAll();
+}
+
+void RevisionWaiters::Add(int64_t min_revision, absl::Time deadline, Done done) {
+  absl::Status now;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) {
+      now = ShuttingDown();
+    } else if (const int64_t at = current_(); at < 0 || at < min_revision) {
+      const uint64_t id = next_id_++;
+      const bool earliest = by_deadline_.empty() || deadline < by_deadline_.begin()->first;
+      waiters_.emplace(id, Waiter{min_revision, deadline, std::move(done)});
+      by_revision_.emplace(min_revision, id);
+      by_deadline_.emplace(deadline, id);
+      if (earliest) cv_.Signal();
+      return;
+    }
+  }
+  done(std::move(now));
+}
+
+void RevisionWaiters::Changed() {
+  std::vector<Done> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t revision = current_();
+    if (revision < 0) return;
+    while (!by_revision_.empty() && by_revision_.begin()->first <= revision) {
+      ready.push_back(Take(by_revision_.begin()->second));
+    }
+  }
+  for (Done& done : ready) done(absl::OkStatus());
+}
+
+void RevisionWaiters::Shutdown() { FailAll(); }
+
+int RevisionWaiters::pending() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(waiters_.size());
+}
+
+RevisionWaiters::Done RevisionWaiters::Take(uint64_t id) {
+  auto it = waiters_.find(id);
+  Done done = std::move(it->second.done);
+  by_revision_.erase({it->second.min_revision, id});
+  by_deadline_.erase({it->second.deadline, id});
+  waiters_.erase(it);
+  return done;
+}
+
+void RevisionWaiters::FailAll() {
+  std::vector<Done> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    while (!waiters_.empty()) pending.push_back(Take(waiters_.begin()->first));
+  }
+  for (Done& done : pending) done(ShuttingDown());
+}
+
+void RevisionWaiters::RunDeadlines() {
+  mu_.Lock();
+  while (!stopping_) {
+    if (by_deadline_.empty()) {
+      cv_.Wait(&mu_);
+      continue;
+    }
+    const absl::Time now = absl::Now();
+    if (by_deadline_.begin()->first > now) {
+      cv_.WaitWithDeadline(&mu_, by_deadline_.begin()->first);
+      continue;
+    }
+    std::vector<std::pair<Done, absl::Status>> expired;
+    const int64_t reached = current_();
+    while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
+      const uint64_t id = by_deadline_.begin()->second;
+      absl::Status status = NotReached(waiters_.at(id).min_revision, reached);
+      expired.emplace_back(Take(id), std::move(status));
+    }
+    mu_.Unlock();
+    for (auto& [done, status] : expired) done(std::move(status));
+    mu_.Lock();
+  }
+  mu_.Unlock();
+}
+
+}  // namespace tokenstatus

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace tokenstatus {
+
+// Callbacks waiting, each with a deadline, for a copy of the tokens to reach a revision: the
+// event-driven form of TokenCache::WaitForRevision that a gRPC callback handler can use without
+// blocking its thread. The copy's position is read through `current` (its revision, or -1 while
+// it has no complete state); whoever changes the copy calls Changed() afterwards.
+//
+// Thread-safe. `current` is called under the waiters' lock, so it must not call back into this
+// object; a `done` is always called with no lock held.
+class RevisionWaiters {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status)>;
+
+  // Starts the deadline thread.
+  explicit RevisionWaiters(absl::AnyInvocable<int64_t() const> current);
+  // Fails the waiters still pending (as Shutdown does) and joins the deadline thread.
+  ~RevisionWaiters();
+
+  RevisionWaiters(const RevisionWaiters&) = delete;
+  RevisionWaiters& operator=(const RevisionWaiters&) = delete;
+
+  // Calls `done` exactly once: with OK as soon as current() >= `min_revision` (at once, on the
+  // calling thread, if it already is), else with DEADLINE_EXCEEDED / REVISION_NOT_REACHED at
+  // `deadline` (the message naming both revisions), or with UNAVAILABLE / SERVER_SHUTTING_DOWN
+  // after Shutdown(). `done` runs on the calling thread, the thread calling Changed() or the
+  // deadline thread; it must not block.
+  void Add(int64_t min_revision, absl::Time deadline, Done done);
+
+  // The copy changed: calls the `done` of every waiter current() now satisfies.
+  void Changed();
+
+  // Fails every pending waiter, and every later one at once, with UNAVAILABLE /
+  // SERVER_SHUTTING_DOWN. Idempotent.
+  void Shutdown();
+
+  // Waiters pending.
+  int pending() const;
+
+ private:
+  struct Waiter {
+    int64_t min_revision = 0;
+    absl::Time deadline;
+    Done done;
+  };
+
+  // Removes the waiter `id`; returns its `done`.
+  Done Take(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails every pending waiter with UNAVAILABLE / SERVER_SHUTTING_DOWN and refuses new ones.
+  void FailAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // The deadline thread: fails expired waiters until stopped.
+  void RunDeadlines() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const absl::AnyInvocable<int64_t() const> current_;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;                             // a new earliest deadline, or stopping
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;  // refuse new waiters
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;   // the deadline thread ends
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<int64_t, uint64_t>> by_revision_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, uint64_t>> by_deadline_ ABSL_GUARDED_BY(mu_);
+
+  std::thread deadline_thread_;  // started last, joined by the destructor
+};
+
+}  // namespace tokenstatus

@@ -1,0 +1,166 @@
+#include "client/sidecar/sidecar_config.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <iterator>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/status_util.h"
+#include "server/domain/validation.h"
+
+ABSL_FLAG(std::string, upstream, "127.0.0.1:50051", "host:port of tokenstatus-server");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
+          "where to serve: unix:/absolute/path or host:port (port 0: any)");
+ABSL_FLAG(std::string, account, "", "cache only the tokens of this account (ACC-NNNN-NNNN)");
+ABSL_FLAG(absl::Duration, max_staleness, absl::Seconds(10),
+          "lookups are stale when nothing was heard from the server for this long (>= 100ms)");
+ABSL_FLAG(std::string, stale_policy, "fail_closed",
+          "while stale: fail_closed (reads fail with UNAVAILABLE) or serve_last_known");
+ABSL_FLAG(absl::Duration, reconnect_initial_backoff, absl::Milliseconds(100),
+          "first reconnect delay (jittered, doubling up to --reconnect_max_backoff)");
+ABSL_FLAG(absl::Duration, reconnect_max_backoff, absl::Seconds(5), "largest reconnect delay");
+ABSL_FLAG(std::string, ca, "", "PEM CA bundle: connect to the upstream over TLS");
+ABSL_FLAG(std::string, cert, "",
+          "PEM client certificate for the upstream (mutual TLS; needs --key)");
+ABSL_FLAG(std::string, key, "", "PEM key of --cert");
+ABSL_FLAG(std::string, credentials, "",
+          "file whose first line is the bearer credential sent to the upstream (else "
+          "TOKENSTATUS_CREDENTIALS)");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "how long SIGTERM/SIGINT waits for calls in flight");
+
+namespace tokenstatus {
+namespace {
+
+constexpr char kEnvPrefix[] = "TOKENSTATUS_SIDECAR_";
+constexpr char kUnixScheme[] = "unix:";
+
+// Every flag above; each has the environment fallback TOKENSTATUS_SIDECAR_<NAME>.
+constexpr const char* kFlagNames[] = {
+    "upstream",
+    "listen",
+    "account",
+    "max_staleness",
+    "stale_policy",
+    "reconnect_initial_backoff",
+    "reconnect_max_backoff",
+    "shutdown_grace",
+    "ca",
+    "cert",
+    "key",
+    "credentials",
+};
+
+absl::Status InvalidConfig(absl::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument, message);
+}
+
+// True if `address` is host:port with a non-empty host and a port 0..65535 (1..65535 unless
+// `allow_zero`).
+bool IsHostPort(absl::string_view address, bool allow_zero) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) return false;
+  const absl::string_view port_text = address.substr(colon + 1);
+  int port = 0;
+  return !port_text.empty() && port_text.size() <= 5 &&
+         std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) &&
+         absl::SimpleAtoi(port_text, &port) && port <= 65535 && (allow_zero || port > 0);
+}
+
+}  // namespace
+
+absl::Status ApplySidecarEnvironmentDefaults() {
+  for (const char* name : kFlagNames) {
+    const std::string variable = absl::StrCat(kEnvPrefix, absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      return InvalidConfig(absl::StrCat(variable, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SidecarConfig> LoadSidecarConfig() {
+  SidecarConfig config;
+  config.upstream = absl::GetFlag(FLAGS_upstream);
+  if (!IsHostPort(config.upstream, /*allow_zero=*/false)) {
+    return InvalidConfig(absl::StrCat("--upstream must be host:port with a port 1..65535, not \"",
+                                      config.upstream, "\""));
+  }
+  absl::StatusOr<ConnectionOptions> connection =
+      LoadConnectionOptions({.address = config.upstream,
+                             .ca_file = absl::GetFlag(FLAGS_ca),
+                             .cert_file = absl::GetFlag(FLAGS_cert),
+                             .key_file = absl::GetFlag(FLAGS_key),
+                             .credentials_file = absl::GetFlag(FLAGS_credentials)});
+  if (!connection.ok()) return connection.status();
+  config.connection = *std::move(connection);
+  config.listen = absl::GetFlag(FLAGS_listen);
+  if (absl::StartsWith(config.listen, kUnixScheme)) {
+    config.unix_socket_path = config.listen.substr(std::size(kUnixScheme) - 1);
+    if (!absl::StartsWith(config.unix_socket_path, "/")) {
+      return InvalidConfig(
+          absl::StrCat("--listen=unix: needs an absolute path, not \"", config.listen, "\""));
+    }
+  } else if (!IsHostPort(config.listen, /*allow_zero=*/true)) {
+    return InvalidConfig(absl::StrCat(
+        "--listen must be unix:/absolute/path or host:port with a port 0..65535, not \"",
+        config.listen, "\""));
+  }
+  config.cache.account_id = absl::GetFlag(FLAGS_account);
+  if (!config.cache.account_id.empty()) {
+    if (absl::Status status = ValidateAccountId(config.cache.account_id); !status.ok()) {
+      return InvalidConfig(absl::StrCat("--account: ", status.message()));
+    }
+  }
+  config.cache.include_secret_hash = true;  // VerifyToken is computed locally
+  config.cache.max_staleness = absl::GetFlag(FLAGS_max_staleness);
+  if (config.cache.max_staleness < absl::Milliseconds(100)) {
+    return InvalidConfig("--max_staleness must be >= 100ms");
+  }
+  const std::string policy = absl::GetFlag(FLAGS_stale_policy);
+  if (policy == "fail_closed") {
+    config.cache.stale_policy = StalePolicy::kFailClosed;
+  } else if (policy == "serve_last_known") {
+    config.cache.stale_policy = StalePolicy::kServeLastKnown;
+  } else {
+    return InvalidConfig(absl::StrCat(
+        "--stale_policy must be fail_closed or serve_last_known, not \"", policy, "\""));
+  }
+  config.cache.initial_backoff = absl::GetFlag(FLAGS_reconnect_initial_backoff);
+  config.cache.max_backoff = absl::GetFlag(FLAGS_reconnect_max_backoff);
+  if (config.cache.initial_backoff <= absl::ZeroDuration() ||
+      config.cache.max_backoff < config.cache.initial_backoff) {
+    return InvalidConfig("--reconnect_initial_backoff must be > 0 and <= --reconnect_max_backoff");
+  }
+  config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (config.shutdown_grace < absl::ZeroDuration()) {
+    return InvalidConfig("--shutdown_grace must be >= 0");
+  }
+  return config;
+}
+
+std::string DescribeSidecarConfig(const SidecarConfig& config) {
+  return absl::StrCat(
+      "event=config upstream=", config.upstream,
+      " tls=", config.connection.tls_ca_pem.empty() ? "off" : "on",
+      " client_cert=", config.connection.tls_cert_pem.empty() ? "unset" : "set",
+      " credential=", config.connection.bearer_secret.empty() ? "unset" : "set",
+      " listen=", config.listen,
+      " account=", config.cache.account_id.empty() ? "-" : config.cache.account_id,
+      " max_staleness=", absl::FormatDuration(config.cache.max_staleness), " stale_policy=",
+      config.cache.stale_policy == StalePolicy::kFailClosed ? "fail_closed" : "serve_last_known",
+      " reconnect_initial_backoff=", absl::FormatDuration(config.cache.initial_backoff),
+      " reconnect_max_backoff=", absl::FormatDuration(config.cache.max_backoff),
+      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace));
+}
+
+}  // namespace tokenstatus

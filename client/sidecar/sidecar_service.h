@@ -1,0 +1,112 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "client/sidecar/revision_waiters.h"
+#include "client/token_cache.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/server_callback.h"
+
+namespace tokenstatus {
+
+struct SidecarServiceOptions {
+  // host:port of the tokenstatus-server the cache follows; named in the answer to a change.
+  std::string upstream;
+  // The cache's stale policy (TokenCacheOptions::stale_policy): kFailClosed refuses reads while
+  // the cache is not fresh, kServeLastKnown answers them from the last known state.
+  StalePolicy stale_policy = StalePolicy::kFailClosed;
+  // As TokenServiceOptions: a min_revision wait ends at the RPC's deadline minus
+  // min(deadline_margin, time left / 5), and after max_revision_wait at most.
+  absl::Duration deadline_margin = absl::Milliseconds(50);
+  absl::Duration max_revision_wait = absl::Minutes(1);
+  // A read that arrives before the cache has synced waits this long at most (and never past its
+  // deadline) for the sync before failing with UNAVAILABLE / MIRROR_NOT_READY.
+  absl::Duration sync_wait = absl::Seconds(1);
+};
+
+// apitoken.v1.TokenService served by token-sidecar from a TokenCache, on the gRPC callback API;
+// no call ever blocks a gRPC thread or reaches the server.
+//
+// - GetToken, ListTokens and VerifyToken validate their requests and page like the server
+//   (server/service/read_requests.h: same INVALID_ARGUMENT reasons and fields, same page
+//   tokens) and answer from the cache: same results, same TOKEN_NOT_FOUND, never secret_sha256.
+//   `revision` in a response is the cache's revision.
+// - min_revision (Get, List) waits, event-driven, until the cache has reached it; at the RPC's
+//   deadline (less the margin) DEADLINE_EXCEEDED / REVISION_NOT_REACHED naming both revisions.
+// - Until the cache has synced a read waits up to sync_wait, then fails with UNAVAILABLE /
+//   MIRROR_NOT_READY (a malformed VerifyToken secret is answered RESULT_MALFORMED at once).
+// - While the cache is not fresh (nothing heard from the server within max_staleness) and the
+//   policy is kFailClosed, reads fail with UNAVAILABLE / CACHE_STALE.
+// - CreateToken, EnableToken, DisableToken, DeleteToken and WatchTokens fail with
+//   UNIMPLEMENTED / UPSTREAM_ONLY: "token-sidecar serves reads only; send changes to
+//   tokenstatus-server at <upstream>" (metadata {"upstream": <upstream>}); ListTokenEvents
+//   likewise with "token-sidecar keeps no token history; ask tokenstatus-server at <upstream>".
+//
+// Thread-safe. `cache` must outlive the service, and the service the server it is registered
+// with. The service registers a change listener on `cache` and removes it when destroyed.
+class SidecarService final : public apitoken::v1::TokenService::WithRawCallbackMethod_WatchTokens<
+                                 apitoken::v1::TokenService::CallbackService> {
+ public:
+  SidecarService(TokenCache& cache, SidecarServiceOptions options);
+  ~SidecarService() override;
+
+  SidecarService(const SidecarService&) = delete;
+  SidecarService& operator=(const SidecarService&) = delete;
+
+  // Fails the reads waiting for a revision or for the sync, and every later one that would
+  // wait, with UNAVAILABLE / SERVER_SHUTTING_DOWN, so that a server shutdown is not held up by
+  // them. Idempotent.
+  void Shutdown();
+
+  grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
+                                     const apitoken::v1::GetTokenRequest* request,
+                                     apitoken::v1::GetTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* context,
+                                       const apitoken::v1::ListTokensRequest* request,
+                                       apitoken::v1::ListTokensResponse* response) override;
+  grpc::ServerUnaryReactor* VerifyToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::VerifyTokenRequest* request,
+                                        apitoken::v1::VerifyTokenResponse* response) override;
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::CreateTokenRequest* request,
+                                        apitoken::v1::CreateTokenResponse* response) override;
+  grpc::ServerUnaryReactor* EnableToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::EnableTokenRequest* request,
+                                        apitoken::v1::EnableTokenResponse* response) override;
+  grpc::ServerUnaryReactor* DisableToken(grpc::CallbackServerContext* context,
+                                         const apitoken::v1::DisableTokenRequest* request,
+                                         apitoken::v1::DisableTokenResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteToken(grpc::CallbackServerContext* context,
+                                        const apitoken::v1::DeleteTokenRequest* request,
+                                        apitoken::v1::DeleteTokenResponse* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTokens(grpc::CallbackServerContext* context,
+                                                          const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* ListTokenEvents(
+      grpc::CallbackServerContext* context, const apitoken::v1::ListTokenEventsRequest* request,
+      apitoken::v1::ListTokenEventsResponse* response) override;
+
+ private:
+  // Finishes `reactor` with what `read` returns, run once the cache has synced and reached
+  // `min_revision` (at once if it has), or with the wait's error.
+  void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision,
+                      grpc::ServerUnaryReactor* reactor, absl::AnyInvocable<absl::Status()> read);
+  // UNAVAILABLE / MIRROR_NOT_READY unless the cache has synced. Checked before a lookup.
+  absl::Status CheckSynced() const;
+  // UNAVAILABLE / CACHE_STALE for a lookup that was not `fresh` under kFailClosed.
+  absl::Status CheckFresh(bool fresh) const;
+  // UNIMPLEMENTED / UPSTREAM_ONLY: `what`, then "tokenstatus-server at <upstream>".
+  absl::Status UpstreamOnly(absl::string_view what) const;
+  // Finishes the call of `context` with UpstreamOnly(what).
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                   absl::string_view what) const;
+
+  TokenCache& cache_;
+  const SidecarServiceOptions options_;
+  RevisionWaiters waiters_;
+  TokenCache::ListenerId listener_ = 0;  // set in the constructor, removed in the destructor
+};
+
+}  // namespace tokenstatus
