@@ -73,6 +73,11 @@ absl::StatusOr<ListTokensResponse> TokenClient::List(const ListTokensRequest& re
   return Read(&TokenService::Stub::ListTokens, request);
 }
 
+absl::StatusOr<apitoken::v1::ListTokenEventsResponse> TokenClient::ListEvents(
+    const apitoken::v1::ListTokenEventsRequest& request) {
+  return Read(&TokenService::Stub::ListTokenEvents, request);
+}
+
 absl::StatusOr<VerifyTokenResponse> TokenClient::Verify(const VerifyTokenRequest& request) {
   return Read(&TokenService::Stub::VerifyToken, request);
 }

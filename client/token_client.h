@@ -77,7 +77,7 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // ErrorReason(status) (server/common/status_util.h).
 //
 // Retries (options.retry, only on UNAVAILABLE, only within the deadline):
-//   - Get, List, Verify: retried (they change nothing).
+//   - Get, List, ListEvents, Verify: retried (they change nothing).
 //   - Create: never retried (a repeat would create a second token).
 //   - Enable, Disable, Delete: retried, because a repeat is safe: the state machine refuses a
 //     second transition. When a retry gets the refusal that means "already in the requested
@@ -105,6 +105,9 @@ class TokenClient {
   // ListTokens: one page (follow next_page_token for more).
   absl::StatusOr<apitoken::v1::ListTokensResponse> List(
       const apitoken::v1::ListTokensRequest& request);
+  // ListTokenEvents: one page of a token's history, newest first (follow next_page_token).
+  absl::StatusOr<apitoken::v1::ListTokenEventsResponse> ListEvents(
+      const apitoken::v1::ListTokenEventsRequest& request);
   // EnableToken (DISABLED -> ACTIVE); see the class comment for retries.
   absl::StatusOr<ChangeResult> Enable(const apitoken::v1::EnableTokenRequest& request);
   // DisableToken (ACTIVE -> DISABLED); see the class comment for retries.

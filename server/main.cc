@@ -110,19 +110,25 @@ std::shared_ptr<grpc::ServerCredentials> TransportCredentials(const AccessConfig
   return grpc::SslServerCredentials(options);
 }
 
-// Loads --credentials_file into `authenticator` (nothing to do without one). `initial`: at
-// start, where a bad file is fatal; on SIGHUP it is logged and the old credentials stay.
-bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, bool initial) {
+// Loads --credentials_file into `authenticator` (nothing to do without one). `reload`: the
+// number of the SIGHUP reload, 0 at start, where a bad file is fatal; on a reload it is logged
+// and the old credentials stay.
+bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, int reload) {
   if (access.credentials_file.empty()) return true;
   absl::StatusOr<CredentialTable> table = CredentialTable::Load(access.credentials_file);
+  const std::string event = reload == 0
+                                ? "event=credentials_loaded"
+                                : absl::StrCat("event=credentials_reloaded reload=", reload);
   if (!table.ok()) {
     Log(LogLevel::kError,
-        absl::StrCat("event=credentials_not_loaded file=", access.credentials_file, " error=\"",
-                     table.status().message(), "\"", initial ? "" : " kept=previous"));
+        absl::StrCat(
+            reload == 0 ? "event=credentials_not_loaded" : "event=credentials_not_reloaded",
+            " file=", access.credentials_file, " error=\"", table.status().message(), "\"",
+            reload == 0 ? "" : " kept=previous"));
     return false;
   }
-  Log(LogLevel::kInfo, absl::StrCat("event=credentials_loaded file=", access.credentials_file,
-                                    " credentials=", table->size()));
+  Log(LogLevel::kInfo,
+      absl::StrCat(event, " file=", access.credentials_file, " credentials=", table->size()));
   authenticator.SetCredentials(std::make_shared<const CredentialTable>(*std::move(table)));
   return true;
 }
@@ -154,7 +160,7 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
                      "every token; for development on this machine only\""));
   }
   Authenticator authenticator(config->access.allow_unauthenticated);
-  if (!LoadCredentials(config->access, authenticator, /*initial=*/true)) return kExitBadConfig;
+  if (!LoadCredentials(config->access, authenticator, /*reload=*/0)) return kExitBadConfig;
 
   // Reflection describes the error details clients find in grpc-status-details-bin, and the
   // health service gRPC serves without a descriptor of its own: make sure these descriptors are
@@ -190,7 +196,7 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   mirror->SetListener(hub.get());
   auto tailer = std::make_unique<EventTailer>(*store, *mirror);
   tailer->Start();
-  TokenServiceImpl service(*store, *mirror, *hub);
+  TokenServiceImpl service(*store, *mirror, *hub, authenticator);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -199,6 +205,9 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   builder.AddListeningPort(config->listen, TransportCredentials(config->access), &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(config->max_request_bytes);
+  // HTTP/2 streams per connection: the watch streams it may hold plus room for unary calls.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config->watch.max_watchers_per_connection + 256);
   // Detect dead clients within about a minute; let clients ping every 10 s, even when idle.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
@@ -217,9 +226,9 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
 
   std::thread signal_thread([&] {
     int signal_number = 0;
+    int reloads = 0;
     while (sigwait(&handled_signals, &signal_number) == 0 && signal_number == SIGHUP) {
-      Log(LogLevel::kInfo, "event=reload signal=HUP");
-      LoadCredentials(config->access, authenticator, /*initial=*/false);
+      LoadCredentials(config->access, authenticator, ++reloads);
     }
     Log(LogLevel::kInfo, absl::StrCat("event=shutdown signal=", sigabbrev_np(signal_number),
                                       " grace=", absl::FormatDuration(config->shutdown_grace)));

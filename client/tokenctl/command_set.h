@@ -10,10 +10,22 @@
 
 namespace tokenstatus::tokenctl {
 
-// The options every command shares (tokenctl [--server ADDR] [--json] COMMAND).
+// The server tokenctl talks to when neither --server nor TOKENSTATUS_SERVER is given: the
+// default --listen of tokenstatus-server (server/service/server_config.h).
+inline constexpr char kDefaultServerAddress[] = "127.0.0.1:50051";
+
+// The options every command shares (tokenctl [--server ADDR] [--json] [--ca FILE] [--cert FILE
+// --key FILE] [--credentials-file FILE] COMMAND). Each falls back to an environment variable
+// (TOKENSTATUS_SERVER, _CA, _CERT, _KEY, _CREDENTIALS_FILE); the bearer credential itself is
+// never a flag value: it is read from --credentials-file or TOKENSTATUS_CREDENTIALS
+// (client/connection.h).
 struct GlobalOptions {
   std::string server;  // --server, else TOKENSTATUS_SERVER, else kDefaultServerAddress
   bool json = false;   // --json: protobuf JSON instead of tables and sentences
+  std::string ca;      // --ca: PEM CA bundle to verify the server with (TLS)
+  std::string cert;    // --cert / --key: client certificate (mutual TLS)
+  std::string key;
+  std::string credentials_file;  // --credentials-file: bearer credential (first line)
 };
 
 // What a command runs with.

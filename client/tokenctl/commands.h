@@ -25,4 +25,9 @@ void AddVerifyCommand(CommandSet& commands);
 // watch [--since REV]: one line per change until SIGINT/SIGTERM.
 void AddWatchCommand(CommandSet& commands);
 
+// history TKN [--page-size N]: the token's changes, newest first (one line each: revision,
+// time, event, principal, reason), every page; with --json one ListTokenEventsResponse per
+// line.
+void AddHistoryCommand(CommandSet& commands);
+
 }  // namespace tokenstatus::tokenctl

@@ -3,13 +3,13 @@
 #include <memory>
 
 #include "CLI/CLI.hpp"
+#include "client/connection.h"
 #include "client/token_client.h"
 #include "client/tokenctl/argument_checks.h"
 #include "client/tokenctl/command_set.h"
 #include "client/tokenctl/commands.h"
 #include "client/tokenctl/exit_code.h"
 #include "client/tokenctl/interrupts.h"
-#include "client/tokenctl/server_channel.h"
 
 namespace tokenstatus::tokenctl {
 namespace {
@@ -19,6 +19,15 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions& options) {
       ->envname("TOKENSTATUS_SERVER")
       ->default_val(kDefaultServerAddress);
   app.add_flag("--json", options.json, "Print protobuf JSON (list: one page per line)");
+  app.add_option("--ca", options.ca, "PEM CA bundle to verify the server with: use TLS")
+      ->envname("TOKENSTATUS_CA");
+  app.add_option("--cert", options.cert, "PEM client certificate (mutual TLS; needs --key)")
+      ->envname("TOKENSTATUS_CERT");
+  app.add_option("--key", options.key, "PEM private key of --cert")->envname("TOKENSTATUS_KEY");
+  app.add_option("--credentials-file", options.credentials_file,
+                 "File whose first line is the bearer credential (else the environment "
+                 "variable TOKENSTATUS_CREDENTIALS holds it)")
+      ->envname("TOKENSTATUS_CREDENTIALS_FILE");
 }
 
 int Main(int argc, char** argv) {
@@ -35,6 +44,7 @@ int Main(int argc, char** argv) {
   AddChangeCommands(commands);
   AddVerifyCommand(commands);
   AddWatchCommand(commands);
+  AddHistoryCommand(commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {  // CLI11 reports through exceptions
@@ -44,8 +54,15 @@ int Main(int argc, char** argv) {
     return UsageError(UnexpectedArgumentsMessage(app.remaining(true)));
   }
   if (commands.SelectedInterrupts() == CommandSet::Interrupts::kDefault) UnblockInterrupts();
-  const CommandEnv env{.options = options, .connect = [&options] {
-                         return std::make_unique<TokenClient>(OpenServerChannel(options.server));
+  absl::StatusOr<ConnectionOptions> connection =
+      LoadConnectionOptions({.address = options.server,
+                             .ca_file = options.ca,
+                             .cert_file = options.cert,
+                             .key_file = options.key,
+                             .credentials_file = options.credentials_file});
+  if (!connection.ok()) return UsageError(connection.status().message());
+  const CommandEnv env{.options = options, .connect = [&connection] {
+                         return std::make_unique<TokenClient>(OpenChannel(*connection));
                        }};
   return commands.SelectedAction()(env);
 }

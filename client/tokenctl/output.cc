@@ -118,7 +118,10 @@ void PrintEvent(std::ostream& out, const TokenEvent& event) {
       << " event=" << absl::StripPrefix(TokenEvent::Type_Name(event.type()), "TYPE_")
       << " token=" << Printable(token.id()) << " account=" << Printable(token.account_id())
       << " state=" << StateName(token.state()) << " by=" << Printable(token.updated_by())
-      << " reason=\"" << Printable(token.state_reason()) << "\"" << std::endl;
+      << " reason=\"" << Printable(token.state_reason()) << "\" time="
+      << absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(token.update_time().seconds()),
+                          absl::UTCTimeZone())
+      << std::endl;
 }
 
 }  // namespace tokenstatus::tokenctl

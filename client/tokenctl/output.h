@@ -40,8 +40,8 @@ void PrintCreated(std::ostream& out, const apitoken::v1::CreateTokenResponse& cr
 // that are set).
 void PrintVerifyResult(std::ostream& out, const apitoken::v1::VerifyTokenResponse& result);
 
-// Writes one watch event as a logfmt line: "revision=42 event=DISABLED token=TKN-...
-// account=ACC-... state=DISABLED by=<principal> reason=\"...\"".
+// Writes one event (watch, history) as a logfmt line: "revision=42 event=DISABLED
+// token=TKN-... account=ACC-... state=DISABLED by=<principal> reason=\"...\" time=<RFC 3339>".
 void PrintEvent(std::ostream& out, const apitoken::v1::TokenEvent& event);
 
 }  // namespace tokenstatus::tokenctl

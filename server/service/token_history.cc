@@ -62,18 +62,29 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokenEvents(grpc::CallbackServer
                                                             const ListTokenEventsRequest* request,
                                                             ListTokenEventsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  CallLog log("ListTokenEvents", request->token_id());
+  if (absl::Status admitted = Admit(*context, Permission::kReadHistory, log); !admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted));
+    return reactor;
+  }
   absl::StatusOr<HistoryRequest> parsed = HistoryRequestOf(*request);
   if (!parsed.ok()) {
+    log.Refused(parsed.status());
     reactor->Finish(ToGrpcStatus(parsed.status()));
     return reactor;
   }
   const std::string token_id = parsed->token_id;
-  store_.ReadHistory(std::move(parsed->token_id), parsed->before_revision, parsed->page_size,
-                     StoreDeadline(*context),
-                     [reactor, response, token_id](absl::StatusOr<TokenHistoryPage> page) {
-                       if (page.ok()) FillHistoryResponse(*std::move(page), token_id, *response);
-                       reactor->Finish(ToGrpcStatus(page.status()));
-                     });
+  store_.ReadHistory(
+      std::move(parsed->token_id), parsed->before_revision, parsed->page_size,
+      StoreDeadline(*context),
+      [reactor, response, token_id, log = std::move(log)](absl::StatusOr<TokenHistoryPage> page) {
+        if (page.ok()) {
+          FillHistoryResponse(*std::move(page), token_id, *response);
+        } else {
+          log.Refused(page.status());
+        }
+        reactor->Finish(ToGrpcStatus(page.status()));
+      });
   return reactor;
 }
 

@@ -13,9 +13,11 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
+#include "server/auth/call_credentials.h"
 #include "server/domain/token_secret.h"
 #include "server/domain/token_state.h"
 #include "server/domain/validation.h"
+#include "server/service/call_log.h"
 #include "server/service/grpc_status.h"
 #include "server/service/read_requests.h"
 
@@ -38,61 +40,28 @@ using apitoken::v1::VerifyTokenRequest;
 using apitoken::v1::VerifyTokenResponse;
 using apitoken::v1::WatchTokensRequest;
 
-// The principal on whose behalf a call acts. There is no authentication yet: everyone is
-// "anonymous". The one place that learns the caller from the call.
-std::string ActorOf(const grpc::CallbackServerContext& /*context*/) { return "anonymous"; }
-
 // Finishes `reactor` with `status`, converted once.
 void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
   reactor->Finish(ToGrpcStatus(status));
 }
 
-// The log lines of one change: token_changed when made, token_change_refused when refused.
-class ChangeLog {
- public:
-  ChangeLog(std::string actor, absl::string_view action, absl::string_view token_id)
-      : actor_(std::move(actor)), action_(action) {
-    SetTokenId(token_id);
-  }
+// Finishes `reactor` with `status`, logged by `log` if it is an error.
+void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status, const CallLog& log) {
+  if (!status.ok()) log.Refused(status);
+  Finish(reactor, status);
+}
 
-  // A token id that is not well-formed is logged as "-": it is untrusted input.
-  void SetTokenId(absl::string_view token_id) {
-    token_id_ = IsValidTokenId(token_id) ? std::string(token_id) : "-";
-  }
-  const std::string& actor() const { return actor_; }
-
-  void Changed(absl::string_view from, const Token& token) const {
-    Log(LogLevel::kInfo,
-        absl::StrCat("event=token_changed actor=", actor_, " token=", token.id(), " from=", from,
-                     " to=", StateName(token.state()), " revision=", token.revision()));
-  }
-
-  void Refused(const absl::Status& status) const {
-    const bool server_side = status.code() == absl::StatusCode::kUnavailable ||
-                             status.code() == absl::StatusCode::kInternal;
-    Log(server_side ? LogLevel::kWarning : LogLevel::kInfo,
-        absl::StrCat("event=token_change_refused actor=", actor_, " action=", action_,
-                     " token=", token_id_, " code=", absl::StatusCodeToString(status.code()),
-                     " reason=", ErrorReason(status)));
-  }
-
- private:
-  std::string actor_;
-  std::string action_;
-  std::string token_id_;
-};
-
-// The action a transition is logged as.
-absl::string_view ActionOf(Transition transition) {
+// The name a transition's RPC is logged under.
+absl::string_view RpcOf(Transition transition) {
   switch (transition) {
     case Transition::kEnable:
-      return "enable";
+      return "EnableToken";
     case Transition::kDisable:
-      return "disable";
+      return "DisableToken";
     case Transition::kDelete:
       break;
   }
-  return "delete";
+  return "DeleteToken";
 }
 
 // Validates a CreateToken request into store parameters (without id and hash for an
@@ -141,7 +110,7 @@ absl::Status ValidateTransition(const Request& request) {
 struct TokenServiceImpl::CreateCall {
   grpc::ServerUnaryReactor* reactor;
   CreateTokenResponse* response;
-  ChangeLog log;
+  CallLog log;
   absl::Time deadline;
   CreateTokenParams params;
   bool allocate;  // generate id and secret (else an import)
@@ -149,8 +118,20 @@ struct TokenServiceImpl::CreateCall {
 };
 
 TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
-                                   TokenServiceOptions options)
-    : store_(store), mirror_(mirror), hub_(hub), options_(options) {}
+                                   const Authenticator& authenticator, TokenServiceOptions options)
+    : store_(store), mirror_(mirror), hub_(hub), authenticator_(authenticator), options_(options) {}
+
+absl::Status TokenServiceImpl::Admit(const grpc::CallbackServerContext& context,
+                                     Permission permission, CallLog& log) const {
+  absl::StatusOr<Identity> identity = authenticator_.Authenticate(CallCredentialsOf(context));
+  absl::Status status = identity.status();
+  if (identity.ok()) {
+    log.SetPrincipal(identity->principal);
+    status = Authenticator::Authorize(*identity, permission, log.rpc());
+  }
+  if (!status.ok()) log.Refused(status);
+  return status;
+}
 
 absl::Time TokenServiceImpl::StoreDeadline(const grpc::CallbackServerContext& context) const {
   return WorkDeadline(context, options_.deadline_margin);
@@ -160,11 +141,14 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(grpc::CallbackServerCont
                                                         const CreateTokenRequest* request,
                                                         CreateTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ChangeLog log(ActorOf(*context), "create", request->token_id());
-  absl::StatusOr<CreateTokenParams> params = CreateParamsOf(*request, log.actor());
+  CallLog log("CreateToken", request->token_id());
+  if (absl::Status admitted = Admit(*context, Permission::kCreate, log); !admitted.ok()) {
+    Finish(reactor, admitted);
+    return reactor;
+  }
+  absl::StatusOr<CreateTokenParams> params = CreateParamsOf(*request, log.principal());
   if (!params.ok()) {
-    log.Refused(params.status());
-    Finish(reactor, params.status());
+    Finish(reactor, params.status(), log);
     return reactor;
   }
   const bool allocate = params->token_id.empty();
@@ -179,8 +163,7 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
     absl::StatusOr<std::string> id = GenerateTokenId();
     absl::StatusOr<std::string> generated = id.ok() ? GenerateSecret(*id) : id.status();
     if (!generated.ok()) {
-      call.log.Refused(generated.status());
-      Finish(call.reactor, generated.status());
+      Finish(call.reactor, generated.status(), call.log);
       return;
     }
     secret = *std::move(generated);
@@ -200,8 +183,7 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
                     return;
                   }
                   if (!token.ok()) {
-                    call.log.Refused(token.status());
-                    Finish(call.reactor, token.status());
+                    Finish(call.reactor, token.status(), call.log);
                     return;
                   }
                   call.log.Changed("NONE", *token);
@@ -214,10 +196,10 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
 
 void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context,
                                       int64_t min_revision, grpc::ServerUnaryReactor* reactor,
-                                      absl::AnyInvocable<absl::Status()> read) {
+                                      CallLog log, absl::AnyInvocable<absl::Status()> read) {
   const bool loaded = mirror_.loaded();
   if (loaded && min_revision == 0) {
-    Finish(reactor, read());
+    Finish(reactor, read(), log);
     return;
   }
   const absl::Time deadline =
@@ -225,8 +207,8 @@ void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context
                        options_.mirror_load_wait);
   mirror_.WhenRevisionReached(
       min_revision, deadline,
-      [this, reactor, read = std::move(read)](absl::Status reached) mutable {
-        Finish(reactor, reached.ok() || !mirror_.loaded() ? read() : reached);
+      [this, reactor, log = std::move(log), read = std::move(read)](absl::Status reached) mutable {
+        Finish(reactor, reached.ok() || !mirror_.loaded() ? read() : reached, log);
       });
 }
 
@@ -241,11 +223,14 @@ grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext
                                                      const GetTokenRequest* request,
                                                      GetTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status status = ValidateGetRequest(*request); !status.ok()) {
-    Finish(reactor, status);
+  CallLog log("GetToken", request->token_id());
+  absl::Status status = Admit(*context, Permission::kRead, log);
+  if (status.ok()) status = ValidateGetRequest(*request);
+  if (!status.ok()) {
+    Finish(reactor, status, log);
     return reactor;
   }
-  ReadAtRevision(*context, request->min_revision(), reactor,
+  ReadAtRevision(*context, request->min_revision(), reactor, std::move(log),
                  [this, response, token_id = request->token_id()]() -> absl::Status {
                    absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
                    if (!result.ok()) return result.status();
@@ -259,12 +244,17 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerConte
                                                        const ListTokensRequest* request,
                                                        ListTokensResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<ListParams> params = ListParamsOf(*request);
-  if (!params.ok()) {
-    Finish(reactor, params.status());
+  CallLog log("ListTokens", "");
+  if (absl::Status admitted = Admit(*context, Permission::kRead, log); !admitted.ok()) {
+    Finish(reactor, admitted);
     return reactor;
   }
-  ReadAtRevision(*context, request->min_revision(), reactor,
+  absl::StatusOr<ListParams> params = ListParamsOf(*request);
+  if (!params.ok()) {
+    Finish(reactor, params.status(), log);
+    return reactor;
+  }
+  ReadAtRevision(*context, request->min_revision(), reactor, std::move(log),
                  [this, response, params = *std::move(params)]() -> absl::Status {
                    absl::StatusOr<TokenPage> page = mirror_.List(params);
                    if (!page.ok()) return page.status();
@@ -280,10 +270,13 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
                                                         const Request& request,
                                                         Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ChangeLog log(ActorOf(*context), ActionOf(transition), request.token_id());
+  CallLog log(RpcOf(transition), request.token_id());
+  if (absl::Status admitted = Admit(*context, Permission::kChangeState, log); !admitted.ok()) {
+    Finish(reactor, admitted);
+    return reactor;
+  }
   if (absl::Status status = ValidateTransition(request); !status.ok()) {
-    log.Refused(status);
-    Finish(reactor, status);
+    Finish(reactor, status, log);
     return reactor;
   }
   TransitionParams params;
@@ -291,14 +284,13 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
   params.transition = transition;
   params.expected_revision = request.expected_revision();
   params.reason = request.reason();
-  params.actor = log.actor();
+  params.actor = log.principal();
   const absl::Time deadline = StoreDeadline(*context);
   store_.Apply(std::move(params), deadline,
                [this, reactor, response, deadline,
                 log = std::move(log)](absl::StatusOr<AppliedTransition> applied) {
                  if (!applied.ok()) {
-                   log.Refused(applied.status());
-                   Finish(reactor, applied.status());
+                   Finish(reactor, applied.status(), log);
                    return;
                  }
                  log.Changed(StateName(applied->previous_state), applied->token);
@@ -331,13 +323,18 @@ grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerCont
                                                         const VerifyTokenRequest* request,
                                                         VerifyTokenResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  CallLog log("VerifyToken", "");
+  if (absl::Status admitted = Admit(*context, Permission::kVerify, log); !admitted.ok()) {
+    Finish(reactor, admitted);
+    return reactor;
+  }
   std::optional<std::string> token_id = ParseSecret(request->secret());
   if (!token_id.has_value()) {
     response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
     Finish(reactor, absl::OkStatus());
     return reactor;
   }
-  ReadAtRevision(*context, 0, reactor,
+  ReadAtRevision(*context, 0, reactor, std::move(log),
                  [this, response, token_id = *std::move(token_id),
                   hash = Sha256(request->secret())]() -> absl::Status {
                    absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
@@ -365,11 +362,19 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TokenServiceImpl::WatchTokens(
   WatchTokensRequest parsed;
   const grpc::Status parse =
       grpc::SerializationTraits<WatchTokensRequest>::Deserialize(&buffer, &parsed);
-  if (!parse.ok()) {
-    return WatchHub::Refuse(MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                                      "the WatchTokensRequest does not parse"));
+  CallLog log("WatchTokens", "");
+  absl::Status status =
+      parse.ok() ? Admit(*context,
+                         parsed.include_secret_hash() ? Permission::kWatchSecretHashes
+                                                      : Permission::kWatch,
+                         log)
+                 : MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                             "the WatchTokensRequest does not parse");
+  if (!status.ok()) {
+    if (!parse.ok()) log.Refused(status);
+    return WatchHub::Refuse(status);
   }
-  return hub_.Watch(context, parsed);
+  return hub_.Watch(context, parsed, log.principal());
 }
 
 }  // namespace tokenstatus

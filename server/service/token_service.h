@@ -8,6 +8,8 @@
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/auth/authenticator.h"
+#include "server/service/call_log.h"
 #include "server/store/token_store.h"
 #include "server/watch/token_mirror.h"
 #include "server/watch/watch_hub.h"
@@ -71,7 +73,7 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
                                    apitoken::v1::TokenService::CallbackService> {
  public:
   TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
-                   TokenServiceOptions options = {});
+                   const Authenticator& authenticator, TokenServiceOptions options = {});
 
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
                                         const apitoken::v1::CreateTokenRequest* request,
@@ -110,6 +112,11 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
                                         const Request& request, Response* response);
   // Makes one store Create attempt of `call`, retrying with a fresh id on a collision.
   void RunCreate(CreateCall call);
+  // Authenticates the caller of `context` (recording the principal in `log`) and checks that
+  // it may `permission`, before anything is looked up or validated, so a refusal reveals
+  // nothing. Returns UNAUTHENTICATED or PERMISSION_DENIED (logged by `log`) or OK.
+  absl::Status Admit(const grpc::CallbackServerContext& context, Permission permission,
+                     CallLog& log) const;
   // The deadline of a store call (or a revision wait) made for the RPC of `context`.
   absl::Time StoreDeadline(const grpc::CallbackServerContext& context) const;
   // Finishes `reactor` (of a change stored at `revision`) with OK once the mirror has reached
@@ -118,12 +125,15 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
   // Finishes `reactor` with what `read` returns, run once the mirror has loaded and reached
   // `min_revision` (at once if it has), or with the wait's DEADLINE_EXCEEDED; a mirror that is
   // still not loaded after options_.mirror_load_wait lets `read` fail with MIRROR_NOT_READY.
+  // A failed read is logged by `log`.
   void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision,
-                      grpc::ServerUnaryReactor* reactor, absl::AnyInvocable<absl::Status()> read);
+                      grpc::ServerUnaryReactor* reactor, CallLog log,
+                      absl::AnyInvocable<absl::Status()> read);
 
   TokenStore& store_;
   TokenMirror& mirror_;
   WatchHub& hub_;
+  const Authenticator& authenticator_;
   const TokenServiceOptions options_;
 };
 

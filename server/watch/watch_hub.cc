@@ -87,6 +87,23 @@ absl::StatusOr<absl::Duration> ProgressIntervalOf(const WatchTokensRequest& requ
   return interval;
 }
 
+// The streams counted under `key` in `counts`.
+int CountOf(const absl::flat_hash_map<std::string, int>& counts, const std::string& key) {
+  auto it = counts.find(key);
+  return it == counts.end() ? 0 : it->second;
+}
+
+// Counts one stream less under `key` in `counts`.
+void Release(absl::flat_hash_map<std::string, int>& counts, const std::string& key) {
+  auto it = counts.find(key);
+  if (it != counts.end() && --it->second <= 0) counts.erase(it);
+}
+
+absl::Status TooManyWatchers(absl::string_view whose, int limit) {
+  return MakeError(absl::StatusCode::kResourceExhausted, reason::kTooManyWatchers,
+                   absl::StrCat(whose, " already has its maximum of ", limit, " watch streams"));
+}
+
 // A stream refused before it started: finishes at once.
 class RefusedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -115,10 +132,11 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     kClosing,           // Finish pending or made; nothing more is queued
   };
 
-  WatchStream(WatchHub& hub, std::string peer, const WatchTokensRequest& request,
-              absl::Duration progress_interval)
+  WatchStream(WatchHub& hub, std::string peer, std::string principal,
+              const WatchTokensRequest& request, absl::Duration progress_interval)
       : hub_(hub),
         peer_(std::move(peer)),
+        principal_(std::move(principal)),
         filter_{request.account_id(), request.include_secret_hash()},
         send_initial_state_(request.send_initial_state()),
         progress_interval_(progress_interval),
@@ -127,6 +145,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         last_enqueue_(absl::Now()) {}
 
   const std::string& peer() const { return peer_; }
+  const std::string& principal() const { return principal_; }
   const WatchFilter& filter() const { return filter_; }
   const std::shared_ptr<StreamLink>& link() const { return link_; }
 
@@ -391,6 +410,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   WatchHub& hub_;
   const std::string peer_;
+  const std::string principal_;
   const WatchFilter filter_;
   const bool send_initial_state_;
   const absl::Duration progress_interval_;
@@ -430,7 +450,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Refuse(const absl::Status&
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServerContext* context,
-                                                            const WatchTokensRequest& request) {
+                                                            const WatchTokensRequest& request,
+                                                            const std::string& principal) {
   absl::Status status = ValidateRevision(request.since_revision(), "since_revision");
   if (status.ok() && !request.account_id().empty()) {
     status = ValidateAccountId(request.account_id());
@@ -456,16 +477,19 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
                                        options_.max_watchers, " watch streams"));
       return;
     }
-    int& of_peer = per_peer_[peer];
-    if (of_peer >= options_.max_watchers_per_connection) {
-      refused = MakeError(absl::StatusCode::kResourceExhausted, reason::kTooManyWatchers,
-                          absl::StrCat("this connection already has its maximum of ",
-                                       options_.max_watchers_per_connection, " watch streams"));
+    if (CountOf(per_peer_, peer) >= options_.max_watchers_per_connection) {
+      refused = TooManyWatchers("this connection", options_.max_watchers_per_connection);
       return;
     }
-    ++of_peer;
+    if (CountOf(per_principal_, principal) >= options_.max_watchers_per_principal) {
+      refused = TooManyWatchers(absl::StrCat("principal ", principal),
+                                options_.max_watchers_per_principal);
+      return;
+    }
+    ++per_peer_[peer];
+    ++per_principal_[principal];
     epoch_ = view.epoch();
-    stream = new WatchStream(*this, peer, request, *progress_interval);
+    stream = new WatchStream(*this, peer, principal, request, *progress_interval);
     streams_.insert(stream);
 
     const int64_t revision = view.revision();
@@ -585,8 +609,8 @@ void WatchHub::Unregister(WatchStream* stream) {
   absl::MutexLock lock(&mu_);
   streams_.erase(stream);
   snapshot_due_.erase(stream);
-  auto it = per_peer_.find(stream->peer());
-  if (it != per_peer_.end() && --it->second <= 0) per_peer_.erase(it);
+  Release(per_peer_, stream->peer());
+  Release(per_principal_, stream->principal());
 }
 
 void WatchHub::TimerLoop() {

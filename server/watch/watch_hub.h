@@ -77,13 +77,15 @@ class WatchHub final : public MirrorListener {
   WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options = {});
   ~WatchHub() override;  // Shutdown(), then stops the timer thread
 
-  // Serves one WatchTokens call with the parsed `request`; the returned reactor is gRPC's to
-  // drive. Errors end the stream at once: INVALID_ARGUMENT (since_revision < 0, a malformed
-  // account_id, progress_interval negative or below the minimum), RESOURCE_EXHAUSTED /
-  // TOO_MANY_WATCHERS, UNAVAILABLE / MIRROR_NOT_READY before the mirror has loaded, UNAVAILABLE /
-  // SERVER_SHUTTING_DOWN after Shutdown().
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(
-      grpc::CallbackServerContext* context, const apitoken::v1::WatchTokensRequest& request);
+  // Serves one WatchTokens call with the parsed `request` for `principal` (authenticated and
+  // authorized by the caller); the returned reactor is gRPC's to drive. Errors end the stream
+  // at once: INVALID_ARGUMENT (since_revision < 0, a malformed account_id, progress_interval
+  // negative or below the minimum), RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS (server, connection
+  // or principal at its limit), UNAVAILABLE / MIRROR_NOT_READY before the mirror has loaded,
+  // UNAVAILABLE / SERVER_SHUTTING_DOWN after Shutdown().
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
+                                                    const apitoken::v1::WatchTokensRequest& request,
+                                                    const std::string& principal);
 
   // A reactor that ends its stream at once with `status` (not OK), e.g. for a request that does
   // not parse. Not counted as a watcher.
@@ -122,6 +124,7 @@ class WatchHub final : public MirrorListener {
   mutable absl::Mutex mu_;
   absl::flat_hash_set<WatchStream*> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> per_peer_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> per_principal_ ABSL_GUARDED_BY(mu_);
   // Streams owed a snapshot (after a RESET) by the timer thread.
   absl::flat_hash_set<WatchStream*> snapshot_due_ ABSL_GUARDED_BY(mu_);
   // The mirror's epoch, as of the last stream start, OnChanges or OnReset (the mirror cannot be

@@ -115,7 +115,9 @@ TEST_F(TokenHistoryTest, FourChangesNewestFirst) {
   for (size_t i = 0; i < events.size(); ++i) {
     EXPECT_EQ(events[i].token().id(), id);
     EXPECT_FALSE(events[i].token().updated_by().empty());
-    if (i > 0) EXPECT_LT(events[i].token().revision(), events[i - 1].token().revision());
+    if (i > 0) {
+      EXPECT_LT(events[i].token().revision(), events[i - 1].token().revision());
+    }
   }
 }
 

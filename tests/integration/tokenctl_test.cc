@@ -331,6 +331,34 @@ TEST_F(TokenctlTest, DisableTwiceIsRefusedByTheServer) {
   EXPECT_TRUE(absl::StrContains(second.err, "FAILED_PRECONDITION")) << second.err;
 }
 
+TEST_F(TokenctlTest, HistoryShowsTheChangesNewestFirst) {
+  const std::string id = NewKnownToken().token.id();
+  ASSERT_EQ(Run({"disable", id, "--yes", "--reason", "leaked in a log"}).exit_code, 0);
+  ASSERT_EQ(Run({"enable", id, "--reason", "rotated"}).exit_code, 0);
+  CommandResult table = Run({"history", id});
+  ASSERT_EQ(table.exit_code, 0) << Describe(table);
+  const std::vector<std::string> lines = absl::StrSplit(table.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3) << table.out;
+  EXPECT_TRUE(absl::StrContains(lines[0], "event=ENABLED")) << lines[0];
+  EXPECT_TRUE(absl::StrContains(lines[0], "reason=\"rotated\"")) << lines[0];
+  EXPECT_TRUE(absl::StrContains(lines[1], "event=DISABLED")) << lines[1];
+  EXPECT_TRUE(absl::StrContains(lines[1], "reason=\"leaked in a log\"")) << lines[1];
+  EXPECT_TRUE(absl::StrContains(lines[2], "event=CREATED")) << lines[2];
+
+  // --json: one ListTokenEventsResponse per page.
+  CommandResult json = Run({"--json", "history", id, "--page-size", "2"});
+  ASSERT_EQ(json.exit_code, 0) << Describe(json);
+  const std::vector<std::string> pages = absl::StrSplit(json.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(pages.size(), 2) << json.out;
+  apitoken::v1::ListTokenEventsResponse first;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(pages[0], &first).ok()) << pages[0];
+  ASSERT_EQ(first.events_size(), 2);
+  EXPECT_EQ(first.events(0).type(), apitoken::v1::TokenEvent::TYPE_ENABLED);
+  EXPECT_GT(first.events(0).token().revision(), first.events(1).token().revision());
+
+  EXPECT_EQ(Run({"history", NewTokenId()}).exit_code, 1);
+}
+
 TEST_F(TokenctlTest, EnableNeedsNoConfirmation) {
   const std::string id = NewKnownToken().token.id();
   ASSERT_TRUE(api().Disable(id).ok());

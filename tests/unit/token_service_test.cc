@@ -230,7 +230,7 @@ class TokenServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_.Feed(&mirror_);
-    service_ = std::make_unique<TokenServiceImpl>(store_, mirror_, hub_);
+    service_ = std::make_unique<TokenServiceImpl>(store_, mirror_, hub_, open_access_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -340,6 +340,7 @@ class TokenServiceTest : public ::testing::Test {
   FaultInjectingStore store_;
   TokenMirror mirror_;
   WatchHub hub_{mirror_, store_};
+  Authenticator open_access_{/*allow_unauthenticated=*/true};
   std::unique_ptr<TokenServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<apitoken::v1::TokenService::Stub> stub_;
@@ -493,7 +494,8 @@ TEST(TokenServiceMirrorTest, ReadsFailUntilTheMirrorHasLoaded) {
   WatchHub hub(mirror, store);
   TokenServiceOptions options;
   options.mirror_load_wait = absl::Milliseconds(200);
-  TokenServiceImpl service(store, mirror, hub, options);
+  Authenticator open_access(/*allow_unauthenticated=*/true);
+  TokenServiceImpl service(store, mirror, hub, open_access, options);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -830,20 +832,24 @@ TEST_F(TokenServiceTest, LogsEveryChangeAndRefusalButNeverTheSecret) {
   const std::string active_id = CreateOk().token().id();
   EXPECT_THAT(Delete(active_id), IsOk());
   const std::string log = ::testing::internal::GetCapturedStderr();
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
-                                          " from=NONE to=ACTIVE revision=1")));
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
-                                          " from=ACTIVE to=DISABLED revision=2")));
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_change_refused actor=anonymous "
-                                          "action=disable token=",
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed principal=anonymous "
+                                          "rpc=CreateToken token=",
+                                          id, " from=NONE to=ACTIVE revision=1")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed principal=anonymous "
+                                          "rpc=DisableToken token=",
+                                          id, " from=ACTIVE to=DISABLED revision=2")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=call_refused principal=anonymous "
+                                          "rpc=DisableToken token=",
                                           id,
                                           " code=FAILED_PRECONDITION "
                                           "reason=TOKEN_ALREADY_DISABLED")));
   // A delete names the state the token left.
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", id,
-                                          " from=DISABLED to=DELETED revision=3")));
-  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed actor=anonymous token=", active_id,
-                                          " from=ACTIVE to=DELETED revision=5")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed principal=anonymous "
+                                          "rpc=DeleteToken token=",
+                                          id, " from=DISABLED to=DELETED revision=3")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("event=token_changed principal=anonymous "
+                                          "rpc=DeleteToken token=",
+                                          active_id, " from=ACTIVE to=DELETED revision=5")));
   const std::string opaque = created.secret().substr(created.secret().rfind(':') + 1);
   EXPECT_THAT(log, Not(HasSubstr(opaque)));
   EXPECT_THAT(log, Not(HasSubstr(absl::BytesToHexString(Sha256(created.secret())))));

@@ -163,7 +163,7 @@ class WatchHubTest : public ::testing::Test {
   explicit WatchHubTest(MemoryTokenStoreOptions store_options = {})
       : store_(store_options),
         hub_(mirror_, store_, TestHubOptions()),
-        service_(store_, mirror_, hub_) {}
+        service_(store_, mirror_, hub_, open_access_) {}
 
   void SetUp() override {
     // The first write makes the store's epoch; the mirror loads with it.
@@ -276,6 +276,7 @@ class WatchHubTest : public ::testing::Test {
   MemoryTokenStore store_;
   TokenMirror mirror_;
   WatchHub hub_;
+  Authenticator open_access_{/*allow_unauthenticated=*/true};
   TokenServiceImpl service_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;

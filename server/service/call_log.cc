@@ -1,0 +1,35 @@
+#include "server/service/call_log.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/status_util.h"
+#include "server/domain/token_state.h"
+#include "server/domain/validation.h"
+
+namespace tokenstatus {
+
+CallLog::CallLog(absl::string_view rpc, absl::string_view token_id) : rpc_(rpc) {
+  SetTokenId(token_id);
+}
+
+void CallLog::SetTokenId(absl::string_view token_id) {
+  token_id_ = IsValidTokenId(token_id) ? std::string(token_id) : "-";
+}
+
+void CallLog::Changed(absl::string_view from, const apitoken::v1::Token& token) const {
+  Log(LogLevel::kInfo, absl::StrCat("event=token_changed principal=", principal_, " rpc=", rpc_,
+                                    " token=", token.id(), " from=", from, " to=",
+                                    StateName(token.state()), " revision=", token.revision()));
+}
+
+void CallLog::Refused(const absl::Status& status) const {
+  const bool server_side = status.code() == absl::StatusCode::kUnavailable ||
+                           status.code() == absl::StatusCode::kInternal ||
+                           status.code() == absl::StatusCode::kUnknown;
+  Log(server_side ? LogLevel::kWarning : LogLevel::kInfo,
+      absl::StrCat("event=call_refused principal=", principal_, " rpc=", rpc_, " token=", token_id_,
+                   " code=", absl::StatusCodeToString(status.code()),
+                   " reason=", ErrorReason(status)));
+}
+
+}  // namespace tokenstatus

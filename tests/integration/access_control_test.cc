@@ -1,0 +1,454 @@
+// Access control over real gRPC: a server with --credentials_file and no unauthenticated
+// access, called with no credentials, a wrong secret and each role (bearer credentials).
+
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "apitoken/v1/token_service.grpc.pb.h"
+#include "client/connection.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+#include "tests/integration/integration_test_util.h"
+#include "tests/testing/redis_instance.h"
+#include "tests/testing/server_process.h"
+
+namespace tokenstatus::integration {
+namespace {
+
+using apitoken::v1::ListTokenEventsRequest;
+using apitoken::v1::ListTokenEventsResponse;
+using apitoken::v1::WatchTokensRequest;
+using apitoken::v1::WatchTokensResponse;
+
+// What each test calls.
+enum class Call {
+  kCreate,
+  kGet,
+  kList,
+  kEnable,
+  kDisable,
+  kDelete,
+  kVerify,
+  kWatch,
+  kWatchHashes,
+  kHistory,
+};
+
+constexpr Call kCalls[] = {Call::kCreate,      Call::kGet,    Call::kList,   Call::kEnable,
+                           Call::kDisable,     Call::kDelete, Call::kVerify, Call::kWatch,
+                           Call::kWatchHashes, Call::kHistory};
+
+std::string NameOf(Call call) {
+  static const std::map<Call, std::string> kNames = {
+      {Call::kCreate, "CreateToken"},
+      {Call::kGet, "GetToken"},
+      {Call::kList, "ListTokens"},
+      {Call::kEnable, "EnableToken"},
+      {Call::kDisable, "DisableToken"},
+      {Call::kDelete, "DeleteToken"},
+      {Call::kVerify, "VerifyToken"},
+      {Call::kWatch, "WatchTokens"},
+      {Call::kWatchHashes, "WatchTokens(include_secret_hash)"},
+      {Call::kHistory, "ListTokenEvents"}};
+  return kNames.at(call);
+}
+
+// A caller: its name in the credentials file and its bearer secret (none: no credentials).
+struct Caller {
+  std::string principal;
+  std::optional<std::string> secret;
+};
+
+// Writes `lines` to `path`.
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+class AccessControlTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    credentials_path_ = new std::string(::testing::TempDir() + "/access_control_credentials");
+    WriteFile(*credentials_path_, CredentialsFile(/*with_reader=*/true));
+    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+        {.redis_address = testing::SharedRedis().address(),
+         .key_prefix = testing::UniqueKeyPrefix(),
+         .extra_flags = {"--insecure_allow_unauthenticated=false",
+                         "--credentials_file=" + *credentials_path_,
+                         absl::StrCat("--max_watchers_per_principal=", kWatchersPerPrincipal),
+                         "--max_request_bytes=4096"}});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  void SetUp() override { ASSERT_NE(server_, nullptr) << "tokenstatus-server did not start"; }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete credentials_path_;
+    server_ = nullptr;
+  }
+
+  // The credentials file: one line per role (the reader's optional, for the reload test), and
+  // two lines (two roles) for one principal.
+  static std::string CredentialsFile(bool with_reader) {
+    return absl::StrCat(
+        Sha256Hex(kAdmin.secret.value()), " admin ", kAdmin.principal, "\n",
+        Sha256Hex(kOperator.secret.value()), " operator ", kOperator.principal, "\n",
+        with_reader
+            ? absl::StrCat(Sha256Hex(kReader.secret.value()), " reader ", kReader.principal, "\n")
+            : "",
+        Sha256Hex(kVerifier.secret.value()), " verifier ", kVerifier.principal, "\n",
+        Sha256Hex(kReaderVerifier.secret.value()), " reader ", kReaderVerifier.principal, "\n",
+        Sha256Hex(kReaderVerifier.secret.value()), " verifier ", kReaderVerifier.principal, "\n");
+  }
+
+  static std::shared_ptr<grpc::Channel> ChannelOf(const Caller& caller) {
+    ConnectionOptions options;
+    options.address = server_->address();
+    options.bearer_secret = caller.secret.value_or("");
+    return OpenChannel(options);
+  }
+
+  // The admin's typed client, which prepares the tokens each call needs.
+  static Api Admin() { return Api(ChannelOf(kAdmin)); }
+
+  // Creates a token (importing `secret` if given) as the admin; returns its id.
+  static std::string NewToken(const std::string& secret = "") {
+    const std::string id = NewTokenId();
+    Rpc<CreateTokenResponse> created =
+        Admin().Create(ImportRequest(id, secret.empty() ? NewSecret(id) : secret, kAccount));
+    EXPECT_TRUE(created.ok()) << Describe(created.status);
+    return id;
+  }
+
+  // Makes `call` as `caller` (preparing what it needs as the admin) and returns its code; a
+  // watch counts as OK once its first message arrives.
+  static grpc::StatusCode Invoke(const Caller& caller, Call call) {
+    const Api api(ChannelOf(caller));
+    switch (call) {
+      case Call::kCreate: {
+        CreateTokenRequest request;
+        request.set_account_id(kAccount);
+        request.set_name("made-by-" + caller.principal);
+        return api.Create(request).status.error_code();
+      }
+      case Call::kGet:
+        return api.Get(NewToken()).status.error_code();
+      case Call::kList: {
+        ListTokensRequest request;
+        request.set_account_id(kAccount);
+        return api.List(request).status.error_code();
+      }
+      case Call::kEnable: {
+        const std::string id = NewToken();
+        EXPECT_TRUE(Admin().Disable(id).ok());
+        return api.Enable(id).status.error_code();
+      }
+      case Call::kDisable:
+        return api.Disable(NewToken()).status.error_code();
+      case Call::kDelete:
+        return api.Delete(NewToken()).status.error_code();
+      case Call::kVerify: {
+        const std::string id = NewTokenId();
+        const std::string secret = NewSecret(id);
+        EXPECT_TRUE(Admin().Create(ImportRequest(id, secret, kAccount)).ok());
+        Rpc<VerifyTokenResponse> verified = api.Verify(secret);
+        if (verified.ok()) {
+          EXPECT_EQ(verified.response.result(), VerifyTokenResponse::RESULT_VALID);
+        }
+        return verified.status.error_code();
+      }
+      case Call::kWatch:
+      case Call::kWatchHashes:
+        return FirstWatchMessage(caller, call == Call::kWatchHashes).status.error_code();
+      case Call::kHistory: {
+        ListTokenEventsRequest request;
+        request.set_token_id(NewToken());
+        ListTokenEventsResponse response;
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
+        return TokenService::NewStub(ChannelOf(caller))
+            ->ListTokenEvents(&context, request, &response)
+            .error_code();
+      }
+    }
+    return grpc::StatusCode::UNKNOWN;
+  }
+
+  // Opens a watch of kAccount with the initial state as `caller` and reads its first message.
+  static Rpc<WatchTokensResponse> FirstWatchMessage(const Caller& caller, bool hashes) {
+    WatchTokensRequest request;
+    request.set_send_initial_state(true);
+    request.set_account_id(kAccount);
+    request.set_include_secret_hash(hashes);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
+    auto stub = TokenService::NewStub(ChannelOf(caller));
+    auto reader = stub->WatchTokens(&context, request);
+    Rpc<WatchTokensResponse> first;
+    if (reader->Read(&first.response)) {
+      context.TryCancel();
+      reader->Finish().IgnoreError();
+      first.status = grpc::Status::OK;
+      return first;
+    }
+    first.status = reader->Finish();
+    return first;
+  }
+
+  static testing::ServerProcess& server() { return *server_; }
+
+  // The server has a dataset of its own (a unique key prefix): fixed names suffice.
+  static inline const std::string kAccount = "ACC-7700-0001";
+  static constexpr int kWatchersPerPrincipal = 3;
+  static inline const Caller kAdmin{"root@ops", "bearer-admin-6Qm2vX9kLr"};
+  static inline const Caller kOperator{"oncall@ops", "bearer-operator-Zt4pW8nQ1c"};
+  static inline const Caller kReader{"dashboard", "bearer-reader-Hy7dK3sJ0b"};
+  static inline const Caller kVerifier{"spiffe://platform/ns/edge/sa/gateway",
+                                       "bearer-verifier-Pe5rN2xM8a"};
+  static inline const Caller kReaderVerifier{"sidecar.example", "bearer-both-Lc9tB6wF4g"};
+
+  static testing::ServerProcess* server_;
+  static std::string* credentials_path_;
+};
+
+testing::ServerProcess* AccessControlTest::server_ = nullptr;
+std::string* AccessControlTest::credentials_path_ = nullptr;
+
+TEST_F(AccessControlTest, RoleByRpcMatrix) {
+  using grpc::StatusCode;
+  constexpr StatusCode OK = StatusCode::OK;
+  constexpr StatusCode DENIED = StatusCode::PERMISSION_DENIED;
+  constexpr StatusCode UNAUTH = StatusCode::UNAUTHENTICATED;
+  const Caller nobody{"nobody", std::nullopt};
+  const Caller wrong{"wrong", "not-a-known-secret"};
+  // Columns in kCalls order: Create Get List Enable Disable Delete Verify Watch WatchHashes
+  // History.
+  const std::vector<std::pair<Caller, std::vector<StatusCode>>> matrix = {
+      {nobody, {UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH}},
+      {wrong, {UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH}},
+      {kAdmin, {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+      {kOperator, {OK, OK, OK, OK, OK, OK, DENIED, OK, DENIED, OK}},
+      {kReader, {DENIED, OK, OK, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED}},
+      {kVerifier, {DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, OK, OK, DENIED}},
+      {kReaderVerifier, {DENIED, OK, OK, DENIED, DENIED, DENIED, OK, OK, OK, DENIED}},
+  };
+  for (const auto& [caller, expected] : matrix) {
+    for (size_t i = 0; i < std::size(kCalls); ++i) {
+      EXPECT_EQ(Invoke(caller, kCalls[i]), expected[i])
+          << caller.principal << " calling " << NameOf(kCalls[i]);
+    }
+  }
+}
+
+TEST_F(AccessControlTest, RefusalsCarryTheirReasonAndNeverTheSecret) {
+  const Api nobody(ChannelOf(Caller{"nobody", std::nullopt}));
+  EXPECT_TRUE(IsRpcError(nobody.Get(NewTokenId()).status, grpc::StatusCode::UNAUTHENTICATED,
+                         "MISSING_CREDENTIALS"));
+  const Api wrong(ChannelOf(Caller{"wrong", "wrong-bearer-secret"}));
+  const grpc::Status refused = wrong.Get(NewTokenId()).status;
+  EXPECT_TRUE(IsRpcError(refused, grpc::StatusCode::UNAUTHENTICATED, "INVALID_CREDENTIALS"));
+  EXPECT_THAT(refused.error_message(), ::testing::Not(::testing::HasSubstr("wrong-bearer")));
+  const Api reader(ChannelOf(kReader));
+  const grpc::Status denied = reader.Disable(NewToken()).status;
+  EXPECT_TRUE(IsRpcError(denied, grpc::StatusCode::PERMISSION_DENIED, "PERMISSION_DENIED"));
+  EXPECT_THAT(denied.error_message(), ::testing::HasSubstr(kReader.principal));
+}
+
+TEST_F(AccessControlTest, PermissionIsCheckedBeforeExistence) {
+  const std::string unknown = NewTokenId();
+  EXPECT_EQ(Api(ChannelOf(kReader)).Disable(unknown).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Api(ChannelOf(kVerifier)).Get(unknown).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Api(ChannelOf(Caller{"nobody", std::nullopt})).Disable(unknown).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Api(ChannelOf(kOperator)).Disable(unknown).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AccessControlTest, UpdatedByIsTheAuthenticatedPrincipal) {
+  const std::string id = NewToken();
+  Rpc<DisableTokenResponse> disabled = Api(ChannelOf(kOperator)).Disable(id);
+  ASSERT_TRUE(disabled.ok()) << Describe(disabled.status);
+  EXPECT_EQ(disabled.response.token().updated_by(), kOperator.principal);
+  EXPECT_EQ(Admin().Get(id).response.token().updated_by(), kOperator.principal);
+}
+
+TEST_F(AccessControlTest, ReaderWatchNeverCarriesSecretHashesVerifierWatchDoes) {
+  NewToken();
+  Rpc<WatchTokensResponse> reader = FirstWatchMessage(kReader, /*hashes=*/false);
+  ASSERT_TRUE(reader.ok()) << Describe(reader.status);
+  ASSERT_GT(reader.response.tokens_size(), 0);
+  for (const Token& token : reader.response.tokens()) EXPECT_EQ(token.secret_sha256(), "");
+  EXPECT_EQ(FirstWatchMessage(kReader, /*hashes=*/true).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  Rpc<WatchTokensResponse> verifier = FirstWatchMessage(kVerifier, /*hashes=*/true);
+  ASSERT_TRUE(verifier.ok()) << Describe(verifier.status);
+  ASSERT_GT(verifier.response.tokens_size(), 0);
+  for (const Token& token : verifier.response.tokens()) {
+    EXPECT_EQ(token.secret_sha256().size(), 32);
+  }
+}
+
+TEST_F(AccessControlTest, HealthAndReflectionStayOpen) {
+  auto channel = ChannelOf(Caller{"nobody", std::nullopt});
+  grpc::health::v1::HealthCheckResponse health;
+  grpc::ClientContext health_context;
+  health_context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
+  ASSERT_TRUE(grpc::health::v1::Health::NewStub(channel)
+                  ->Check(&health_context, grpc::health::v1::HealthCheckRequest(), &health)
+                  .ok());
+  EXPECT_EQ(health.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  // ServerReflectionInfo with {list_services: ""} (field 7, an empty string), as grpcurl sends.
+  grpc::GenericStub reflection(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
+  grpc::CompletionQueue queue;
+  auto stream = reflection.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  void* tag = nullptr;
+  bool ok = false;
+  stream->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(queue.Next(&tag, &ok) && ok);
+  const char kListServices[] = {0x3a, 0x00};
+  grpc::Slice slice(kListServices, sizeof(kListServices));
+  grpc::ByteBuffer request(&slice, 1);
+  stream->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(queue.Next(&tag, &ok) && ok);
+  grpc::ByteBuffer response;
+  stream->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(queue.Next(&tag, &ok) && ok) << "no reflection answer";
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string answer;
+  for (const grpc::Slice& part : slices) answer.append(part.begin(), part.end());
+  EXPECT_THAT(answer, ::testing::HasSubstr("apitoken.v1.TokenService"));
+  grpc::Status status;
+  stream->Finish(&status, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
+TEST_F(AccessControlTest, NoSecretInAnyLogLine) {
+  // Creates (the server makes a secret), imports, verifications good and bad, refusals.
+  CreateTokenRequest request;
+  request.set_account_id(kAccount);
+  request.set_name("logged");
+  Rpc<CreateTokenResponse> created = Admin().Create(request);
+  ASSERT_TRUE(created.ok());
+  const std::string imported_secret = NewSecret(NewTokenId());
+  NewToken(imported_secret);
+  const Api verifier(ChannelOf(kVerifier));
+  EXPECT_TRUE(verifier.Verify(created.response.secret()).ok());
+  EXPECT_TRUE(verifier.Verify(imported_secret).ok());
+  EXPECT_TRUE(verifier.Verify(imported_secret + "x").ok());
+  EXPECT_FALSE(Api(ChannelOf(Caller{"w", "a-wrong-bearer-credential"})).Get(NewTokenId()).ok());
+  EXPECT_FALSE(Api(ChannelOf(kReader)).Verify(created.response.secret()).ok());
+  EXPECT_FALSE(Api(ChannelOf(kOperator)).Disable(NewTokenId()).ok());
+
+  const std::vector<std::string> secrets = {created.response.secret(),   imported_secret,
+                                            "a-wrong-bearer-credential", *kAdmin.secret,
+                                            *kOperator.secret,           *kReader.secret,
+                                            *kVerifier.secret,           *kReaderVerifier.secret};
+  const std::vector<std::string> lines = server().LogLines();
+  ASSERT_GT(lines.size(), 5);
+  for (const std::string& line : lines) {
+    for (const std::string& secret : secrets) {
+      EXPECT_FALSE(absl::StrContains(line, secret)) << "a secret in the log: " << line;
+    }
+  }
+  // Refused calls are logged, with principal, RPC and code.
+  EXPECT_TRUE(server().WaitForLogLine(
+      absl::StrCat("event=call_refused principal=", kReader.principal, " rpc=VerifyToken"),
+      absl::Seconds(5)));
+}
+
+TEST_F(AccessControlTest, LimitsRefuseClearlyAndTheServerStaysHealthy) {
+  // Watch streams per principal: the reader's fourth is refused, the verifier's first is not.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<WatchTokensResponse>>> streams;
+  auto stub = TokenService::NewStub(ChannelOf(kReader));
+  for (int i = 0; i < kWatchersPerPrincipal; ++i) {
+    WatchTokensRequest request;
+    request.set_send_initial_state(true);
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(stub->WatchTokens(contexts.back().get(), request));
+    WatchTokensResponse first;
+    ASSERT_TRUE(streams.back()->Read(&first)) << "stream " << i;
+  }
+  Rpc<WatchTokensResponse> refused = FirstWatchMessage(kReader, /*hashes=*/false);
+  EXPECT_TRUE(
+      IsRpcError(refused.status, grpc::StatusCode::RESOURCE_EXHAUSTED, "TOO_MANY_WATCHERS"));
+  EXPECT_THAT(refused.status.error_message(), ::testing::HasSubstr(kReader.principal));
+  EXPECT_TRUE(FirstWatchMessage(kVerifier, /*hashes=*/false).ok());
+  for (size_t i = 0; i < streams.size(); ++i) {
+    contexts[i]->TryCancel();
+    streams[i]->Finish().IgnoreError();
+  }
+
+  // Requests above --max_request_bytes, and fields above their limits.
+  CreateTokenRequest huge;
+  huge.set_account_id(kAccount);
+  huge.set_name("huge");
+  huge.set_description(std::string(5000, 'd'));
+  EXPECT_EQ(Admin().Create(huge).status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CreateTokenRequest long_name;
+  long_name.set_account_id(kAccount);
+  long_name.set_name(std::string(201, 'n'));
+  EXPECT_TRUE(IsRpcError(Admin().Create(long_name).status, grpc::StatusCode::INVALID_ARGUMENT,
+                         "INVALID_NAME", "name"));
+  DisableTokenRequest long_reason;
+  long_reason.set_token_id(NewToken());
+  long_reason.set_reason(std::string(1001, 'r'));
+  EXPECT_TRUE(IsRpcError(Admin().Disable(long_reason).status, grpc::StatusCode::INVALID_ARGUMENT,
+                         "INVALID_REASON", "reason"));
+  // Still healthy and serving.
+  EXPECT_TRUE(Admin().Get(NewToken()).ok());
+}
+
+TEST_F(AccessControlTest, CredentialsReloadOnSighupKeepsOtherStreams) {
+  // A verifier's open stream, which must survive the reload.
+  WatchTokensRequest request;
+  request.set_account_id(kAccount);
+  request.set_since_revision(0);
+  grpc::ClientContext context;
+  auto stub = TokenService::NewStub(ChannelOf(kVerifier));
+  auto stream = stub->WatchTokens(&context, request);
+
+  ASSERT_TRUE(Api(ChannelOf(kReader)).Get(NewToken()).ok());
+  WriteFile(*credentials_path_, CredentialsFile(/*with_reader=*/false));
+  ASSERT_EQ(::kill(server().pid(), SIGHUP), 0);
+  ASSERT_TRUE(server().WaitForLogLine("event=credentials_reloaded reload=1", absl::Seconds(10)));
+  EXPECT_EQ(Api(ChannelOf(kReader)).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  const std::string id = NewToken();
+  WatchTokensResponse message;
+  bool seen = false;
+  while (!seen && stream->Read(&message)) {
+    for (const auto& event : message.events()) seen |= event.token().id() == id;
+  }
+  EXPECT_TRUE(seen) << "the verifier's stream did not deliver a change after the reload";
+  context.TryCancel();
+  stream->Finish().IgnoreError();
+  // Back to the suite's credentials, for the tests that may run after this one.
+  WriteFile(*credentials_path_, CredentialsFile(/*with_reader=*/true));
+  ASSERT_EQ(::kill(server().pid(), SIGHUP), 0);
+  ASSERT_TRUE(server().WaitForLogLine("event=credentials_reloaded reload=2", absl::Seconds(10)));
+}
+
+}  // namespace
+}  // namespace tokenstatus::integration

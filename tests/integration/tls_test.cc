@@ -1,0 +1,126 @@
+// TLS and mutual TLS over real gRPC, with certificates from scripts/make-dev-certs.sh (the
+// recipe the README gives): a server with --tls_cert/--tls_key/--tls_client_ca, clients that
+// trust the right CA or another one, with or without a client certificate.
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "client/connection.h"
+#include "gtest/gtest.h"
+#include "tests/integration/integration_test_util.h"
+#include "tests/testing/redis_instance.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/subprocess.h"
+
+namespace tokenstatus::integration {
+namespace {
+
+// The principal of client.pem: its first DNS or URI SAN (an e-mail SAN comes before it).
+constexpr char kClientPrincipal[] = "spiffe://tokenstatus.local/ops/oncall";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream content;
+  content << file.rdbuf();
+  return content.str();
+}
+
+// Makes a CA and its certificates in `dir` with the README's script.
+void MakeCertificates(const std::string& dir) {
+  absl::StatusOr<testing::CommandResult> made = testing::RunCommand(
+      {"bash", std::string(TOKENSTATUS_SOURCE_DIR) + "/scripts/make-dev-certs.sh", dir},
+      absl::Seconds(60));
+  ASSERT_TRUE(made.ok()) << made.status();
+  ASSERT_EQ(made->exit_code, 0) << made->err;
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    certs_ = new std::string(::testing::TempDir() + "/tls_test_certs");
+    other_ = new std::string(::testing::TempDir() + "/tls_test_other_ca");
+    MakeCertificates(*certs_);
+    MakeCertificates(*other_);
+    // The client certificate's principal is an operator; nobody has a bearer credential.
+    const std::string credentials = ::testing::TempDir() + "/tls_test_credentials";
+    std::ofstream(credentials) << Sha256Hex("nobody-has-this") << " operator " << kClientPrincipal
+                               << "\n";
+    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+        {.redis_address = testing::SharedRedis().address(),
+         .key_prefix = testing::UniqueKeyPrefix(),
+         .extra_flags = {
+             "--insecure_allow_unauthenticated=false", "--credentials_file=" + credentials,
+             "--tls_cert=" + *certs_ + "/server.pem", "--tls_key=" + *certs_ + "/server.key",
+             "--tls_client_ca=" + *certs_ + "/ca.pem"}});
+    if (server.ok())
+      server_ = server->release();
+    else
+      start_error_ = new std::string(server.status().ToString());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr) << (start_error_ != nullptr ? *start_error_ : "no server");
+  }
+
+  // A client of the server over TLS trusting `ca_dir`'s CA, with `ca_dir`'s client
+  // certificate if `with_certificate`.
+  static Api Client(const std::string& ca_dir, bool with_certificate) {
+    ConnectionOptions options;
+    options.address = server_->address();
+    options.tls_ca_pem = ReadFile(ca_dir + "/ca.pem");
+    if (with_certificate) {
+      options.tls_cert_pem = ReadFile(ca_dir + "/client.pem");
+      options.tls_key_pem = ReadFile(ca_dir + "/client.key");
+    }
+    return Api(OpenChannel(options), absl::Seconds(5));
+  }
+
+  static testing::ServerProcess* server_;
+  static std::string* certs_;
+  static std::string* other_;
+  static std::string* start_error_;
+};
+
+testing::ServerProcess* TlsTest::server_ = nullptr;
+std::string* TlsTest::certs_ = nullptr;
+std::string* TlsTest::other_ = nullptr;
+std::string* TlsTest::start_error_ = nullptr;
+
+TEST_F(TlsTest, ClientCertificatePrincipalIsRecordedAsUpdatedBy) {
+  const Api client = Client(*certs_, /*with_certificate=*/true);
+  CreateTokenRequest request;
+  request.set_account_id(NewAccountId());
+  request.set_name("over-mtls");
+  Rpc<CreateTokenResponse> created = client.Create(request);
+  ASSERT_TRUE(created.ok()) << Describe(created.status);
+  EXPECT_EQ(created.response.token().updated_by(), kClientPrincipal);
+  Rpc<DisableTokenResponse> disabled = client.Disable(created.response.token().id());
+  ASSERT_TRUE(disabled.ok()) << Describe(disabled.status);
+  EXPECT_EQ(disabled.response.token().updated_by(), kClientPrincipal);
+}
+
+TEST_F(TlsTest, ClientTrustingAnotherCaFailsTheHandshake) {
+  // other_'s CA did not sign the server's certificate (and its client certificate is not
+  // trusted by the server either).
+  EXPECT_EQ(Client(*other_, /*with_certificate=*/true).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TlsTest, MutualTlsWithoutClientCertificateFails) {
+  EXPECT_EQ(Client(*certs_, /*with_certificate=*/false).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TlsTest, PlaintextClientFails) {
+  EXPECT_EQ(Api(server_->NewChannel(), absl::Seconds(5)).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace tokenstatus::integration
