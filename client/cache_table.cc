@@ -1,5 +1,6 @@
 #include "client/cache_table.h"
 
+#include <algorithm>
 #include <thread>
 #include <utility>
 
@@ -55,11 +56,24 @@ void SpreadRwLock::Unlock() {
   writers_.Unlock();
 }
 
+CachedEntry CachedEntry::Of(const Token& token) {
+  CachedEntry entry;
+  entry.state = token.state();
+  entry.revision = token.revision();
+  entry.token = &token;
+  const std::string& hash = token.secret_sha256();
+  if (hash.size() == entry.secret_sha256.size()) {
+    std::copy(hash.begin(), hash.end(), entry.secret_sha256.begin());
+    entry.secret_sha256_size = static_cast<uint8_t>(hash.size());
+  }
+  return entry;
+}
+
 bool SnapshotBuilder::Add(Token token) {
   const std::optional<TokenKey> key = TokenKeyOf(token.id());
   if (!key.has_value()) return false;
   auto shared = std::make_shared<const Token>(std::move(token));
-  entries_.insert_or_assign(*key, CachedEntry{shared->state(), shared->revision(), shared.get()});
+  entries_.insert_or_assign(*key, CachedEntry::Of(*shared));
   index_.insert_or_assign(shared->id(), std::move(shared));
   return true;
 }
@@ -68,7 +82,7 @@ bool CacheTable::ApplyIfNewer(TokenKey key, const Token& token) {
   mu_.Lock();
   auto [it, inserted] = entries_.try_emplace(key);
   const bool newer = inserted || it->second.revision < token.revision();
-  if (newer) it->second = CachedEntry{token.state(), token.revision(), &token};
+  if (newer) it->second = CachedEntry::Of(token);
   mu_.Unlock();
   return newer;
 }

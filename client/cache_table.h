@@ -31,9 +31,21 @@ std::optional<TokenKey> TokenKeyOf(absl::string_view token_id);
 // One cached token: what Check needs inline, the whole token (with secret_sha256) behind it.
 // `token` is owned by the TokenIndex of the same state (see CacheTable).
 struct CachedEntry {
+  // The entry of `token` (which must outlive it).
+  static CachedEntry Of(const apitoken::v1::Token& token);
+
   apitoken::v1::Token::State state = apitoken::v1::Token::STATE_UNSPECIFIED;
   int64_t revision = 0;
   const apitoken::v1::Token* token = nullptr;
+  // A copy of token->secret_sha256() (empty if the cache has no hashes): Verify compares it
+  // here, in the table's own memory, instead of chasing two more pointers to random places in
+  // a large cache (a cache miss each: a third of Verify's time with 100,000 tokens).
+  uint8_t secret_sha256_size = 0;
+  std::array<char, 32> secret_sha256{};
+
+  absl::string_view SecretSha256() const {
+    return absl::string_view(secret_sha256.data(), secret_sha256_size);
+  }
 };
 
 using EntryMap = absl::flat_hash_map<TokenKey, CachedEntry>;

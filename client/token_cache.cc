@@ -135,7 +135,7 @@ VerifyResult TokenCache::Verify(absl::string_view secret) const {
   }
   const std::string hash = Sha256(secret);
   table_.Find(*key, [&result, &hash](const CachedEntry* entry) {
-    if (entry == nullptr || !ConstantTimeEquals(hash, entry->token->secret_sha256())) {
+    if (entry == nullptr || !ConstantTimeEquals(hash, entry->SecretSha256())) {
       result.result = VerifyTokenResponse::RESULT_NOT_FOUND;
       return;
     }
