@@ -28,7 +28,7 @@ ABSL_FLAG(std::string, ca, "", "PEM CA bundle: connect to the upstream over TLS"
 ABSL_FLAG(std::string, cert, "",
           "PEM client certificate for the upstream (mutual TLS; needs --key)");
 ABSL_FLAG(std::string, key, "", "PEM key of --cert");
-ABSL_FLAG(std::string, credentials, "",
+ABSL_FLAG(std::string, credentials_file, "",
           "file whose first line is the bearer credential sent to the upstream (else "
           "TOKENSTATUS_CREDENTIALS)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -53,7 +53,7 @@ constexpr const char* kFlagNames[] = {
     "ca",
     "cert",
     "key",
-    "credentials",
+    "credentials_file",
 };
 
 absl::Status InvalidConfig(absl::string_view message) {
@@ -100,7 +100,7 @@ absl::StatusOr<SidecarConfig> LoadSidecarConfig() {
                              .ca_file = absl::GetFlag(FLAGS_ca),
                              .cert_file = absl::GetFlag(FLAGS_cert),
                              .key_file = absl::GetFlag(FLAGS_key),
-                             .credentials_file = absl::GetFlag(FLAGS_credentials)});
+                             .credentials_file = absl::GetFlag(FLAGS_credentials_file)});
   if (!connection.ok()) return connection.status();
   config.connection = *std::move(connection);
   config.listen = absl::GetFlag(FLAGS_listen);

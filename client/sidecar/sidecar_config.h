@@ -35,7 +35,7 @@ struct SidecarConfig {
 // The upstream connection, as tokenctl's (client/connection.h):
 //   --ca                ""                PEM CA bundle: connect to the upstream over TLS
 //   --cert, --key       ""                PEM client certificate and key (mutual TLS)
-//   --credentials       ""                file whose first line is the bearer credential sent to
+//   --credentials_file  ""                file whose first line is the bearer credential sent to
 //                                         the upstream (else TOKENSTATUS_CREDENTIALS, else none)
 // Each flag falls back to the environment variable TOKENSTATUS_SIDECAR_<FLAG NAME IN UPPER
 // CASE> (a prefix of its own, so that a sidecar never picks up the server's TOKENSTATUS_LISTEN).

@@ -16,11 +16,13 @@
 #include "client/connection.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/integration_test_util.h"
 #include "tests/testing/redis_instance.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/subprocess.h"
 
 namespace tokenstatus::integration {
 namespace {
@@ -77,7 +79,8 @@ void WriteFile(const std::string& path, const std::string& content) {
 class AccessControlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    credentials_path_ = new std::string(::testing::TempDir() + "/access_control_credentials");
+    temp_dir_ = new TempDir();
+    credentials_path_ = new std::string(temp_dir_->File("credentials"));
     WriteFile(*credentials_path_, CredentialsFile(/*with_reader=*/true));
     absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
         {.redis_address = testing::SharedRedis().address(),
@@ -88,11 +91,14 @@ class AccessControlTest : public ::testing::Test {
                          "--max_request_bytes=4096"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
+    // Reads and watches need the mirror (they would wait or be refused until it loads).
+    ASSERT_TRUE(server_->WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
   }
   void SetUp() override { ASSERT_NE(server_, nullptr) << "tokenstatus-server did not start"; }
   static void TearDownTestSuite() {
     delete server_;
     delete credentials_path_;
+    delete temp_dir_;
     server_ = nullptr;
   }
 
@@ -217,10 +223,12 @@ class AccessControlTest : public ::testing::Test {
   static inline const Caller kReaderVerifier{"sidecar.example", "bearer-both-Lc9tB6wF4g"};
 
   static testing::ServerProcess* server_;
+  static TempDir* temp_dir_;
   static std::string* credentials_path_;
 };
 
 testing::ServerProcess* AccessControlTest::server_ = nullptr;
+TempDir* AccessControlTest::temp_dir_ = nullptr;
 std::string* AccessControlTest::credentials_path_ = nullptr;
 
 TEST_F(AccessControlTest, RoleByRpcMatrix) {
@@ -301,6 +309,9 @@ TEST_F(AccessControlTest, ReaderWatchNeverCarriesSecretHashesVerifierWatchDoes) 
 
 TEST_F(AccessControlTest, HealthAndReflectionStayOpen) {
   auto channel = ChannelOf(Caller{"nobody", std::nullopt});
+  HealthWatcher watcher(channel);
+  ASSERT_TRUE(watcher.WaitFor(grpc::health::v1::HealthCheckResponse::SERVING, kRpcTimeout))
+      << watcher.History();
   grpc::health::v1::HealthCheckResponse health;
   grpc::ClientContext health_context;
   health_context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcTimeout));
@@ -419,14 +430,47 @@ TEST_F(AccessControlTest, LimitsRefuseClearlyAndTheServerStaysHealthy) {
   EXPECT_TRUE(Admin().Get(NewToken()).ok());
 }
 
+TEST_F(AccessControlTest, SidecarSendsItsCredentialToTheUpstream) {
+  const std::string id = NewTokenId();
+  const std::string secret = NewSecret(id);
+  ASSERT_TRUE(Admin().Create(ImportRequest(id, secret, kAccount)).ok());
+  const std::string credentials = temp_dir_->File("sidecar_credentials");
+  WriteFile(credentials, *kVerifier.secret + "\n");
+  const std::string socket = temp_dir_->File("sidecar.sock");
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> sidecar =
+      StartSidecar(server().address(), "unix:" + socket, {"--credentials_file=" + credentials});
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  auto channel = (*sidecar)->NewChannel();
+  HealthWatcher health(channel);
+  ASSERT_TRUE(health.WaitFor(grpc::health::v1::HealthCheckResponse::SERVING, absl::Seconds(20)))
+      << health.History();
+  Rpc<VerifyTokenResponse> verified = Api(channel).Verify(secret);
+  ASSERT_TRUE(verified.ok()) << Describe(verified.status);
+  EXPECT_EQ(verified.response.result(), VerifyTokenResponse::RESULT_VALID);
+
+  // Without a credential the upstream refuses its watch: the sidecar never syncs.
+  const std::string other_socket = temp_dir_->File("sidecar-2.sock");
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> refused =
+      StartSidecar(server().address(), "unix:" + other_socket);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_TRUE(
+      server().WaitForLogLine("event=call_refused principal=- rpc=WatchTokens", absl::Seconds(20)));
+  EXPECT_TRUE(IsRpcError(Api((*refused)->NewChannel()).Verify(secret).status,
+                         grpc::StatusCode::UNAVAILABLE, "MIRROR_NOT_READY"));
+}
+
 TEST_F(AccessControlTest, CredentialsReloadOnSighupKeepsOtherStreams) {
-  // A verifier's open stream, which must survive the reload.
+  // A verifier's open stream, which must survive the reload: live once SYNCED has arrived.
   WatchTokensRequest request;
   request.set_account_id(kAccount);
-  request.set_since_revision(0);
+  request.set_send_initial_state(true);
   grpc::ClientContext context;
   auto stub = TokenService::NewStub(ChannelOf(kVerifier));
   auto stream = stub->WatchTokens(&context, request);
+  WatchTokensResponse message;
+  do {
+    ASSERT_TRUE(stream->Read(&message)) << "the watch ended before SYNCED";
+  } while (message.kind() != WatchTokensResponse::KIND_SYNCED);
 
   ASSERT_TRUE(Api(ChannelOf(kReader)).Get(NewToken()).ok());
   WriteFile(*credentials_path_, CredentialsFile(/*with_reader=*/false));
@@ -436,7 +480,6 @@ TEST_F(AccessControlTest, CredentialsReloadOnSighupKeepsOtherStreams) {
             grpc::StatusCode::UNAUTHENTICATED);
 
   const std::string id = NewToken();
-  WatchTokensResponse message;
   bool seen = false;
   while (!seen && stream->Read(&message)) {
     for (const auto& event : message.events()) seen |= event.token().id() == id;

@@ -1,8 +1,10 @@
 #include "tests/integration/integration_test_util.h"
 
 #include <openssl/sha.h>
+#include <stdlib.h>
 
 #include <atomic>
+#include <filesystem>
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
@@ -323,6 +325,29 @@ testing::ServerProcess* ServerTest::server_ = nullptr;
 std::string* ServerTest::key_prefix_ = nullptr;
 Api* ServerTest::api_ = nullptr;
 std::string* ServerTest::start_error_ = nullptr;
+
+TempDir::TempDir() {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "tokenstatus-test.XXXXXX").string();
+  path_ = ::mkdtemp(pattern.data()) != nullptr ? pattern : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::File(absl::string_view name) const { return absl::StrCat(path_, "/", name); }
+
+absl::StatusOr<std::unique_ptr<testing::ServerProcess>> StartSidecar(
+    const std::string& upstream, const std::string& listen,
+    const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> argv = {
+      TOKENSTATUS_SIDECAR_BINARY, absl::StrCat("--upstream=", upstream),
+      absl::StrCat("--listen=", listen), "--reconnect_max_backoff=200ms"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  return testing::ServerProcess::StartCommand(std::move(argv), "sidecar");
+}
 
 void ServerTest::SetUpTestSuite() {
   key_prefix_ = new std::string(testing::UniqueKeyPrefix());

@@ -170,6 +170,28 @@ class HealthWatcher {
   std::thread reader_;  // last: it uses every member above
 };
 
+// A fresh temporary directory of this test process (tests run in parallel processes, so fixed
+// names would collide), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  // "<dir>/<name>".
+  std::string File(absl::string_view name) const;
+
+ private:
+  std::string path_;
+};
+
+// Starts `token-sidecar --upstream=<upstream> --listen=<listen> --reconnect_max_backoff=200ms
+// <extra_flags>` (TOKENSTATUS_SIDECAR_BINARY) and returns once it listens; its log lines are
+// echoed prefixed "[sidecar] " (see testing::ServerProcess::StartCommand for the errors).
+absl::StatusOr<std::unique_ptr<testing::ServerProcess>> StartSidecar(
+    const std::string& upstream, const std::string& listen,
+    const std::vector<std::string>& extra_flags = {});
+
 // A fixture with one tokenstatus-server on SharedRedis() and its own key prefix, started once
 // per test suite and shared by its tests (which isolate themselves with unique ids and
 // accounts). A test fails in SetUp if the server could not be started.

@@ -56,146 +56,8 @@ constexpr absl::Duration kStartTimeout = absl::Seconds(20);
 constexpr absl::Duration kMaxStaleness = absl::Seconds(1);
 constexpr absl::Duration kHealthTimeout = absl::Seconds(20);
 
-// A real token-sidecar process. Its stderr is collected line by line (and echoed to the test's
-// stderr prefixed with "[sidecar] "). Thread-compatible, except LogLines() and WaitForLogLine().
-class SidecarProcess {
- public:
-  // Starts `token-sidecar --upstream=<upstream> --listen=<listen> <extra_flags>` and returns once
-  // it logged "listening on <address>". UNAVAILABLE (with its log) if it exits first,
-  // DEADLINE_EXCEEDED if the line does not come within kStartTimeout.
-  static absl::StatusOr<std::unique_ptr<SidecarProcess>> Start(
-      const std::string& upstream, const std::string& listen,
-      const std::vector<std::string>& extra_flags = {}) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
-    }
-    testing::SpawnOptions spawn;
-    spawn.argv = {TOKENSTATUS_SIDECAR_BINARY, absl::StrCat("--upstream=", upstream),
-                  absl::StrCat("--listen=", listen), "--reconnect_max_backoff=200ms"};
-    spawn.argv.insert(spawn.argv.end(), extra_flags.begin(), extra_flags.end());
-    spawn.stdout_fd = fds[1];
-    spawn.stderr_fd = fds[1];
-    absl::StatusOr<std::unique_ptr<testing::Subprocess>> process =
-        testing::Subprocess::Spawn(spawn);
-    ::close(fds[1]);
-    if (!process.ok()) {
-      ::close(fds[0]);
-      return process.status();
-    }
-    std::unique_ptr<SidecarProcess> sidecar(new SidecarProcess(*std::move(process), fds[0]));
-    absl::MutexLock lock(&sidecar->mu_);
-    auto listening_or_exited = [&sidecar]() {
-      sidecar->mu_.AssertReaderHeld();
-      return !sidecar->address_.empty() || sidecar->log_closed_;
-    };
-    sidecar->mu_.AwaitWithTimeout(absl::Condition(&listening_or_exited), kStartTimeout);
-    if (!sidecar->address_.empty()) return sidecar;
-    const std::string log = absl::StrJoin(sidecar->lines_, "\n");
-    if (sidecar->log_closed_) {
-      return absl::UnavailableError(absl::StrCat("token-sidecar exited; log:\n", log));
-    }
-    return absl::DeadlineExceededError(absl::StrCat("token-sidecar did not listen; log:\n", log));
-  }
-
-  // SIGKILLs the process if it still runs.
-  ~SidecarProcess() {
-    process_->Kill();
-    reader_.join();  // the pipe's only writer is gone: EOF
-  }
-
-  // "unix:/path" or "127.0.0.1:<port>", as the sidecar logged it.
-  std::string address() const {
-    absl::MutexLock lock(&mu_);
-    return address_;
-  }
-  std::shared_ptr<grpc::Channel> NewChannel() const {
-    return grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
-  }
-
-  // Sends `signo` and waits up to 10 s for the exit; returns the wait status.
-  absl::StatusOr<int> Stop(int signo) {
-    process_->Signal(signo);
-    return process_->Wait(absl::Seconds(10));
-  }
-
-  std::vector<std::string> LogLines() const {
-    absl::MutexLock lock(&mu_);
-    return lines_;
-  }
-  // Waits until a line containing `needle` has been logged; false after `timeout`.
-  bool WaitForLogLine(const std::string& needle, absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto found = [this, &needle]() {
-      mu_.AssertReaderHeld();
-      for (const std::string& line : lines_) {
-        if (absl::StrContains(line, needle)) return true;
-      }
-      return false;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&found), timeout);
-  }
-
- private:
-  SidecarProcess(std::unique_ptr<testing::Subprocess> process, int log_fd)
-      : process_(std::move(process)), reader_([this, log_fd] { ReadLog(log_fd); }) {}
-
-  void ReadLog(int fd) {
-    std::string pending;
-    char buffer[4096];
-    while (true) {
-      const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      pending.append(buffer, static_cast<size_t>(n));
-      size_t start = 0;
-      for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
-        AddLine(pending.substr(start, end - start));
-      }
-      pending.erase(0, start);
-    }
-    ::close(fd);
-    if (!pending.empty()) AddLine(std::move(pending));
-    absl::MutexLock lock(&mu_);
-    log_closed_ = true;
-  }
-
-  void AddLine(std::string line) {
-    const std::string echoed = absl::StrCat("[sidecar] ", line, "\n");
-    ssize_t ignored = ::write(STDERR_FILENO, echoed.data(), echoed.size());
-    (void)ignored;
-    absl::MutexLock lock(&mu_);
-    const size_t at = line.find(kListeningOn);
-    if (address_.empty() && at != std::string::npos) {
-      address_ = line.substr(at + std::strlen(kListeningOn));
-    }
-    lines_.push_back(std::move(line));
-  }
-
-  std::unique_ptr<testing::Subprocess> process_;
-  mutable absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-  std::string address_ ABSL_GUARDED_BY(mu_);
-  bool log_closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread reader_;  // last: it uses every member above
-};
-
-// A fresh temporary directory, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "sidecar-test.XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data()) != nullptr ? pattern : "";
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  std::string File(absl::string_view name) const { return absl::StrCat(path_, "/", name); }
-
- private:
-  std::string path_;
-};
+// A token-sidecar process (StartSidecar, integration_test_util.h).
+using SidecarProcess = testing::ServerProcess;
 
 // A loopback port that was free a moment ago (bound, then released).
 int FreePort() {
@@ -247,7 +109,7 @@ class SidecarTest : public ServerTest, public ::testing::WithParamInterface<std:
   }
 
   static SidecarProcess* StartSidecar(const std::string& listen) {
-    absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar = SidecarProcess::Start(
+    absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar = integration::StartSidecar(
         server().address(), listen,
         {absl::StrCat("--max_staleness=", absl::FormatDuration(kMaxStaleness))});
     EXPECT_TRUE(sidecar.ok()) << sidecar.status();
@@ -510,7 +372,7 @@ TEST_F(SidecarProcessTest, ReflectionListsTheService) {
       testing::FindExecutable(configured != nullptr && *configured != '\0' ? configured : "buf");
   if (!buf.ok()) GTEST_SKIP() << "buf not found (see reflection_test.cc): " << buf.status();
   absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar =
-      SidecarProcess::Start(server().address(), "127.0.0.1:0");
+      StartSidecar(server().address(), "127.0.0.1:0");
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
   absl::StatusOr<testing::CommandResult> listed =
       testing::RunCommand({*buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
@@ -531,9 +393,9 @@ TEST(SidecarLifecycleTest, HealthFollowsSyncAndStaleness) {
   const int port = FreePort();
   ASSERT_NE(port, 0);
   const std::string upstream = absl::StrCat("127.0.0.1:", port);
-  absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar = SidecarProcess::Start(
-      upstream, "127.0.0.1:0",
-      {absl::StrCat("--max_staleness=", absl::FormatDuration(kMaxStaleness))});
+  absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar =
+      StartSidecar(upstream, "127.0.0.1:0",
+                   {absl::StrCat("--max_staleness=", absl::FormatDuration(kMaxStaleness))});
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
   HealthWatcher health((*sidecar)->NewChannel(), "apitoken.v1.TokenService");
   Api client((*sidecar)->NewChannel());
@@ -587,9 +449,9 @@ TEST_F(SidecarProcessTest, ServesLastKnownWhenToldTo) {
       {.redis_address = testing::SharedRedis().address(), .key_prefix = key_prefix});
   ASSERT_TRUE(upstream.ok()) << upstream.status();
   absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar =
-      SidecarProcess::Start((*upstream)->address(), "127.0.0.1:0",
-                            {absl::StrCat("--max_staleness=", absl::FormatDuration(kMaxStaleness)),
-                             "--stale_policy=serve_last_known"});
+      StartSidecar((*upstream)->address(), "127.0.0.1:0",
+                   {absl::StrCat("--max_staleness=", absl::FormatDuration(kMaxStaleness)),
+                    "--stale_policy=serve_last_known"});
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
   const std::string id = NewTokenId();
   const std::string secret = NewSecret(id);
@@ -618,7 +480,7 @@ TEST_F(SidecarProcessTest, StopsCleanlyOnSignals) {
   for (int signo : {SIGTERM, SIGINT}) {
     const std::string path = dir.File("stop.sock");
     absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar =
-        SidecarProcess::Start(server().address(), absl::StrCat("unix:", path));
+        StartSidecar(server().address(), absl::StrCat("unix:", path));
     ASSERT_TRUE(sidecar.ok()) << sidecar.status();
     EXPECT_EQ((*sidecar)->address(), absl::StrCat("unix:", path));
     ASSERT_TRUE(Api((*sidecar)->NewChannel()).List(ListTokensRequest()).ok());
@@ -648,7 +510,7 @@ TEST_F(SidecarProcessTest, ReplacesOnlyAStaleSocket) {
     ::close(fd);  // the file stays, nobody listens
   }
   absl::StatusOr<std::unique_ptr<SidecarProcess>> sidecar =
-      SidecarProcess::Start(server().address(), absl::StrCat("unix:", path));
+      StartSidecar(server().address(), absl::StrCat("unix:", path));
   ASSERT_TRUE(sidecar.ok()) << sidecar.status();
   EXPECT_TRUE((*sidecar)->WaitForLogLine("event=stale_socket_removed", absl::Seconds(1)));
   EXPECT_TRUE(Api((*sidecar)->NewChannel()).List(ListTokensRequest()).ok());
@@ -696,7 +558,7 @@ TEST(SidecarConfigTest, InvalidFlagsExitWithTwo) {
   for (const std::vector<std::string>& flags : std::vector<std::vector<std::string>>{
            // A bearer credential never crosses the network in clear (no connection is made).
            {"--upstream=sidecar-test.invalid:50051", "--listen=127.0.0.1:0",
-            absl::StrCat("--credentials=", credentials)},
+            absl::StrCat("--credentials_file=", credentials)},
            {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--cert=/nonexistent"},
            {"--upstream=nohost", "--listen=127.0.0.1:0"},
            {"--upstream=127.0.0.1:1", "--listen=unix:relative.sock"},

@@ -40,12 +40,13 @@ void MakeCertificates(const std::string& dir) {
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    certs_ = new std::string(::testing::TempDir() + "/tls_test_certs");
-    other_ = new std::string(::testing::TempDir() + "/tls_test_other_ca");
+    temp_dir_ = new TempDir();
+    certs_ = new std::string(temp_dir_->File("certs"));
+    other_ = new std::string(temp_dir_->File("other-ca"));
     MakeCertificates(*certs_);
     MakeCertificates(*other_);
     // The client certificate's principal is an operator; nobody has a bearer credential.
-    const std::string credentials = ::testing::TempDir() + "/tls_test_credentials";
+    const std::string credentials = temp_dir_->File("credentials");
     std::ofstream(credentials) << Sha256Hex("nobody-has-this") << " operator " << kClientPrincipal
                                << "\n";
     absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
@@ -55,17 +56,25 @@ class TlsTest : public ::testing::Test {
              "--insecure_allow_unauthenticated=false", "--credentials_file=" + credentials,
              "--tls_cert=" + *certs_ + "/server.pem", "--tls_key=" + *certs_ + "/server.key",
              "--tls_client_ca=" + *certs_ + "/ca.pem"}});
-    if (server.ok())
-      server_ = server->release();
-    else
+    if (!server.ok()) {
       start_error_ = new std::string(server.status().ToString());
+      return;
+    }
+    server_ = server->release();
+    // Calls are answered once the mirror has loaded.
+    if (!server_->WaitForLogLine("event=mirror_loaded", absl::Seconds(20))) {
+      start_error_ = new std::string("the server's mirror did not load");
+    }
   }
   static void TearDownTestSuite() {
     delete server_;
+    delete temp_dir_;
     server_ = nullptr;
+    temp_dir_ = nullptr;
   }
   void SetUp() override {
-    ASSERT_NE(server_, nullptr) << (start_error_ != nullptr ? *start_error_ : "no server");
+    ASSERT_TRUE(server_ != nullptr && start_error_ == nullptr)
+        << (start_error_ != nullptr ? *start_error_ : "no server");
   }
 
   // A client of the server over TLS trusting `ca_dir`'s CA, with `ca_dir`'s client
@@ -82,12 +91,14 @@ class TlsTest : public ::testing::Test {
   }
 
   static testing::ServerProcess* server_;
+  static TempDir* temp_dir_;
   static std::string* certs_;
   static std::string* other_;
   static std::string* start_error_;
 };
 
 testing::ServerProcess* TlsTest::server_ = nullptr;
+TempDir* TlsTest::temp_dir_ = nullptr;
 std::string* TlsTest::certs_ = nullptr;
 std::string* TlsTest::other_ = nullptr;
 std::string* TlsTest::start_error_ = nullptr;

@@ -24,11 +24,10 @@ namespace {
 
 constexpr char kListeningOn[] = "listening on ";
 constexpr absl::Duration kStartTimeout = absl::Seconds(20);
-constexpr char kEchoPrefix[] = "[server] ";
-
-// Writes `line` to the test's stderr with one write(2), so echoed lines never interleave.
-void Echo(absl::string_view line) {
-  std::string out = absl::StrCat(kEchoPrefix, line, "\n");
+// Writes `line` of the process `name` to the test's stderr with one write(2), so echoed lines
+// never interleave.
+void Echo(absl::string_view name, absl::string_view line) {
+  std::string out = absl::StrCat("[", name, "] ", line, "\n");
   ssize_t ignored = ::write(STDERR_FILENO, out.data(), out.size());
   (void)ignored;
 }
@@ -36,22 +35,29 @@ void Echo(absl::string_view line) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerOptions options) {
+  // Unauthenticated calls are allowed (on loopback); extra_flags may turn that off again
+  // (--insecure_allow_unauthenticated=false: the last value of a flag wins).
+  std::vector<std::string> argv = {
+      TOKENSTATUS_SERVER_BINARY,
+      absl::StrCat("--listen=",
+                   options.listen_address.empty() ? "127.0.0.1:0" : options.listen_address),
+      absl::StrCat("--redis=", options.redis_address), "--insecure_allow_unauthenticated"};
+  if (!options.key_prefix.empty()) {
+    argv.push_back(absl::StrCat("--redis_key_prefix=", options.key_prefix));
+  }
+  argv.insert(argv.end(), options.extra_flags.begin(), options.extra_flags.end());
+  return StartCommand(std::move(argv), "server");
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartCommand(
+    std::vector<std::string> argv, std::string name) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
   }
   SpawnOptions spawn;
-  // Unauthenticated calls are allowed (on loopback); extra_flags may turn that off again
-  // (--insecure_allow_unauthenticated=false: the last value of a flag wins).
-  spawn.argv = {TOKENSTATUS_SERVER_BINARY,
-                absl::StrCat("--listen=", options.listen_address.empty() ? "127.0.0.1:0"
-                                                                         : options.listen_address),
-                absl::StrCat("--redis=", options.redis_address),
-                "--insecure_allow_unauthenticated"};
-  if (!options.key_prefix.empty()) {
-    spawn.argv.push_back(absl::StrCat("--redis_key_prefix=", options.key_prefix));
-  }
-  spawn.argv.insert(spawn.argv.end(), options.extra_flags.begin(), options.extra_flags.end());
+  spawn.argv = std::move(argv);
+  const std::string binary = spawn.argv.front();
   spawn.stdout_fd = fds[1];
   spawn.stderr_fd = fds[1];
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Spawn(spawn);
@@ -60,7 +66,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerOption
     ::close(fds[0]);
     return process.status();
   }
-  std::unique_ptr<ServerProcess> server(new ServerProcess(*std::move(process), fds[0]));
+  std::unique_ptr<ServerProcess> server(
+      new ServerProcess(*std::move(process), std::move(name), fds[0]));
 
   bool exited = false;
   std::string log;
@@ -78,16 +85,18 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerOption
   if (exited) {
     absl::StatusOr<int> status = server->process_->Wait(absl::Seconds(5));
     return absl::UnavailableError(absl::StrCat(
-        "tokenstatus-server exited before listening (",
+        binary, " exited before listening (",
         status.ok() ? DescribeWaitStatus(*status) : status.status().ToString(), "); log:\n", log));
   }
   return absl::DeadlineExceededError(
-      absl::StrCat("tokenstatus-server did not log \"", kListeningOn, "<address>\" within ",
+      absl::StrCat(binary, " did not log \"", kListeningOn, "<address>\" within ",
                    absl::FormatDuration(kStartTimeout), "; log:\n", log));
 }
 
-ServerProcess::ServerProcess(std::unique_ptr<Subprocess> process, int log_fd)
-    : process_(std::move(process)), reader_([this, log_fd] { ReadLog(log_fd); }) {}
+ServerProcess::ServerProcess(std::unique_ptr<Subprocess> process, std::string name, int log_fd)
+    : process_(std::move(process)),
+      name_(std::move(name)),
+      reader_([this, log_fd] { ReadLog(log_fd); }) {}
 
 ServerProcess::~ServerProcess() {
   process_->Kill();
@@ -106,18 +115,24 @@ std::shared_ptr<grpc::Channel> ServerProcess::NewChannel() const {
 
 int ServerProcess::pid() const { return process_->pid(); }
 
-absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
-  process_->Signal(SIGTERM);
+absl::StatusOr<int> ServerProcess::Stop(int signo, absl::Duration timeout) {
+  process_->Signal(signo);
   absl::StatusOr<int> status = process_->Wait(timeout);
   if (!status.ok()) {
     process_->Kill();
-    return absl::DeadlineExceededError(absl::StrCat("tokenstatus-server did not exit within ",
-                                                    absl::FormatDuration(timeout),
-                                                    " of SIGTERM; killed"));
+    return absl::DeadlineExceededError(absl::StrCat(name_, " did not exit within ",
+                                                    absl::FormatDuration(timeout), " of signal ",
+                                                    signo, "; killed"));
   }
+  return *status;
+}
+
+absl::StatusOr<int> ServerProcess::Terminate(absl::Duration timeout) {
+  absl::StatusOr<int> status = Stop(SIGTERM, timeout);
+  if (!status.ok()) return status.status();
   if (!WIFEXITED(*status)) {
     return absl::InternalError(
-        absl::StrCat("tokenstatus-server did not exit normally: ", DescribeWaitStatus(*status)));
+        absl::StrCat(name_, " did not exit normally: ", DescribeWaitStatus(*status)));
   }
   return WEXITSTATUS(*status);
 }
@@ -149,7 +164,7 @@ void ServerProcess::ReadLog(int fd) {
     size_t start = 0;
     for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
       std::string line = pending.substr(start, end - start);
-      Echo(line);
+      Echo(name_, line);
       absl::MutexLock lock(&mu_);
       AddLine(std::move(line));
     }
@@ -158,7 +173,7 @@ void ServerProcess::ReadLog(int fd) {
   ::close(fd);
   absl::MutexLock lock(&mu_);
   if (!pending.empty()) {
-    Echo(pending);
+    Echo(name_, pending);
     AddLine(std::move(pending));
   }
   log_closed_ = true;

@@ -39,6 +39,11 @@ class ServerProcess {
   // DEADLINE_EXCEEDED if no such line appears within 20 s (it is then killed).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(ServerOptions options);
 
+  // The same for any process that logs "listening on <address>" once it serves (e.g.
+  // token-sidecar): runs `argv` (argv[0] the binary) and echoes its lines prefixed "[<name>] ".
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartCommand(std::vector<std::string> argv,
+                                                                     std::string name);
+
   // SIGKILLs the process if it is still running.
   ~ServerProcess();
 
@@ -52,6 +57,9 @@ class ServerProcess {
   // The server's process id.
   int pid() const;
 
+  // Sends `signo` and waits up to `timeout` for the exit; returns the wait status (waitpid(2)
+  // format), or DEADLINE_EXCEEDED (the process is then SIGKILLed).
+  absl::StatusOr<int> Stop(int signo, absl::Duration timeout = absl::Seconds(10));
   // Sends SIGTERM and waits up to `timeout` for the exit; returns the exit code, or an error
   // if it did not exit in time (DEADLINE_EXCEEDED; then it is SIGKILLed) or was killed by a
   // signal (INTERNAL).
@@ -65,7 +73,7 @@ class ServerProcess {
   bool WaitForLogLine(const std::string& needle, absl::Duration timeout);
 
  private:
-  ServerProcess(std::unique_ptr<Subprocess> process, int log_fd);
+  ServerProcess(std::unique_ptr<Subprocess> process, std::string name, int log_fd);
 
   // The reader thread: splits the log pipe into lines until EOF.
   void ReadLog(int fd);
@@ -75,6 +83,7 @@ class ServerProcess {
   bool HasLine(absl::string_view needle) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<Subprocess> process_;
+  const std::string name_;  // in echoed lines and messages
 
   mutable absl::Mutex mu_;
   std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
