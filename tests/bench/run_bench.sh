@@ -7,7 +7,8 @@
 # apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart; then the client
 # caches end to end (tokenstatus-cache-e2e-bench, a fresh server on its own key prefix): 100
 # TokenCaches over 10 connections, 100 DisableToken calls one after the other, each timed from its
-# reply until every cache reports it; then the mirror
+# reply until every cache reports it; then TokenCache lookups (tokenstatus-cachebench: Check and
+# Verify on 100,000 tokens, 1 and 2 threads, next to a plain hash map and SHA-256); then the mirror
 # (tokenstatus-mirrorbench, on its own key prefix): fills Redis with 1,000,000 tokens through the
 # store's Create and times a fresh mirror's load and its RSS growth. Prints one markdown report and
 # writes it to var/bench/results.md. Exit code 1 if any RPC failed, any change did not reach every
@@ -48,6 +49,7 @@ NOOP_SERVER="${BUILD_DIR}/tests/bench/tokenstatus-noop-server"
 WATCHBENCH="${BUILD_DIR}/tests/bench/tokenstatus-watchbench"
 MIRRORBENCH="${BUILD_DIR}/tests/bench/tokenstatus-mirrorbench"
 CACHE_E2E_BENCH="${BUILD_DIR}/tests/bench/tokenstatus-cache-e2e-bench"
+CACHEBENCH="${BUILD_DIR}/tests/bench/tokenstatus-cachebench"
 
 command -v redis-benchmark >/dev/null || die "redis-benchmark not found (make deps installs redis-tools)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
@@ -67,7 +69,7 @@ trap cleanup EXIT
 
 if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
   --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server tokenstatus-watchbench \
-  tokenstatus-mirrorbench tokenstatus-cache-e2e-bench \
+  tokenstatus-mirrorbench tokenstatus-cache-e2e-bench tokenstatus-cachebench \
   >"${WORK}/build.log" 2>&1; then
   cat "${WORK}/build.log" >&2
   die "build failed"
@@ -239,6 +241,18 @@ for run in ${CACHE_E2E_RUNS}; do
   run_cache_e2e "${caches}" "${connections}" "${disables}"
 done
 
+# TokenCache lookups (tokenstatus-cachebench, Google Benchmark, no server): the median of 3
+# repetitions of each benchmark; one row each in CACHEBENCH_TABLE.
+CACHEBENCH_TABLE=()
+while read -r name cpu_ns rate; do
+  CACHEBENCH_TABLE+=("| ${name} | ${rate} | ${cpu_ns} |")
+done < <("${CACHEBENCH}" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+  2>/dev/null | awk '/_median / {
+    name = $1; sub(/_median$/, "", name); sub(/\/real_time/, "", name); sub(/^BM_/, "", name)
+    for (i = 1; i <= NF; ++i) if ($i ~ /^items_per_second=/) { rate = $i; sub(/.*=/, "", rate) }
+    print name, $4, rate }')
+((${#CACHEBENCH_TABLE[@]} > 0)) || { log "cache bench failed"; FAILED=1; }
+
 # The mirror: fill a key prefix of its own with MIRROR_TOKENS tokens, then time a fresh mirror's
 # load (tokenstatus-mirrorbench); one row in MIRROR_TABLE.
 MIRROR_TABLE=()
@@ -309,6 +323,17 @@ mkdir -p "$(dirname "${RESULTS}")"
   echo "| caches | connections | disables seen by all | p50 ms | p99 ms | max ms | p99 ≤ 10 ms | DisableToken p50 ms | DisableToken p99 ms | DisableToken max ms |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${CACHE_E2E_TABLE[@]}"
+  echo
+  echo "TokenCache lookups (tokenstatus-cachebench, Google Benchmark, no server): a cache of" \
+    "100,000 tokens loaded through its stream interface, ids looked up in random order, each" \
+    "thread from another place; the median of 3 repetitions. Targets: Check ≥ 10 M/s on one" \
+    "thread and more on two, Verify ≥ 1 M/s on one. References from the same run: a plain" \
+    "absl::flat_hash_map<std::string, State> lookup of the same ids, and SHA-256 of the same" \
+    "secrets alone."
+  echo
+  echo "| benchmark | lookups/s (all threads) | CPU ns per lookup |"
+  echo "|---|---:|---:|"
+  printf '%s\n' "${CACHEBENCH_TABLE[@]}"
   echo
   echo "The mirror (tokenstatus-mirrorbench, its own key prefix on the same Redis): fill = the" \
     "tokens created through the store's Create (256 in flight; records, indexes, event stream" \

@@ -174,6 +174,38 @@ void BM_Verify(benchmark::State& state) {
 }
 BENCHMARK(BM_Verify)->Threads(1)->Threads(2)->UseRealTime();
 
+// References measured in the same run, for Check and Verify: a lookup of the same ids in a
+// plain absl::flat_hash_map<std::string, Token::State> (no lock, no freshness), and SHA-256 of
+// the same secrets alone (the floor of a Verify).
+void BM_ReferenceHashMapFind(benchmark::State& state) {
+  static const auto* const map = [] {
+    auto* m = new absl::flat_hash_map<std::string, Token::State>;
+    for (const std::string& id : TheFixture().ids) (*m)[id] = Token::STATE_ACTIVE;
+    return m;
+  }();
+  const Fixture& f = TheFixture();
+  size_t i = static_cast<size_t>(state.thread_index()) * (kTokens / 7);
+  int64_t found = 0;
+  for (auto _ : state) {
+    found += map->find(f.ids[i]) != map->end();
+    if (++i == f.ids.size()) i = 0;
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ReferenceHashMapFind)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_ReferenceSha256(benchmark::State& state) {
+  const Fixture& f = TheFixture();
+  size_t i = static_cast<size_t>(state.thread_index()) * (kTokens / 7);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(Sha256(f.secrets[i]));
+    if (++i == f.secrets.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ReferenceSha256)->Threads(1)->UseRealTime();
+
 }  // namespace
 }  // namespace tokenstatus
 
