@@ -39,9 +39,9 @@ void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
 }  // namespace
 
 SidecarService::SidecarService(TokenCache& cache, SidecarServiceOptions options)
-    : cache_(cache),
-      options_(std::move(options)),
-      waiters_([&cache]() -> int64_t { return cache.synced() ? cache.revision() : -1; }) {
+    : cache_(cache), options_(std::move(options)), waiters_("the cache", [&cache]() -> int64_t {
+        return cache.synced() ? cache.revision() : -1;
+      }) {
   listener_ = cache_.OnChange([this](const CacheChange&) { waiters_.Changed(); });
 }
 

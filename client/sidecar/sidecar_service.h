@@ -5,10 +5,10 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
-#include "client/sidecar/revision_waiters.h"
 #include "client/token_cache.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/watch/revision_waiters.h"
 
 namespace tokenstatus {
 

@@ -38,7 +38,7 @@ ABSL_FLAG(int32_t, max_watchers_per_connection, 2000,
           "WatchTokens streams open at once per client connection (1..1000000)");
 ABSL_FLAG(int32_t, watch_queue_size, 1024,
           "messages queued per WatchTokens stream before it is ended as too slow (16..1000000)");
-ABSL_FLAG(int32_t, max_watchers_per_principal, 1000,
+ABSL_FLAG(int32_t, max_watchers_per_principal, 10000,
           "WatchTokens streams open at once per authenticated principal (1..1000000)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain to serve TLS with (needs --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");

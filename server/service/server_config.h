@@ -51,7 +51,7 @@ struct ServerConfig {
 //   --max_watchers         20000            WatchTokens streams open at once (1..1000000)
 //   --max_watchers_per_connection 2000      ... per client connection (1..1000000)
 //   --watch_queue_size     1024             messages queued per watch stream (16..1000000)
-//   --max_watchers_per_principal 1000       ... per authenticated principal (1..1000000)
+//   --max_watchers_per_principal 10000      ... per authenticated principal (1..1000000)
 //   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
 //   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
 //   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)

@@ -16,18 +16,6 @@ absl::Status NotReady() {
                    "the token mirror has not loaded yet");
 }
 
-// DEADLINE_EXCEEDED / REVISION_NOT_REACHED for a waiter of `wanted` when the mirror is at
-// `reached` (-1: not loaded).
-absl::Status NotReached(int64_t wanted, int64_t reached) {
-  return MakeError(
-      absl::StatusCode::kDeadlineExceeded, reason::kRevisionNotReached,
-      reached < 0
-          ? absl::StrCat("revision ", wanted,
-                         " not reached by the deadline: the mirror has not loaded")
-          : absl::StrCat("revision ", wanted,
-                         " not reached by the deadline: the mirror is at revision ", reached));
-}
-
 // Fills `page` from the tokens in [it, end) (id order) that match `params`, as TokenStore::List
 // does: a full page with one more match after it gets the cursor of its last id.
 template <typename It, typename TokenOf>
@@ -73,25 +61,9 @@ class TokenMirror::View : public MirrorView {
   const std::string& epoch_;
 };
 
-TokenMirror::TokenMirror() : deadline_thread_([this] { RunDeadlines(); }) {}
+TokenMirror::TokenMirror() = default;
 
-TokenMirror::~TokenMirror() {
-  {
-    absl::MutexLock lock(&waiters_mu_);
-    stopping_ = true;
-    waiters_cv_.Signal();
-  }
-  deadline_thread_.join();
-  std::vector<Done> pending;
-  {
-    absl::MutexLock lock(&waiters_mu_);
-    while (!waiters_.empty()) pending.push_back(TakeWaiter(waiters_.begin()->first));
-  }
-  for (Done& done : pending) {
-    done(MakeError(absl::StatusCode::kUnavailable, reason::kMirrorNotReady,
-                   "the token mirror is shutting down"));
-  }
-}
+TokenMirror::~TokenMirror() = default;
 
 void TokenMirror::SetListener(MirrorListener* listener) {
   absl::MutexLock lock(&mu_);
@@ -146,25 +118,9 @@ absl::StatusOr<TokenPage> TokenMirror::List(const ListParams& params) const {
   return page;
 }
 
-void TokenMirror::WhenRevisionReached(int64_t min_revision, absl::Time deadline, Done done) {
-  absl::Status now_status;
-  {
-    absl::MutexLock lock(&waiters_mu_);
-    if (reached_ >= 0 && reached_ >= min_revision) {
-      now_status = absl::OkStatus();
-    } else if (deadline <= absl::Now()) {
-      now_status = NotReached(min_revision, reached_);
-    } else {
-      const uint64_t id = next_waiter_id_++;
-      const bool earliest = by_deadline_.empty() || deadline < by_deadline_.begin()->first;
-      waiters_.emplace(id, Waiter{min_revision, deadline, std::move(done)});
-      by_revision_.emplace(min_revision, id);
-      by_deadline_.emplace(deadline, id);
-      if (earliest) waiters_cv_.Signal();
-      return;
-    }
-  }
-  done(std::move(now_status));
+void TokenMirror::WhenRevisionReached(int64_t min_revision, absl::Time deadline,
+                                      absl::AnyInvocable<void(absl::Status)> done) {
+  waiters_.Add(min_revision, deadline, std::move(done));
 }
 
 absl::Status TokenMirror::ReadConsistent(absl::FunctionRef<void(const MirrorView&)> fn) const {
@@ -182,7 +138,6 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
     Put(std::make_shared<const Token>(std::move(token)), new_tokens, new_accounts);
   }
   tokens.clear();
-  std::vector<Done> ready;
   {
     absl::MutexLock lock(&mu_);
     tokens_.swap(new_tokens);
@@ -192,9 +147,9 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
     const bool first = !loaded_;
     loaded_ = true;
     if (!first && listener_ != nullptr) listener_->OnReset(epoch_, revision_);
-    ready = Reached(revision_);
+    reached_.store(revision_);
   }
-  for (Done& done : ready) done(absl::OkStatus());
+  waiters_.Changed();
 }
 
 void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch) {
@@ -204,7 +159,6 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
   for (TokenEvent& event : events) {
     shared.push_back(std::make_shared<const TokenEvent>(std::move(event)));
   }
-  std::vector<Done> ready;
   {
     absl::MutexLock lock(&mu_);
     for (const std::shared_ptr<const TokenEvent>& event : shared) {
@@ -214,9 +168,9 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
     if (epoch_.empty() && revision_ == 0) epoch_ = std::string(epoch);
     revision_ = shared.back()->token().revision();
     if (listener_ != nullptr) listener_->OnChanges(shared, revision_, epoch_);
-    ready = Reached(revision_);
+    reached_.store(revision_);
   }
-  for (Done& done : ready) done(absl::OkStatus());
+  waiters_.Changed();
 }
 
 void TokenMirror::Put(std::shared_ptr<const Token> token, TokenMap& tokens,
@@ -224,50 +178,6 @@ void TokenMirror::Put(std::shared_ptr<const Token> token, TokenMap& tokens,
   auto [it, inserted] = tokens.try_emplace(token->id());
   it->second = std::move(token);
   if (inserted) accounts[it->second->account_id()].emplace(it->first, it);
-}
-
-std::vector<TokenMirror::Done> TokenMirror::Reached(int64_t revision) {
-  std::vector<Done> ready;
-  absl::MutexLock lock(&waiters_mu_);
-  reached_ = revision;
-  while (!by_revision_.empty() && by_revision_.begin()->first <= revision) {
-    ready.push_back(TakeWaiter(by_revision_.begin()->second));
-  }
-  return ready;
-}
-
-TokenMirror::Done TokenMirror::TakeWaiter(uint64_t id) {
-  auto it = waiters_.find(id);
-  Done done = std::move(it->second.done);
-  by_revision_.erase({it->second.min_revision, id});
-  by_deadline_.erase({it->second.deadline, id});
-  waiters_.erase(it);
-  return done;
-}
-
-void TokenMirror::RunDeadlines() {
-  waiters_mu_.Lock();
-  while (!stopping_) {
-    if (by_deadline_.empty()) {
-      waiters_cv_.Wait(&waiters_mu_);
-      continue;
-    }
-    const absl::Time now = absl::Now();
-    if (by_deadline_.begin()->first > now) {
-      waiters_cv_.WaitWithDeadline(&waiters_mu_, by_deadline_.begin()->first);
-      continue;
-    }
-    std::vector<std::pair<Done, absl::Status>> expired;
-    while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
-      const uint64_t id = by_deadline_.begin()->second;
-      absl::Status status = NotReached(waiters_.at(id).min_revision, reached_);
-      expired.emplace_back(TakeWaiter(id), std::move(status));
-    }
-    waiters_mu_.Unlock();
-    for (auto& [done, status] : expired) done(std::move(status));
-    waiters_mu_.Lock();
-  }
-  waiters_mu_.Unlock();
 }
 
 }  // namespace tokenstatus

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,6 +23,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "server/store/token_store.h"
+#include "server/watch/revision_waiters.h"
 
 namespace tokenstatus {
 
@@ -64,7 +66,7 @@ class MirrorView {
 class TokenMirror {
  public:
   TokenMirror();
-  ~TokenMirror();  // fails pending revision waiters with UNAVAILABLE
+  ~TokenMirror();  // fails pending revision waiters with UNAVAILABLE / SERVER_SHUTTING_DOWN
 
   // Installs the one listener (the watch hub). Call before the tailer starts; `listener` must
   // outlive the mirror or be replaced by nullptr first.
@@ -112,24 +114,11 @@ class TokenMirror {
   using AccountIndex =
       absl::flat_hash_map<std::string,
                           absl::btree_map<absl::string_view, TokenMap::const_iterator>>;
-  using Done = absl::AnyInvocable<void(absl::Status)>;
-  struct Waiter {
-    int64_t min_revision = 0;
-    absl::Time deadline;
-    Done done;
-  };
 
   // Inserts `token` (or replaces the token with its id) in `tokens` and `accounts`.
   static void Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts);
-  // Records that the mirror (loaded) is at `revision`; returns the `done` of every waiter that
-  // is now satisfied, to be called with OK once no lock is held.
-  std::vector<Done> Reached(int64_t revision) ABSL_LOCKS_EXCLUDED(waiters_mu_);
-  // Removes the waiter `id` from every index; returns its `done`.
-  Done TakeWaiter(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(waiters_mu_);
-  // The deadline thread: fails waiters whose deadline has passed until the destructor stops it.
-  void RunDeadlines() ABSL_LOCKS_EXCLUDED(waiters_mu_);
 
-  // Lock order: mu_, then waiters_mu_ (and mu_, then the listener's locks).
+  // Lock order: mu_, then the waiters' lock (and mu_, then the listener's locks).
   mutable absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
@@ -138,17 +127,11 @@ class TokenMirror {
   AccountIndex accounts_ ABSL_GUARDED_BY(mu_);
   MirrorListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
 
-  absl::Mutex waiters_mu_;
-  absl::CondVar waiters_cv_;  // a new earliest deadline, or stopping
-  // The revision waiters are measured against: -1 until loaded.
-  int64_t reached_ ABSL_GUARDED_BY(waiters_mu_) = -1;
-  bool stopping_ ABSL_GUARDED_BY(waiters_mu_) = false;
-  uint64_t next_waiter_id_ ABSL_GUARDED_BY(waiters_mu_) = 0;
-  std::map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
-  std::set<std::pair<int64_t, uint64_t>> by_revision_ ABSL_GUARDED_BY(waiters_mu_);
-  std::set<std::pair<absl::Time, uint64_t>> by_deadline_ ABSL_GUARDED_BY(waiters_mu_);
-
-  std::thread deadline_thread_;  // started last, joined by the destructor
+  // The revision waiters are measured against: -1 until loaded; set under mu_.
+  std::atomic<int64_t> reached_{-1};
+  // Declared last: its deadline thread starts in the constructor, and the destructor fails the
+  // pending waiters first.
+  RevisionWaiters waiters_{"the mirror", [this] { return reached_.load(); }};
 };
 
 }  // namespace tokenstatus

@@ -31,8 +31,8 @@ struct WatchHubOptions {
   int max_watchers = 20000;
   int max_watchers_per_connection = 2000;
   // Watch streams open at once per authenticated principal (see Watch); one more is refused
-  // with RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS.
-  int max_watchers_per_principal = 1000;
+  // with RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS. (A fleet of sidecars may share one principal.)
+  int max_watchers_per_principal = 10000;
   // Tokens per KIND_SNAPSHOT message.
   int snapshot_chunk = 500;
   // Events per store read of a resume catch-up, and the timeout of each read.

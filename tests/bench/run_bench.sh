@@ -172,7 +172,8 @@ run_fanout() {
   start_listening_process "${WORK}/fanout-${FANOUT_RUN}.log" "${SERVER}" --listen=127.0.0.1:0 \
     --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
     --insecure_allow_unauthenticated \
-    --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}"
+    --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}" \
+    --max_watchers_per_principal="${watchers}"
   FANOUT_PID="${STARTED_PID}"
   line="$("${WATCHBENCH}" --target="${STARTED_ADDRESS}" --watchers="${watchers}" \
     --connections="${connections}" --changes="${changes}" --interval="${interval}" \

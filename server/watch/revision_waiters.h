@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -14,10 +15,11 @@
 
 namespace tokenstatus {
 
-// Callbacks waiting, each with a deadline, for a copy of the tokens to reach a revision: the
-// event-driven form of TokenCache::WaitForRevision that a gRPC callback handler can use without
-// blocking its thread. The copy's position is read through `current` (its revision, or -1 while
-// it has no complete state); whoever changes the copy calls Changed() afterwards.
+// Callbacks waiting, each with a deadline, for a copy of the tokens (the server's TokenMirror,
+// token-sidecar's TokenCache) to reach a revision, so that a gRPC callback handler can wait
+// without blocking its thread. The copy's position is read through `current` (its revision, or
+// -1 while it has no complete state); whoever changes the copy calls Changed() afterwards.
+// `copy` names it in messages ("the mirror", "the cache").
 //
 // Thread-safe. `current` is called under the waiters' lock, so it must not call back into this
 // object; a `done` is always called with no lock held.
@@ -26,7 +28,7 @@ class RevisionWaiters {
   using Done = absl::AnyInvocable<void(absl::Status)>;
 
   // Starts the deadline thread.
-  explicit RevisionWaiters(absl::AnyInvocable<int64_t() const> current);
+  RevisionWaiters(std::string copy, absl::AnyInvocable<int64_t() const> current);
   // Fails the waiters still pending (as Shutdown does) and joins the deadline thread.
   ~RevisionWaiters();
 
@@ -35,9 +37,9 @@ class RevisionWaiters {
 
   // Calls `done` exactly once: with OK as soon as current() >= `min_revision` (at once, on the
   // calling thread, if it already is), else with DEADLINE_EXCEEDED / REVISION_NOT_REACHED at
-  // `deadline` (the message naming both revisions), or with UNAVAILABLE / SERVER_SHUTTING_DOWN
-  // after Shutdown(). `done` runs on the calling thread, the thread calling Changed() or the
-  // deadline thread; it must not block.
+  // `deadline` (at once if it has passed; the message naming both revisions), or with UNAVAILABLE /
+  // SERVER_SHUTTING_DOWN after Shutdown() (and for the waiters pending at destruction). `done` runs
+  // on the calling thread, the thread calling Changed() or the deadline thread; it must not block.
   void Add(int64_t min_revision, absl::Time deadline, Done done);
 
   // The copy changed: calls the `done` of every waiter current() now satisfies.
@@ -57,6 +59,8 @@ class RevisionWaiters {
     Done done;
   };
 
+  absl::Status NotReached(int64_t wanted, int64_t reached) const;
+  absl::Status ShuttingDown() const;
   // Removes the waiter `id`; returns its `done`.
   Done Take(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fails every pending waiter with UNAVAILABLE / SERVER_SHUTTING_DOWN and refuses new ones.
@@ -64,6 +68,7 @@ class RevisionWaiters {
   // The deadline thread: fails expired waiters until stopped.
   void RunDeadlines() ABSL_LOCKS_EXCLUDED(mu_);
 
+  const std::string copy_;
   const absl::AnyInvocable<int64_t() const> current_;
   mutable absl::Mutex mu_;
   absl::CondVar cv_;                             // a new earliest deadline, or stopping

@@ -1,4 +1,4 @@
-#include "client/sidecar/revision_waiters.h"
+#include "server/watch/revision_waiters.h"
 
 #include <vector>
 
@@ -7,30 +7,26 @@
 #include "server/common/status_util.h"
 
 namespace tokenstatus {
-namespace {
+namespace {}  // namespace
 
-// DEADLINE_EXCEEDED / REVISION_NOT_REACHED for a waiter of `wanted` when the copy is at
-// `reached` (-1: no complete state yet).
-absl::Status NotReached(int64_t wanted, int64_t reached) {
+RevisionWaiters::RevisionWaiters(std::string copy, absl::AnyInvocable<int64_t() const> current)
+    : copy_(std::move(copy)),
+      current_(std::move(current)),
+      deadline_thread_([this] { RunDeadlines(); }) {}
+
+absl::Status RevisionWaiters::NotReached(int64_t wanted, int64_t reached) const {
   return MakeError(absl::StatusCode::kDeadlineExceeded, reason::kRevisionNotReached,
-                   reached < 0 ? absl::StrCat("revision ", wanted,
-                                              " not reached by the deadline: the cache has not "
-                                              "synced with the server")
-                               : absl::StrCat("revision ", wanted,
-                                              " not reached by the deadline: the cache is at "
-                                              "revision ",
-                                              reached));
+                   reached < 0
+                       ? absl::StrCat("revision ", wanted, " not reached by the deadline: ", copy_,
+                                      " has not loaded")
+                       : absl::StrCat("revision ", wanted, " not reached by the deadline: ", copy_,
+                                      " is at revision ", reached));
 }
 
-absl::Status ShuttingDown() {
+absl::Status RevisionWaiters::ShuttingDown() const {
   return MakeError(absl::StatusCode::kUnavailable, reason::kServerShuttingDown,
-                   "token-sidecar is shutting down");
+                   absl::StrCat(copy_, " is shutting down"));
 }
-
-}  // namespace
-
-RevisionWaiters::RevisionWaiters(absl::AnyInvocable<int64_t() const> current)
-    : current_(std::move(current)), deadline_thread_([this] { RunDeadlines(); }) {}
 
 RevisionWaiters::~RevisionWaiters() {
   {
@@ -46,9 +42,14 @@ void RevisionWaiters::Add(int64_t min_revision, absl::Time deadline, Done done) 
   absl::Status now;
   {
     absl::MutexLock lock(&mu_);
+    const int64_t at = current_();
     if (shut_down_) {
       now = ShuttingDown();
-    } else if (const int64_t at = current_(); at < 0 || at < min_revision) {
+    } else if (at >= 0 && at >= min_revision) {
+      now = absl::OkStatus();
+    } else if (deadline <= absl::Now()) {
+      now = NotReached(min_revision, at);
+    } else {
       const uint64_t id = next_id_++;
       const bool earliest = by_deadline_.empty() || deadline < by_deadline_.begin()->first;
       waiters_.emplace(id, Waiter{min_revision, deadline, std::move(done)});
