@@ -18,6 +18,7 @@ SERVER="${BUILD_DIR}/server/tokenstatus-server"
 [[ -x "${SERVER}" ]] || die "${SERVER} not found: run make build first"
 mkdir -p "${REDIS_DIR}"
 
+started_redis=0
 if redis_ping "${REDIS_PORT}"; then
   dir="$(redis-cli -h 127.0.0.1 -p "${REDIS_PORT}" config get dir | sed -n 2p)"
   [[ "${dir}" == "$(cd "${REDIS_DIR}" && pwd -P)" ]] ||
@@ -30,6 +31,7 @@ elif port_in_use "${REDIS_PORT}"; then
     "REDIS_PORT=6380 make run"
 else
   start_redis "${REDIS_PORT}" "${REDIS_DIR}" || die "redis-server did not start"
+  started_redis=1
   log "redis-server on 127.0.0.1:${REDIS_PORT}, data in var/redis (log: var/redis/redis.log)"
 fi
 
@@ -55,6 +57,11 @@ while :; do
   ((forwarded)) || break
 done
 trap - INT TERM HUP
-log "server exited with status ${status}; stopping redis-server (data kept in var/redis)"
-stop_redis "${REDIS_PORT}" "" "${REDIS_DIR}/redis.pid"
+if ((started_redis)); then
+  log "server exited with status ${status}; stopping redis-server (data kept in var/redis)"
+  stop_redis "${REDIS_PORT}" "" "${REDIS_DIR}/redis.pid"
+else
+  # Another run may be using it (e.g. a second server on another --listen port).
+  log "server exited with status ${status}; leaving the redis-server that was already running"
+fi
 exit "${status}"
