@@ -128,6 +128,27 @@ TEST_F(TlsTest, MutualTlsWithoutClientCertificateFails) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(TlsTest, TokenctlSpeaksMutualTls) {
+  const std::string id = NewTokenId();
+  const auto tokenctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {TOKENSTATUS_TOKENCTL_BINARY, "--server", server_->address(),
+                                     "--ca", *certs_ + "/ca.pem"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<testing::CommandResult> result = testing::RunCommand(argv, absl::Seconds(30));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : testing::CommandResult{};
+  };
+  // Authenticated by its certificate, so the server answers: NOT_FOUND (exit 1).
+  testing::CommandResult with_certificate =
+      tokenctl({"--cert", *certs_ + "/client.pem", "--key", *certs_ + "/client.key", "get", id});
+  EXPECT_EQ(with_certificate.exit_code, 1) << with_certificate.err;
+  EXPECT_NE(with_certificate.err.find("TOKEN_NOT_FOUND"), std::string::npos)
+      << with_certificate.err;
+  // Without one the handshake fails: the server cannot be reached (exit 3).
+  testing::CommandResult without = tokenctl({"get", id});
+  EXPECT_EQ(without.exit_code, 3) << without.err;
+}
+
 TEST_F(TlsTest, PlaintextClientFails) {
   EXPECT_EQ(Api(server_->NewChannel(), absl::Seconds(5)).Get(NewTokenId()).status.error_code(),
             grpc::StatusCode::UNAVAILABLE);
