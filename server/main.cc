@@ -39,6 +39,7 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/credential_table.h"
 #include "server/common/log.h"
+#include "server/common/process_signals.h"
 #include "server/redis/redis_client.h"
 #include "server/service/server_config.h"
 #include "server/service/token_service.h"
@@ -260,18 +261,7 @@ int main(int argc, char** argv) {
   // Debian's Abseil is built without NDEBUG, so absl::Mutex (ours and gRPC's) would run its
   // deadlock detector on every lock: 5-8% of the server's CPU under load.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Before any thread exists: every thread inherits this mask, so SIGTERM/SIGINT/SIGHUP reach
-  // only the thread that waits for them with sigwait. A shell starts background jobs with
-  // SIGINT ignored, and an ignored signal is discarded instead of waited for: restore the
-  // default (harmless while blocked).
-  sigset_t handled_signals;
-  sigemptyset(&handled_signals);
-  sigaddset(&handled_signals, SIGTERM);
-  sigaddset(&handled_signals, SIGINT);
-  sigaddset(&handled_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
-  signal(SIGHUP, SIG_DFL);
+  // SIGTERM/SIGINT stop the server, SIGHUP reloads the credentials: one thread sigwaits.
+  const sigset_t handled_signals = tokenstatus::BlockSignalsForSigwait({SIGTERM, SIGINT, SIGHUP});
   return tokenstatus::Run(argc, argv, handled_signals);
 }

@@ -40,6 +40,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/common/log.h"
+#include "server/common/process_signals.h"
 
 namespace tokenstatus {
 namespace {
@@ -137,14 +138,6 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
 int main(int argc, char** argv) {
   // As in the server: Debian's Abseil would run its deadlock detector on every lock.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Before any thread exists, so that SIGTERM/SIGINT reach only the thread that sigwaits for
-  // them; a shell starts background jobs with SIGINT ignored: restore the default.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
+  const sigset_t stop_signals = tokenstatus::BlockSignalsForSigwait({SIGTERM, SIGINT});
   return tokenstatus::Run(argc, argv, stop_signals);
 }
