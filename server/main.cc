@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/flags/parse.h"
@@ -55,8 +56,9 @@ constexpr int kExitBadConfig = 2;
 constexpr int kExitCannotServe = 1;
 
 // Publishes "Redis is reachable and the mirror has loaded" as the health of the server and of
-// the TokenService. The latest state is kept until the health service is attached, and dropped
-// once it is detached, so the listeners never touch a server that is not there. Thread-safe.
+// the TokenService, on every attached health service (the main port's and --health_listen's).
+// The latest state is kept until a health service is attached, and dropped once they are
+// detached, so the listeners never touch a server that is not there. Thread-safe.
 class HealthPublisher {
  public:
   void SetRedisConnected(bool connected) {
@@ -72,28 +74,29 @@ class HealthPublisher {
   }
   void Attach(grpc::HealthCheckServiceInterface* health) {
     absl::MutexLock lock(&mu_);
-    health_ = health;
+    healths_.push_back(health);
     PublishLocked();
   }
   // Reports NOT_SERVING from now on, for good (a server that is shutting down).
   void Detach() {
     absl::MutexLock lock(&mu_);
-    if (health_ != nullptr) health_->Shutdown();
-    health_ = nullptr;
+    for (grpc::HealthCheckServiceInterface* health : healths_) health->Shutdown();
+    healths_.clear();
   }
 
  private:
   void PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (health_ == nullptr) return;
     const bool serving = redis_connected_ && mirror_loaded_;
-    health_->SetServingStatus("", serving);
-    health_->SetServingStatus(apitoken::v1::TokenService::service_full_name(), serving);
+    for (grpc::HealthCheckServiceInterface* health : healths_) {
+      health->SetServingStatus("", serving);
+      health->SetServingStatus(apitoken::v1::TokenService::service_full_name(), serving);
+    }
   }
 
   absl::Mutex mu_;
   bool redis_connected_ ABSL_GUARDED_BY(mu_) = false;
   bool mirror_loaded_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<grpc::HealthCheckServiceInterface*> healths_ ABSL_GUARDED_BY(mu_);
 };
 
 // The host part of "host:port" (validated by LoadServerConfig).
@@ -224,6 +227,27 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   }
   health.Attach(server->GetHealthCheckService());
   Log(LogLevel::kInfo, absl::StrCat("listening on ", HostOf(config->listen), ":", port));
+  // Health only, in plaintext, for probes that cannot speak TLS: it tells nothing but
+  // SERVING / NOT_SERVING.
+  std::unique_ptr<grpc::Server> health_server;
+  if (!config->health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(config->health_listen, grpc::InsecureServerCredentials(),
+                                    &health_port);
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0 ||
+        health_server->GetHealthCheckService() == nullptr) {
+      Log(LogLevel::kError,
+          absl::StrCat("event=listen_failed health_listen=", config->health_listen));
+      server->Shutdown();
+      return kExitCannotServe;
+    }
+    health.Attach(health_server->GetHealthCheckService());
+    Log(LogLevel::kInfo, absl::StrCat("event=health_listening address=",
+                                      HostOf(config->health_listen), ":", health_port));
+  }
 
   std::thread signal_thread([&] {
     int signal_number = 0;
@@ -238,9 +262,11 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
     // then give the other calls the grace period.
     hub->Shutdown();
     server->Shutdown(absl::ToChronoTime(absl::Now() + config->shutdown_grace));
+    if (health_server != nullptr) health_server->Shutdown();
   });
   server->Wait();
   signal_thread.join();
+  health_server.reset();
   // Every call has finished: the tailer (the mirror's only writer), the hub, the mirror, the
   // store and then the clients can go.
   tailer.reset();

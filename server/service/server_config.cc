@@ -21,6 +21,9 @@
 #include "server/common/status_util.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve gRPC on (port 0: any)");
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port serving only grpc.health.v1, in plaintext (for probes that cannot speak "
+          "TLS); empty: none");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address: host:port or unix:/path");
 ABSL_FLAG(std::string, redis_user, "", "Redis ACL user (needs a password)");
 ABSL_FLAG(std::string, redis_password_file, "",
@@ -59,6 +62,7 @@ constexpr char kPasswordEnv[] = "TOKENSTATUS_REDIS_PASSWORD";
 // Every flag above; each has the environment fallback TOKENSTATUS_<NAME>.
 constexpr const char* kFlagNames[] = {
     "listen",
+    "health_listen",
     "redis",
     "redis_user",
     "redis_password_file",
@@ -105,11 +109,12 @@ bool IsPort(absl::string_view text) {
          absl::SimpleAtoi(text, &port) && port <= 65535;
 }
 
-absl::Status ValidateListen(absl::string_view listen) {
+// `listen`, the value of --`flag`, must be host:port.
+absl::Status ValidateListen(absl::string_view flag, absl::string_view listen) {
   const size_t colon = listen.rfind(':');
   if (colon == absl::string_view::npos || colon == 0 || !IsPort(listen.substr(colon + 1))) {
     return InvalidConfig(
-        absl::StrCat("--listen must be host:port with a port 0..65535, not \"", listen, "\""));
+        absl::StrCat("--", flag, " must be host:port with a port 0..65535, not \"", listen, "\""));
   }
   return absl::OkStatus();
 }
@@ -268,7 +273,13 @@ absl::Status CheckCommandLineValues(int argc, char** argv) {
 absl::StatusOr<ServerConfig> LoadServerConfig() {
   ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
-  if (absl::Status status = ValidateListen(config.listen); !status.ok()) return status;
+  if (absl::Status status = ValidateListen("listen", config.listen); !status.ok()) return status;
+  config.health_listen = absl::GetFlag(FLAGS_health_listen);
+  if (!config.health_listen.empty()) {
+    if (absl::Status status = ValidateListen("health_listen", config.health_listen); !status.ok()) {
+      return status;
+    }
+  }
 
   config.redis.address = absl::GetFlag(FLAGS_redis);
   config.redis.user = absl::GetFlag(FLAGS_redis_user);
@@ -329,7 +340,9 @@ absl::StatusOr<ServerConfig> LoadServerConfig() {
 }
 
 std::string DescribeConfig(const ServerConfig& config) {
-  return absl::StrCat("event=config listen=", config.listen, " redis=", config.redis.address,
+  return absl::StrCat("event=config listen=", config.listen,
+                      " health_listen=", config.health_listen.empty() ? "-" : config.health_listen,
+                      " redis=", config.redis.address,
                       " redis_user=", config.redis.user.empty() ? "-" : config.redis.user,
                       " password=", config.redis.password.empty() ? "unset" : "set",
                       config.redis_password_source.empty()

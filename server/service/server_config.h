@@ -28,6 +28,7 @@ struct AccessConfig {
 // The effective configuration of tokenstatus-server.
 struct ServerConfig {
   std::string listen;                 // "host:port"; port 0 = any free port
+  std::string health_listen;          // "" or "host:port": plaintext grpc.health.v1 only
   RedisClientOptions redis;           // address, user, password, connections
   RedisTokenStoreOptions store;       // key prefix, event retention, call timeout
   WatchHubOptions watch;              // watcher limits, per-stream queue size
@@ -55,6 +56,8 @@ struct ServerConfig {
 //   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
 //   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
 //   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)
+//   --health_listen        ""               host:port serving only grpc.health.v1, in plaintext
+//                                           (probes that cannot speak TLS, e.g. the kubelet's)
 //   --insecure_allow_unauthenticated false  calls without credentials act as "anonymous" with
 //                                           every role; refused unless --listen is loopback
 // Callers must be able to authenticate: --credentials_file or --tls_client_ca is required

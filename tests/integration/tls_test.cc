@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/connection.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "tests/integration/integration_test_util.h"
 #include "tests/testing/redis_instance.h"
@@ -55,7 +56,7 @@ class TlsTest : public ::testing::Test {
          .extra_flags = {
              "--insecure_allow_unauthenticated=false", "--credentials_file=" + credentials,
              "--tls_cert=" + *certs_ + "/server.pem", "--tls_key=" + *certs_ + "/server.key",
-             "--tls_client_ca=" + *certs_ + "/ca.pem"}});
+             "--tls_client_ca=" + *certs_ + "/ca.pem", "--health_listen=127.0.0.1:0"}});
     if (!server.ok()) {
       start_error_ = new std::string(server.status().ToString());
       return;
@@ -147,6 +148,24 @@ TEST_F(TlsTest, TokenctlSpeaksMutualTls) {
   // Without one the handshake fails: the server cannot be reached (exit 3).
   testing::CommandResult without = tokenctl({"get", id});
   EXPECT_EQ(without.exit_code, 3) << without.err;
+}
+
+TEST_F(TlsTest, HealthListenAnswersPlaintextProbesWithHealthOnly) {
+  const std::string kHealthListening = "event=health_listening address=";
+  ASSERT_TRUE(server_->WaitForLogLine(kHealthListening, absl::Seconds(10)));
+  std::string address;
+  for (const std::string& line : server_->LogLines()) {
+    const size_t at = line.find(kHealthListening);
+    if (at != std::string::npos) address = line.substr(at + kHealthListening.size());
+  }
+  ASSERT_FALSE(address.empty());
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  HealthWatcher health(channel, "apitoken.v1.TokenService");
+  EXPECT_TRUE(health.WaitFor(grpc::health::v1::HealthCheckResponse::SERVING, absl::Seconds(20)))
+      << health.History();
+  // Nothing else is served there.
+  EXPECT_EQ(Api(channel, absl::Seconds(5)).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(TlsTest, PlaintextClientFails) {
