@@ -60,8 +60,10 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
       "Serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService from a local "
       "cache of --upstream. Flags fall back to TOKENSTATUS_SIDECAR_<FLAG> environment "
       "variables.");
-  if (absl::Status env = ApplySidecarEnvironmentDefaults(); !env.ok()) {
-    std::cerr << "token-sidecar: " << env.message() << "\n";
+  absl::Status flags = ApplySidecarEnvironmentDefaults();
+  if (flags.ok()) flags = CheckSidecarCommandLineValues(argc, argv);
+  if (!flags.ok()) {
+    std::cerr << "token-sidecar: " << flags.message() << "\n";
     return kExitBadConfig;
   }
   absl::ParseCommandLine(argc, argv);

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/flag_sources.h"
 #include "server/common/status_util.h"
 #include "server/domain/validation.h"
 
@@ -75,17 +76,11 @@ bool IsHostPort(absl::string_view address, bool allow_zero) {
 }  // namespace
 
 absl::Status ApplySidecarEnvironmentDefaults() {
-  for (const char* name : kFlagNames) {
-    const std::string variable = absl::StrCat(kEnvPrefix, absl::AsciiStrToUpper(name));
-    const char* value = std::getenv(variable.c_str());
-    if (value == nullptr) continue;
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    std::string error;
-    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
-      return InvalidConfig(absl::StrCat(variable, ": ", error));
-    }
-  }
-  return absl::OkStatus();
+  return ApplyFlagEnvironment(kEnvPrefix, kFlagNames);
+}
+
+absl::Status CheckSidecarCommandLineValues(int argc, char** argv) {
+  return CheckFlagValues(argc, argv, kFlagNames);
 }
 
 absl::StatusOr<SidecarConfig> LoadSidecarConfig() {

@@ -45,6 +45,11 @@ struct SidecarConfig {
 // Returns INVALID_ARGUMENT naming the variable if a value does not parse. Not thread-safe.
 absl::Status ApplySidecarEnvironmentDefaults();
 
+// Parses the values the command line gives these flags, so that a malformed one is
+// INVALID_ARGUMENT naming the flag (exit 2) instead of absl::ParseCommandLine's exit 1. Call
+// after ApplySidecarEnvironmentDefaults and before absl::ParseCommandLine. Not thread-safe.
+absl::Status CheckSidecarCommandLineValues(int argc, char** argv);
+
 // Builds the configuration from the flags (after parsing). INVALID_ARGUMENT with a message
 // naming the flag for an invalid value (--upstream not host:port, --listen neither unix:/path
 // nor host:port, a bad account id, --stale_policy unknown, durations out of range, unreadable

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/common/flag_sources.h"
 #include "server/common/status_util.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve gRPC on (port 0: any)");
@@ -85,20 +86,6 @@ constexpr const char* kFlagNames[] = {
 
 absl::Status InvalidConfig(absl::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument, message);
-}
-
-bool IsServerFlag(absl::string_view name) {
-  return std::find(std::begin(kFlagNames), std::end(kFlagNames), name) != std::end(kFlagNames);
-}
-
-// Parses `value` into the flag `name`; `source` (a variable or flag) names it in the error.
-absl::Status SetFlag(absl::string_view name, absl::string_view value, absl::string_view source) {
-  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-  std::string error;
-  if (flag == nullptr || !flag->ParseFrom(value, &error)) {
-    return InvalidConfig(absl::StrCat(source, ": ", error));
-  }
-  return absl::OkStatus();
 }
 
 // True if `text` is a decimal port number 0..65535.
@@ -235,39 +222,10 @@ absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& acces
 
 }  // namespace
 
-absl::Status ApplyEnvironmentDefaults() {
-  for (const char* name : kFlagNames) {
-    const std::string variable = absl::StrCat(kEnvPrefix, absl::AsciiStrToUpper(name));
-    const char* value = std::getenv(variable.c_str());
-    if (value == nullptr) continue;
-    if (absl::Status status = SetFlag(name, value, variable); !status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
+absl::Status ApplyEnvironmentDefaults() { return ApplyFlagEnvironment(kEnvPrefix, kFlagNames); }
 
 absl::Status CheckCommandLineValues(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--") break;
-    if (!absl::ConsumePrefix(&arg, "-")) continue;
-    absl::ConsumePrefix(&arg, "-");
-    const size_t equals = arg.find('=');
-    const absl::string_view name = arg.substr(0, equals);
-    if (!IsServerFlag(name)) continue;
-    const std::string source = absl::StrCat("--", name);
-    if (equals != absl::string_view::npos) {
-      if (absl::Status status = SetFlag(name, arg.substr(equals + 1), source); !status.ok()) {
-        return status;
-      }
-    } else if (absl::FindCommandLineFlag(name)->IsOfType<bool>()) {
-      if (absl::Status status = SetFlag(name, "true", source); !status.ok()) return status;
-    } else if (i + 1 < argc) {
-      if (absl::Status status = SetFlag(name, argv[++i], source); !status.ok()) return status;
-    } else {
-      return InvalidConfig(absl::StrCat(source, " needs a value"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckFlagValues(argc, argv, kFlagNames);
 }
 
 absl::StatusOr<ServerConfig> LoadServerConfig() {

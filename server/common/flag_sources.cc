@@ -1,0 +1,68 @@
+#include "server/common/flag_sources.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "server/common/status_util.h"
+
+namespace tokenstatus {
+namespace {
+
+absl::Status InvalidFlag(absl::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument, message);
+}
+
+// Parses `value` into the flag `name`; `source` (a variable or flag) names it in the error.
+absl::Status SetFlag(absl::string_view name, absl::string_view value, absl::string_view source) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  std::string error;
+  if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+    return InvalidFlag(absl::StrCat(source, ": ", error));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ApplyFlagEnvironment(absl::string_view env_prefix,
+                                  absl::Span<const char* const> names) {
+  for (const char* name : names) {
+    const std::string variable = absl::StrCat(env_prefix, absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(variable.c_str());
+    if (value == nullptr) continue;
+    if (absl::Status status = SetFlag(name, value, variable); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFlagValues(int argc, char** argv, absl::Span<const char* const> names) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "-")) continue;
+    absl::ConsumePrefix(&arg, "-");
+    const size_t equals = arg.find('=');
+    const absl::string_view name = arg.substr(0, equals);
+    if (std::find(names.begin(), names.end(), name) == names.end()) continue;
+    const std::string source = absl::StrCat("--", name);
+    absl::Status status;
+    if (equals != absl::string_view::npos) {
+      status = SetFlag(name, arg.substr(equals + 1), source);
+    } else if (absl::FindCommandLineFlag(name)->IsOfType<bool>()) {
+      status = SetFlag(name, "true", source);
+    } else if (i + 1 < argc) {
+      status = SetFlag(name, argv[++i], source);
+    } else {
+      status = InvalidFlag(absl::StrCat(source, " needs a value"));
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tokenstatus
