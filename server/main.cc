@@ -131,9 +131,11 @@ bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, i
             reload == 0 ? "" : " kept=previous"));
     return false;
   }
-  Log(LogLevel::kInfo,
-      absl::StrCat(event, " file=", access.credentials_file, " credentials=", table->size()));
+  const size_t credentials = table->size();
+  // Installed before it is logged: a call that follows the log line uses the new credentials.
   authenticator.SetCredentials(std::make_shared<const CredentialTable>(*std::move(table)));
+  Log(LogLevel::kInfo,
+      absl::StrCat(event, " file=", access.credentials_file, " credentials=", credentials));
   return true;
 }
 
