@@ -39,6 +39,7 @@ CallCredentials CallCredentialsOf(const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     credentials.authorization = std::string(it->second.data(), it->second.size());
+    return credentials;
   }
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   // Peer properties exist only when the client presented a certificate the server verified.

@@ -9,8 +9,10 @@
 
 namespace tokenstatus {
 
-// The credentials a gRPC call presents: its `authorization` metadata and, on a mutual-TLS
-// connection, its client certificate's principal. Thread-safe (reads the call's context).
+// The credentials a gRPC call presents: its `authorization` metadata or, without one, on a
+// mutual-TLS connection, its client certificate's principal (the Authenticator prefers the
+// bearer credential, so the certificate's properties are not read on every call). Thread-safe
+// (reads the call's context).
 CallCredentials CallCredentialsOf(const grpc::ServerContextBase& context);
 
 // The principal of a client certificate from the peer properties gRPC reports: the first

@@ -8,13 +8,12 @@
 
 namespace tokenstatus {
 
-CallLog::CallLog(absl::string_view rpc, absl::string_view token_id) : rpc_(rpc) {
-  SetTokenId(token_id);
-}
+CallLog::CallLog(absl::string_view rpc, absl::string_view token_id)
+    : rpc_(rpc), token_id_(token_id) {}
 
-void CallLog::SetTokenId(absl::string_view token_id) {
-  token_id_ = IsValidTokenId(token_id) ? std::string(token_id) : "-";
-}
+void CallLog::SetTokenId(absl::string_view token_id) { token_id_ = std::string(token_id); }
+
+std::string CallLog::TokenIdForLog() const { return IsValidTokenId(token_id_) ? token_id_ : "-"; }
 
 void CallLog::Changed(absl::string_view from, const apitoken::v1::Token& token) const {
   Log(LogLevel::kInfo, absl::StrCat("event=token_changed principal=", principal_, " rpc=", rpc_,
@@ -27,8 +26,8 @@ void CallLog::Refused(const absl::Status& status) const {
                            status.code() == absl::StatusCode::kInternal ||
                            status.code() == absl::StatusCode::kUnknown;
   Log(server_side ? LogLevel::kWarning : LogLevel::kInfo,
-      absl::StrCat("event=call_refused principal=", principal_, " rpc=", rpc_, " token=", token_id_,
-                   " code=", absl::StatusCodeToString(status.code()),
+      absl::StrCat("event=call_refused principal=", principal_, " rpc=", rpc_,
+                   " token=", TokenIdForLog(), " code=", absl::StatusCodeToString(status.code()),
                    " reason=", ErrorReason(status)));
 }
 

@@ -19,12 +19,13 @@ namespace tokenstatus {
 // thread-compatible.
 class CallLog {
  public:
+  // `rpc` must be a string with static storage (a literal): it is kept as a view.
   CallLog(absl::string_view rpc, absl::string_view token_id);
 
   // The authenticated principal of the call.
   void SetPrincipal(std::string principal) { principal_ = std::move(principal); }
   const std::string& principal() const { return principal_; }
-  const std::string& rpc() const { return rpc_; }
+  absl::string_view rpc() const { return rpc_; }
   // The token the call is about, once known (a CreateToken that allocates an id).
   void SetTokenId(absl::string_view token_id);
 
@@ -33,7 +34,11 @@ class CallLog {
   void Refused(const absl::Status& status) const;
 
  private:
-  std::string rpc_;
+  // The token id as the request gave it: checked only when a line is written (most calls write
+  // none).
+  std::string TokenIdForLog() const;
+
+  absl::string_view rpc_;
   std::string principal_ = "-";
   std::string token_id_;
 };

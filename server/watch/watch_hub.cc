@@ -561,17 +561,24 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
   const std::string& epoch = epoch_;
   // Serialized once per filter, when the first stream with that filter needs it (none when no
   // event matches). node_hash_map: the deliveries point into it.
+  // Most streams share one filter (every token, no hashes): a stream whose filter equals the
+  // previous stream's reuses its message without a lookup.
   absl::node_hash_map<WatchFilter, std::optional<grpc::ByteBuffer>> by_filter;
+  const WatchFilter* previous_filter = nullptr;
+  const std::optional<grpc::ByteBuffer>* previous_message = nullptr;
   deliveries_.clear();
   for (WatchStream* stream : streams_) {
-    auto [it, inserted] = by_filter.try_emplace(stream->filter());
-    std::optional<grpc::ByteBuffer>& message = it->second;
-    if (inserted) {
-      WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, revision, epoch);
-      for (const auto& event : events) stream->filter().AddIfMatches(*event, changes);
-      if (changes.events_size() > 0) message = Serialize(changes);
+    if (previous_filter == nullptr || !(stream->filter() == *previous_filter)) {
+      auto [it, inserted] = by_filter.try_emplace(stream->filter());
+      if (inserted) {
+        WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, revision, epoch);
+        for (const auto& event : events) stream->filter().AddIfMatches(*event, changes);
+        if (changes.events_size() > 0) it->second = Serialize(changes);
+      }
+      previous_filter = &it->first;
+      previous_message = &it->second;
     }
-    if (message.has_value()) deliveries_.push_back({stream, &*message});
+    if (previous_message->has_value()) deliveries_.push_back({stream, &**previous_message});
   }
   // Starting a write costs a few microseconds of gRPC per stream: with thousands of streams one
   // core cannot keep up with a change every few milliseconds, so two share the work. Streams

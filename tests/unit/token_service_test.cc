@@ -289,34 +289,32 @@ class TokenServiceTest : public ::testing::Test {
   }
   grpc::Status Enable(absl::string_view id, int64_t expected_revision = 0,
                       absl::string_view reason = "", Token* token = nullptr) {
-    EnableTokenRequest request;
-    request.set_token_id(std::string(id));
-    request.set_expected_revision(expected_revision);
-    request.set_reason(std::string(reason));
-    EnableTokenResponse response;
-    grpc::Status status = stub_->EnableToken(Context().get(), request, &response);
-    if (token != nullptr) *token = response.token();
-    return status;
+    return Change<EnableTokenRequest, EnableTokenResponse>(
+        &apitoken::v1::TokenService::Stub::EnableToken, id, expected_revision, reason, token);
   }
   grpc::Status Disable(absl::string_view id, int64_t expected_revision = 0,
                        absl::string_view reason = "", Token* token = nullptr) {
-    DisableTokenRequest request;
-    request.set_token_id(std::string(id));
-    request.set_expected_revision(expected_revision);
-    request.set_reason(std::string(reason));
-    DisableTokenResponse response;
-    grpc::Status status = stub_->DisableToken(Context().get(), request, &response);
-    if (token != nullptr) *token = response.token();
-    return status;
+    return Change<DisableTokenRequest, DisableTokenResponse>(
+        &apitoken::v1::TokenService::Stub::DisableToken, id, expected_revision, reason, token);
   }
   grpc::Status Delete(absl::string_view id, int64_t expected_revision = 0,
                       absl::string_view reason = "", Token* token = nullptr) {
-    DeleteTokenRequest request;
+    return Change<DeleteTokenRequest, DeleteTokenResponse>(
+        &apitoken::v1::TokenService::Stub::DeleteToken, id, expected_revision, reason, token);
+  }
+  // One Enable/Disable/Delete call; `token` (if not null) gets the response's token.
+  template <typename Request, typename Response>
+  grpc::Status Change(grpc::Status (apitoken::v1::TokenService::Stub::*method)(grpc::ClientContext*,
+                                                                               const Request&,
+                                                                               Response*),
+                      absl::string_view id, int64_t expected_revision, absl::string_view reason,
+                      Token* token) {
+    Request request;
     request.set_token_id(std::string(id));
     request.set_expected_revision(expected_revision);
     request.set_reason(std::string(reason));
-    DeleteTokenResponse response;
-    grpc::Status status = stub_->DeleteToken(Context().get(), request, &response);
+    Response response;
+    grpc::Status status = (stub_.get()->*method)(Context().get(), request, &response);
     if (token != nullptr) *token = response.token();
     return status;
   }
