@@ -240,6 +240,7 @@ WatchTokensRequest TokenCache::NextRequest() const {
   if (synced_ && !resync_pending_) {
     request.set_since_revision(revision_.load());
     request.set_epoch(epoch_);
+    request.set_since_chain(chain_);
   }
   return request;
 }
@@ -363,8 +364,9 @@ void TokenCache::Advance(const WatchTokensResponse& message) {
     if (!message.epoch().empty()) index_epoch_ = message.epoch();
   }
   absl::MutexLock lock(&mu_);
-  if (message.revision() > revision_.load()) {
+  if (message.revision() >= revision_.load()) {
     revision_.store(message.revision(), std::memory_order_release);
+    chain_ = message.chain();
   }
   if (!message.epoch().empty()) epoch_ = message.epoch();
 }
@@ -383,6 +385,7 @@ void TokenCache::SwapInSnapshot(const WatchTokensResponse& synced) {
     absl::MutexLock lock(&mu_);
     revision_.store(synced.revision(), std::memory_order_release);
     epoch_ = synced.epoch();
+    chain_ = synced.chain();
     synced_ = true;
     fresh_.store(true);  // SYNCED itself was just heard
     resync_pending_ = false;

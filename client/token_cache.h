@@ -136,8 +136,9 @@ struct CacheChange {
 // A client-side copy of every token (of one account, or all), kept exact by a WatchTokens
 // stream: list+watch. A background thread opens the stream with send_initial_state, loads the
 // snapshot, then applies the changes as they come. After a disconnect it reconnects with
-// jittered exponential backoff and resumes from its revision and epoch (no snapshot); on
-// KIND_RESET (another epoch, trimmed history) it loads the fresh snapshot aside, keeping on
+// jittered exponential backoff and resumes from its revision, epoch and history mark (no
+// snapshot); on KIND_RESET (another epoch, trimmed history, a store restored older or failed
+// over with lost changes) it loads the fresh snapshot aside, keeping on
 // serving the old one, and swaps it in atomically: no lookup ever sees an empty or half-loaded
 // cache.
 //
@@ -235,7 +236,7 @@ class TokenCache {
   void Handle(apitoken::v1::WatchTokensResponse& message, bool resuming);
   void ApplyChanges(apitoken::v1::WatchTokensResponse& message);
   void SwapInSnapshot(const apitoken::v1::WatchTokensResponse& synced);
-  // Takes the revision and epoch of a CHANGES or PROGRESS message.
+  // Takes the revision, epoch and history mark of a CHANGES or PROGRESS message.
   void Advance(const apitoken::v1::WatchTokensResponse& message);
   // After a message (last_heard_ns_ already set): the cache is fresh if it has synced.
   void MarkFresh();
@@ -275,6 +276,9 @@ class TokenCache {
   // A KIND_RESET arrived and its snapshot is not complete yet: reconnect without resuming.
   bool resync_pending_ ABSL_GUARDED_BY(mu_) = false;
   std::string epoch_ ABSL_GUARDED_BY(mu_);
+  // The history mark at revision_ (WatchTokensResponse.chain): a resume names it, so that the
+  // server RESETs a cache whose revisions came from a history the store no longer holds.
+  std::string chain_ ABSL_GUARDED_BY(mu_);
   WatchStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, for Cancel()
   int64_t stream_opened_ns_ ABSL_GUARDED_BY(mu_) = 0;   // when the latest stream was opened
   TokenCacheStats stats_ ABSL_GUARDED_BY(mu_);

@@ -34,6 +34,9 @@ inline constexpr char kTokenDeleted[] = "TOKEN_DELETED";
 inline constexpr char kRevisionMismatch[] = "REVISION_MISMATCH";
 inline constexpr char kRevisionNotReached[] = "REVISION_NOT_REACHED";
 inline constexpr char kMirrorNotReady[] = "MIRROR_NOT_READY";
+// A change was stored, but this replica could not confirm it in time (its mirror had not applied
+// it); metadata {"revision": the change's}. It may or may not have been kept.
+inline constexpr char kChangeUnconfirmed[] = "CHANGE_UNCONFIRMED";
 // A client-side copy (token-sidecar's cache) has heard nothing from the server for too long.
 inline constexpr char kCacheStale[] = "CACHE_STALE";
 // A read-only replica (token-sidecar) was asked for what only the server does (a change, a

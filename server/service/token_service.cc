@@ -187,10 +187,10 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
                     return;
                   }
                   call.log.Changed("NONE", *token);
-                  const int64_t revision = token->revision();
-                  *call.response->mutable_token() = WithoutSecretHash(*std::move(token));
+                  // The response is complete before FinishWhenVisible (it may finish at once).
+                  *call.response->mutable_token() = WithoutSecretHash(*token);
                   call.response->set_secret(std::move(secret));
-                  FinishWhenVisible(revision, call.deadline, call.reactor);
+                  FinishWhenVisible(*token, call.deadline, call.reactor);
                 });
 }
 
@@ -212,11 +212,27 @@ void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context
       });
 }
 
-void TokenServiceImpl::FinishWhenVisible(int64_t revision, absl::Time deadline,
+void TokenServiceImpl::FinishWhenVisible(const Token& committed, absl::Time deadline,
                                          grpc::ServerUnaryReactor* reactor) {
-  mirror_.WhenRevisionReached(revision,
-                              std::min(deadline, absl::Now() + options_.change_visible_wait),
-                              [reactor](absl::Status) { Finish(reactor, absl::OkStatus()); });
+  const absl::Duration wait = std::max(
+      std::min(deadline - absl::Now(), options_.change_visible_wait), absl::ZeroDuration());
+  mirror_.WhenApplied(
+      committed, absl::Now() + wait,
+      [reactor, revision = committed.revision(), wait](absl::Status applied) {
+        if (applied.ok() || absl::IsUnavailable(applied)) {  // applied, or shutting down
+          Finish(reactor, applied);
+          return;
+        }
+        const std::string at = absl::StrCat(revision);
+        Finish(reactor,
+               MakeError(absl::StatusCode::kUnavailable, reason::kChangeUnconfirmed,
+                         absl::StrCat("the change was stored at revision ", at,
+                                      " but this replica has not applied it within ",
+                                      absl::FormatDuration(wait),
+                                      " (it is catching up with, or reloading from, the store): "
+                                      "it may or may not have been kept; read it back"),
+                         {{"revision", at}}));
+      });
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext* context,
@@ -294,9 +310,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
                    return;
                  }
                  log.Changed(StateName(applied->previous_state), applied->token);
-                 const int64_t revision = applied->token.revision();
-                 *response->mutable_token() = WithoutSecretHash(std::move(applied->token));
-                 FinishWhenVisible(revision, deadline, reactor);
+                 *response->mutable_token() = WithoutSecretHash(applied->token);
+                 FinishWhenVisible(applied->token, deadline, reactor);
                });
   return reactor;
 }

@@ -30,8 +30,10 @@ struct TokenServiceOptions {
   // The longest a min_revision read waits, whatever its deadline (a call without one must not
   // hold the server's shutdown forever).
   absl::Duration max_revision_wait = absl::Minutes(1);
-  // A change is acknowledged once this replica's mirror shows it (read-your-writes on the same
-  // replica without min_revision), or after this long at most (it is stored either way).
+  // A change is acknowledged once this replica's mirror has applied it (read-your-writes on the
+  // same replica without min_revision); if it has not within this long (and the deadline), the
+  // call fails with UNAVAILABLE / CHANGE_UNCONFIRMED instead: the change was stored, but the
+  // replica cannot confirm it (a store whose history was replaced under it is being reloaded).
   absl::Duration change_visible_wait = absl::Seconds(1);
 };
 
@@ -61,8 +63,10 @@ struct TokenServiceOptions {
 // - Responses never carry secret_sha256.
 // - VerifyToken answers with a Result; only a store failure (e.g. UNAVAILABLE) is an RPC error.
 //   A wrong secret for an existing id is RESULT_NOT_FOUND and reveals nothing of the token.
-// - A change is acknowledged once this replica's mirror has applied it (see
-//   change_visible_wait), so a read on the same replica right after sees it.
+// - A change is acknowledged once this replica's mirror has applied that very change (an equal
+//   event at its revision, never a revision number alone: TokenMirror::WhenApplied), so a read
+//   on the same replica right after sees it; else UNAVAILABLE / CHANGE_UNCONFIRMED (see
+//   change_visible_wait).
 // - Every change logs one line "event=token_changed actor=.. token=.. from=.. to=.. revision=..",
 //   every refused change one "event=token_change_refused ..." line with the reason; never a
 //   secret.
@@ -119,9 +123,11 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
                      CallLog& log) const;
   // The deadline of a store call (or a revision wait) made for the RPC of `context`.
   absl::Time StoreDeadline(const grpc::CallbackServerContext& context) const;
-  // Finishes `reactor` (of a change stored at `revision`) with OK once the mirror has reached
-  // `revision`, or at the earlier of `deadline` and options_.change_visible_wait.
-  void FinishWhenVisible(int64_t revision, absl::Time deadline, grpc::ServerUnaryReactor* reactor);
+  // Finishes `reactor` (of the change the store returned as `committed`) with OK once the
+  // mirror has applied it, or with UNAVAILABLE / CHANGE_UNCONFIRMED at the earlier of `deadline`
+  // and options_.change_visible_wait.
+  void FinishWhenVisible(const Token& committed, absl::Time deadline,
+                         grpc::ServerUnaryReactor* reactor);
   // Finishes `reactor` with what `read` returns, run once the mirror has loaded and reached
   // `min_revision` (at once if it has), or with the wait's DEADLINE_EXCEEDED; a mirror that is
   // still not loaded after options_.mirror_load_wait lets `read` fail with MIRROR_NOT_READY.

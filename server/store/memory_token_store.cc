@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/status_util.h"
@@ -116,7 +117,7 @@ void MemoryTokenStore::ReadHead(absl::Time deadline, StoreCallback<StoreHead> do
   StoreHead head;
   {
     absl::ReaderMutexLock lock(&mu_);
-    head = StoreHead{revision_, epoch_};
+    head = StoreHead{revision_, epoch_, chain_};
   }
   done(std::move(head));
 }
@@ -130,7 +131,10 @@ void MemoryTokenStore::WaitEvents(int64_t after_revision, int max_count, absl::D
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return revision_ > after_revision; };
     mu_.AwaitWithDeadline(absl::Condition(&changed), std::min(deadline, absl::Now() + block));
     batch.events = EventsAfterLocked(after_revision, max_count);
-    batch.head = StoreHead{revision_, epoch_};
+    if (!batch.events.empty()) {
+      batch.prev_chain = prev_chains_[EventIndexLocked(batch.events.front().token().revision())];
+    }
+    batch.head = StoreHead{revision_, epoch_, chain_};
   }
   done(std::move(batch));
 }
@@ -148,12 +152,18 @@ std::vector<TokenEvent> MemoryTokenStore::EventsAfterLocked(int64_t after_revisi
   return events;
 }
 
+size_t MemoryTokenStore::EventIndexLocked(int64_t revision) const {
+  return static_cast<size_t>(std::lower_bound(events_.begin(), events_.end(), revision,
+                                              [](const TokenEvent& event, int64_t revision) {
+                                                return event.token().revision() < revision;
+                                              }) -
+                             events_.begin());
+}
+
 const TokenEvent* MemoryTokenStore::EventAtLocked(int64_t revision) const {
-  auto it = std::lower_bound(events_.begin(), events_.end(), revision,
-                             [](const TokenEvent& event, int64_t revision) {
-                               return event.token().revision() < revision;
-                             });
-  return it != events_.end() && it->token().revision() == revision ? &*it : nullptr;
+  const size_t index = EventIndexLocked(revision);
+  return index < events_.size() && events_[index].token().revision() == revision ? &events_[index]
+                                                                                 : nullptr;
 }
 
 absl::StatusOr<TokenHistoryPage> MemoryTokenStore::HistoryLocked(const std::string& token_id,
@@ -242,10 +252,19 @@ absl::StatusOr<Token> MemoryTokenStore::CommitLocked(Token token, TokenEvent::Ty
     SetNow(token.mutable_update_time());
   }
   tokens_[token.id()] = token;
+  absl::StatusOr<std::string> nonce = GenerateEpoch();
+  if (!nonce.ok()) return nonce.status();
+  prev_chains_.push_back(chain_);
+  chain_ = absl::BytesToHexString(Sha256(absl::StrCat(chain_, ":", *nonce, ":", revision_)))
+               .substr(0, 16);
   TokenEvent& event = events_.emplace_back();
   event.set_type(type);
   *event.mutable_token() = token;
-  while (static_cast<int64_t>(events_.size()) > options_.event_retention) events_.pop_front();
+  event.set_chain(chain_);
+  while (static_cast<int64_t>(events_.size()) > options_.event_retention) {
+    events_.pop_front();
+    prev_chains_.pop_front();
+  }
   std::deque<int64_t>& history = history_[token.id()];
   history.push_back(token.revision());
   if (history.size() > static_cast<size_t>(kMaxHistoryPerToken)) history.pop_front();
@@ -256,6 +275,7 @@ TokenPage MemoryTokenStore::ListLocked(const ListParams& params) const {
   TokenPage page;
   page.revision = revision_;
   page.epoch = epoch_;
+  page.chain = chain_;
   const size_t page_size = static_cast<size_t>(std::max(params.page_size, 1));
   for (auto it = tokens_.upper_bound(params.after_id); it != tokens_.end(); ++it) {
     if (!MatchesListFilter(it->second, params)) continue;

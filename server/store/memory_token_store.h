@@ -19,8 +19,9 @@ struct MemoryTokenStoreOptions {
 // A TokenStore in process memory with the same semantics as RedisTokenStore: one global revision
 // taken by every change, an epoch (random, made by the first change), ordering by id, an event
 // list with retention, per-token histories bounded as there (kMaxHistoryPerToken changes, and
-// the event retention), and the same errors checked in the same order (see TokenStore). Nothing
-// is persisted; it is meant for unit tests of the layers above the store.
+// the event retention), history marks made as there (with another hash), and the same errors
+// checked in the same order (see TokenStore). Nothing is persisted; it is meant for unit tests of
+// the layers above the store.
 //
 // Every method completes inline: `done` runs on the calling thread before the method returns,
 // with no lock held (so `done` may call the store again). Only WaitEvents waits (for a change,
@@ -54,6 +55,8 @@ class MemoryTokenStore : public TokenStore {
   TokenPage ListLocked(const ListParams& params) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<TokenEvent> EventsAfterLocked(int64_t after_revision, int max_count) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The position in events_ of the first event with a revision >= `revision`.
+  size_t EventIndexLocked(int64_t revision) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The event of `revision`, or nullptr if the retention dropped it.
   const TokenEvent* EventAtLocked(int64_t revision) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TokenHistoryPage> HistoryLocked(const std::string& token_id,
@@ -65,7 +68,9 @@ class MemoryTokenStore : public TokenStore {
   std::map<std::string, Token> tokens_ ABSL_GUARDED_BY(mu_);  // by id: List's order
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   std::string epoch_ ABSL_GUARDED_BY(mu_);
-  std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);  // in revision order
+  std::string chain_ ABSL_GUARDED_BY(mu_);                    // the head's history mark
+  std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);        // in revision order
+  std::deque<std::string> prev_chains_ ABSL_GUARDED_BY(mu_);  // the mark before each event
   // By token id: the revisions of its newest kMaxHistoryPerToken changes, ascending.
   std::map<std::string, std::deque<int64_t>> history_ ABSL_GUARDED_BY(mu_);
 };

@@ -42,8 +42,12 @@ local function commit(event_type, r, written)
     record[#record + 1] = field
     record[#record + 1] = r[field] or ''
   end
+  -- The history mark: chained from the previous one, with this change's random nonce (the
+  -- epoch candidate), so that no other history reaches the same mark at this revision.
+  local prev = redis.call('HGET', KEYS[4], 'chain') or ''
+  local chain = string.sub(redis.sha1hex(prev .. ':' .. ARGV[2] .. ':' .. rev), 1, 16)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], rev .. '-0', 'type', event_type,
-             unpack(record))
+             'prev', prev, 'chain', chain, unpack(record))
   redis.call('SET', KEYS[2], rev)
   local update = {}
   for _, field in ipairs(written) do
@@ -51,6 +55,7 @@ local function commit(event_type, r, written)
     update[#update + 1] = r[field] or ''
   end
   redis.call('HSET', KEYS[1], unpack(update))
+  redis.call('HSET', KEYS[4], 'chain', chain)
   redis.call('HSETNX', KEYS[4], 'epoch', ARGV[2])
   redis.call('ZADD', KEYS[5], rev, rev)
   redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(HISTORY_PER_TOKEN + 1))
@@ -123,7 +128,8 @@ local page_size = tonumber(ARGV[3])
 local scan_limit = tonumber(ARGV[4])
 local want_state = ARGV[5]
 local with_deleted = ARGV[6] == '1'
-local out = {redis.call('GET', KEYS[2]) or '0', redis.call('HGET', KEYS[3], 'epoch') or '', ''}
+local meta = redis.call('HMGET', KEYS[3], 'epoch', 'chain')
+local out = {redis.call('GET', KEYS[2]) or '0', meta[1] or '', meta[2] or '', ''}
 local start = ARGV[2] == '' and '-' or '(' .. ARGV[2]
 local found, scanned, last = 0, 0, nil
 while true do
@@ -132,7 +138,7 @@ while true do
   local ids = redis.call('ZRANGE', KEYS[1], start, '+', 'BYLEX', 'LIMIT', 0, want)
   for _, id in ipairs(ids) do
     if found == page_size or scanned == scan_limit then
-      out[3] = last
+      out[4] = last
       return out
     end
     scanned = scanned + 1
@@ -185,7 +191,8 @@ return {more, entries}
 )lua";
 
 constexpr absl::string_view kReadHeadBody = R"lua(
-return {redis.call('GET', KEYS[1]) or '0', redis.call('HGET', KEYS[2], 'epoch') or ''}
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'chain')
+return {redis.call('GET', KEYS[1]) or '0', meta[1] or '', meta[2] or ''}
 )lua";
 
 const RedisScript* NewScript(absl::string_view shebang, absl::string_view prelude,

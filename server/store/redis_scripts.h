@@ -14,11 +14,19 @@ namespace tokenstatus {
 //   KEYS: 1 <p>:t:<id>, 2 <p>:rev, 3 <p>:events, 4 <p>:meta, 5 <p>:h:<id>
 //   ARGV: 1 <p>, 2 a fresh random epoch candidate (kept only by the first change of an empty
 //         dataset), 3 event retention (XADD MAXLEN ~), 4 actor, then the script's own.
-// A change appends the event `<rev>-0` (type + the record's fields) first, then sets <p>:rev,
+// A change appends the event `<rev>-0` (type, prev, chain + the record's fields) first, then
+// sets <p>:rev, the history mark <p>:meta chain,
 // the record and the indexes, and adds <rev> to the token's history index <p>:h:<id> (a sorted
 // set of the revisions of its changes, member and score the revision), trimmed to its newest
 // kMaxHistoryPerToken (server/store/token_store.h). Its reply holds the record after the change
 // as a flat field/value list (its "record" below).
+//
+// History marks: `chain` = the first 16 hex digits of SHA-1(prev ":" nonce ":" revision), where
+// `prev` is the mark before the change (<p>:meta chain, "" for the first change or a dataset
+// written before marks existed) and the nonce is ARGV 2 (random per change). The event carries
+// both `prev` and `chain`; <p>:meta chain holds the head's mark. Equal marks at one revision
+// mean one history (with overwhelming probability); a restored older copy that is then changed
+// again reaches the same revisions with other marks.
 
 // ARGV 5 id, 6 account_id, 7 name, 8 description, 9 secret_sha256 (lowercase hex).
 // Returns the record. Errors: TOKEN_ALREADY_EXISTS.
@@ -38,7 +46,8 @@ const RedisScript& GetTokenScript();
 // ARGV: 1 <p>, 2 exclusive start id ("" = from the first), 3 page size, 4 scan limit (index
 // entries examined at most), 5 state filter ("" = any), 6 "1" to include DELETED tokens when
 // there is no state filter.
-// Returns {revision, epoch ("" if none), cursor, record field/value list...}: the matching
+// Returns {revision, epoch ("" if none), chain ("" if none), cursor, record field/value list...}:
+// the matching
 // records in id order; cursor is the last id examined when the index goes on past it, "" when
 // the index is exhausted.
 const RedisScript& ListTokensScript();
@@ -52,7 +61,7 @@ const RedisScript& ListTokensScript();
 const RedisScript& ReadHistoryScript();
 
 // Read-only. KEYS: 1 <p>:rev, 2 <p>:meta.
-// Returns {revision ("0" if none), epoch ("" if none)}.
+// Returns {revision ("0" if none), epoch ("" if none), chain ("" if none)}.
 const RedisScript& ReadHeadScript();
 
 }  // namespace tokenstatus

@@ -116,21 +116,24 @@ absl::StatusOr<TokenAtRevision> ParseGetReply(absl::StatusOr<const redisReply*> 
   return TokenAtRevision{std::move(parsed->token), *revision};
 }
 
-// {revision, epoch, cursor, record...}.
+// {revision, epoch, chain, cursor, record...}.
 absl::StatusOr<TokenPage> ParseListReply(absl::StatusOr<const redisReply*> reply) {
   absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
   if (!checked.ok()) return checked.status();
   absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
   if (!parts.ok()) return parts.status();
-  if (parts->size() < 3) return UnexpectedReply("list: expected {revision, epoch, cursor, ...}");
+  if (parts->size() < 4) {
+    return UnexpectedReply("list: expected {revision, epoch, chain, cursor, ...}");
+  }
   TokenPage page;
   absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
   if (!revision.ok()) return revision.status();
   page.revision = *revision;
   page.epoch = std::string(ReplyText(*(*parts)[1]));
-  page.next_after_id = std::string(ReplyText(*(*parts)[2]));
-  page.tokens.reserve(parts->size() - 3);
-  for (const redisReply* record : parts->subspan(3)) {
+  page.chain = std::string(ReplyText(*(*parts)[2]));
+  page.next_after_id = std::string(ReplyText(*(*parts)[3]));
+  page.tokens.reserve(parts->size() - 4);
+  for (const redisReply* record : parts->subspan(4)) {
     absl::StatusOr<Token> token = ParseRecord(*record);
     if (!token.ok()) return token.status();
     page.tokens.push_back(*std::move(token));
@@ -139,7 +142,9 @@ absl::StatusOr<TokenPage> ParseListReply(absl::StatusOr<const redisReply*> reply
 }
 
 // Stream entries (XRANGE's reply, one stream of XREAD's): {{entry id, {field, value, ...}}, ...}.
-absl::StatusOr<std::vector<TokenEvent>> ParseEntries(const redisReply& reply) {
+// The first entry's `prev` mark goes to `*first_prev` if non-null.
+absl::StatusOr<std::vector<TokenEvent>> ParseEntries(const redisReply& reply,
+                                                     std::string* first_prev = nullptr) {
   absl::StatusOr<absl::Span<const redisReply* const>> entries = ReplyArray(reply);
   if (!entries.ok()) return entries.status();
   std::vector<TokenEvent> events;
@@ -150,7 +155,8 @@ absl::StatusOr<std::vector<TokenEvent>> ParseEntries(const redisReply& reply) {
     if (parts->size() != 2) return UnexpectedReply("stream entry: expected {id, fields}");
     absl::StatusOr<std::vector<absl::string_view>> fields = ReplyStrings(*(*parts)[1]);
     if (!fields.ok()) return fields.status();
-    absl::StatusOr<TokenEvent> event = TokenEventFromFields(*fields);
+    absl::StatusOr<TokenEvent> event =
+        TokenEventFromFields(*fields, events.empty() ? first_prev : nullptr);
     if (!event.ok()) return event.status();
     events.push_back(*std::move(event));
   }
@@ -179,30 +185,41 @@ absl::StatusOr<TokenHistoryPage> ParseHistoryReply(absl::StatusOr<const redisRep
   return page;
 }
 
+// The events of an XREAD and the mark before the first (EventBatch without its head).
+struct ReadEventsAndMark {
+  std::vector<TokenEvent> events;
+  std::string prev_chain;
+};
+
 // XREAD on one stream: nil (nothing came in time) or {{stream, entries}}.
-absl::StatusOr<std::vector<TokenEvent>> ParseXreadReply(absl::StatusOr<const redisReply*> reply) {
+absl::StatusOr<ReadEventsAndMark> ParseXreadReply(absl::StatusOr<const redisReply*> reply) {
   absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
   if (!checked.ok()) return checked.status();
-  if ((*checked)->type == REDIS_REPLY_NIL) return std::vector<TokenEvent>();
+  if ((*checked)->type == REDIS_REPLY_NIL) return ReadEventsAndMark();
   absl::StatusOr<absl::Span<const redisReply* const>> streams = ReplyArray(**checked);
   if (!streams.ok()) return streams.status();
   if (streams->size() != 1) return UnexpectedReply("xread: expected one stream");
   absl::StatusOr<absl::Span<const redisReply* const>> stream = ReplyArray(*(*streams)[0]);
   if (!stream.ok()) return stream.status();
   if (stream->size() != 2) return UnexpectedReply("xread: expected {stream, entries}");
-  return ParseEntries(*(*stream)[1]);
+  ReadEventsAndMark read;
+  absl::StatusOr<std::vector<TokenEvent>> events = ParseEntries(*(*stream)[1], &read.prev_chain);
+  if (!events.ok()) return events.status();
+  read.events = *std::move(events);
+  return read;
 }
 
-// {revision, epoch}.
+// {revision, epoch, chain}.
 absl::StatusOr<StoreHead> ParseHeadReply(absl::StatusOr<const redisReply*> reply) {
   absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
   if (!checked.ok()) return checked.status();
   absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
   if (!parts.ok()) return parts.status();
-  if (parts->size() != 2) return UnexpectedReply("head: expected {revision, epoch}");
+  if (parts->size() != 3) return UnexpectedReply("head: expected {revision, epoch, chain}");
   absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
   if (!revision.ok()) return revision.status();
-  return StoreHead{*revision, std::string(ReplyText(*(*parts)[1]))};
+  return StoreHead{*revision, std::string(ReplyText(*(*parts)[1])),
+                   std::string(ReplyText(*(*parts)[2]))};
 }
 
 // Joins the two replies of WaitEvents (events, then head; in either order when the blocking
@@ -211,7 +228,7 @@ class EventBatchJoin {
  public:
   explicit EventBatchJoin(StoreCallback<EventBatch> done) : done_(std::move(done)) {}
 
-  void SetEvents(absl::StatusOr<std::vector<TokenEvent>> events) {
+  void SetEvents(absl::StatusOr<ReadEventsAndMark> events) {
     absl::MutexLock lock(&mu_);
     events_ = std::move(events);
     MaybeFinish();
@@ -230,12 +247,13 @@ class EventBatchJoin {
     } else if (!head_->ok()) {
       done_(head_->status());
     } else {
-      done_(EventBatch{*std::move(*events_), *std::move(*head_)});
+      done_(EventBatch{std::move((*events_)->events), std::move((*events_)->prev_chain),
+                       *std::move(*head_)});
     }
   }
 
   absl::Mutex mu_;
-  absl::optional<absl::StatusOr<std::vector<TokenEvent>>> events_ ABSL_GUARDED_BY(mu_);
+  absl::optional<absl::StatusOr<ReadEventsAndMark>> events_ ABSL_GUARDED_BY(mu_);
   absl::optional<absl::StatusOr<StoreHead>> head_ ABSL_GUARDED_BY(mu_);
   StoreCallback<EventBatch> done_ ABSL_GUARDED_BY(mu_);
 };

@@ -120,18 +120,25 @@ bool SetField(absl::string_view field, absl::string_view value, Token& token, un
   return true;
 }
 
-// Parses `fields` into `token`; an event's `type` (if `type` is non-null) is parsed too.
+// Parses `fields` into `token`; for an event (`event` non-null, `token` its token) also its
+// `type` and `chain`, and its `prev` into `*prev` if non-null.
 absl::Status ParseFields(absl::Span<const absl::string_view> fields, Token& token,
-                         TokenEvent::Type* type) {
+                         TokenEvent* event, std::string* prev) {
   if (fields.size() % 2 != 0) return BadRecord("odd number of field/value elements");
   unsigned seen = 0;
   bool has_type = false;
   for (size_t i = 0; i < fields.size(); i += 2) {
     const absl::string_view field = fields[i];
     const absl::string_view value = fields[i + 1];
-    if (type != nullptr && field == "type") {
-      if (!ParseEventType(value, type)) return BadField(field, value);
+    if (event != nullptr && field == "type") {
+      TokenEvent::Type type = TokenEvent::TYPE_UNSPECIFIED;
+      if (!ParseEventType(value, &type)) return BadField(field, value);
+      event->set_type(type);
       has_type = true;
+    } else if (event != nullptr && field == "chain") {
+      event->set_chain(std::string(value));
+    } else if (event != nullptr && field == "prev") {
+      if (prev != nullptr) *prev = std::string(value);
     } else if (!SetField(field, value, token, seen)) {
       return BadField(field, value);
     }
@@ -139,7 +146,7 @@ absl::Status ParseFields(absl::Span<const absl::string_view> fields, Token& toke
   if (seen != kAllRequired) {
     return BadRecord("missing one of id, account_id, state, revision, create_time, update_time");
   }
-  if (type != nullptr && !has_type) return BadRecord("event without a type");
+  if (event != nullptr && !has_type) return BadRecord("event without a type");
   return absl::OkStatus();
 }
 
@@ -155,17 +162,19 @@ std::string Sha256ToHex(absl::string_view raw) { return absl::BytesToHexString(r
 
 absl::StatusOr<Token> TokenFromFields(absl::Span<const absl::string_view> fields) {
   Token token;
-  if (absl::Status status = ParseFields(fields, token, nullptr); !status.ok()) return status;
+  if (absl::Status status = ParseFields(fields, token, nullptr, nullptr); !status.ok()) {
+    return status;
+  }
   return token;
 }
 
-absl::StatusOr<TokenEvent> TokenEventFromFields(absl::Span<const absl::string_view> fields) {
+absl::StatusOr<TokenEvent> TokenEventFromFields(absl::Span<const absl::string_view> fields,
+                                                std::string* prev) {
   TokenEvent event;
-  TokenEvent::Type type = TokenEvent::TYPE_UNSPECIFIED;
-  if (absl::Status status = ParseFields(fields, *event.mutable_token(), &type); !status.ok()) {
+  if (absl::Status status = ParseFields(fields, *event.mutable_token(), &event, prev);
+      !status.ok()) {
     return status;
   }
-  event.set_type(type);
   return event;
 }
 

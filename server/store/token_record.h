@@ -18,7 +18,9 @@ namespace tokenstatus {
 //   create_time, update_time   milliseconds since the Unix epoch, decimal,
 //   updated_by, state_reason,
 //   secret_sha256  64 lowercase hex digits;
-// an event entry has, in addition, `type`: CREATED | ENABLED | DISABLED | DELETED.
+// an event entry has, in addition, `type`: CREATED | ENABLED | DISABLED | DELETED, and the
+// history marks `prev` and `chain` (server/store/redis_scripts.h; absent in events written
+// before marks existed).
 // Unknown fields are ignored. All functions are pure and thread-safe.
 
 // Parses a stored state (the value of a record's `state` field): the inverse of StateName.
@@ -33,8 +35,10 @@ std::string Sha256ToHex(absl::string_view raw);
 // create_time or update_time, or holds a value that does not parse.
 absl::StatusOr<Token> TokenFromFields(absl::Span<const absl::string_view> fields);
 
-// Parses an event entry's flat field/value list (`type` and the token's fields) into a
-// TokenEvent. Errors as TokenFromFields, and for a missing or unknown type.
-absl::StatusOr<TokenEvent> TokenEventFromFields(absl::Span<const absl::string_view> fields);
+// Parses an event entry's flat field/value list (`type`, `chain` and the token's fields) into a
+// TokenEvent, and its `prev` mark into `*prev` if `prev` is non-null (left as it is when the
+// entry has none). Errors as TokenFromFields, and for a missing or unknown type.
+absl::StatusOr<TokenEvent> TokenEventFromFields(absl::Span<const absl::string_view> fields,
+                                                std::string* prev = nullptr);
 
 }  // namespace tokenstatus

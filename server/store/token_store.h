@@ -68,19 +68,25 @@ struct TokenPage {
   std::string next_after_id;  // cursor for the next page; empty when the listing is complete
   int64_t revision = 0;       // the global revision the page was served at
   std::string epoch;          // the dataset's epoch (empty if nothing was ever written)
+  std::string chain;          // the history mark at `revision` (TokenEvent.chain; empty if none)
 };
 
-// Where the store's history stands: its global revision (0 before any change) and its epoch
-// (empty before any change). A new epoch, or a revision lower than one seen before, means the
+// Where the store's history stands: its global revision (0 before any change), its epoch
+// (empty before any change) and the history mark of its newest change (TokenEvent.chain; empty
+// before any change, or if that change was stored before marks existed). A new epoch, a
+// revision lower than one seen before, or another mark at a revision seen before means the
 // dataset was replaced or lost changes.
 struct StoreHead {
   int64_t revision = 0;
   std::string epoch;
+  std::string chain;
 };
 
 // The outcome of TokenStore::WaitEvents.
 struct EventBatch {
   std::vector<TokenEvent> events;  // revision order; may be empty (nothing came in time)
+  std::string prev_chain;          // the mark before events.front() (the one at after_revision
+                                   // in the history the events belong to); empty if no events
   StoreHead head;                  // read after the events (head.revision >= their revisions
                                    // unless the dataset was replaced in between)
 };
@@ -109,7 +115,9 @@ using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 //
 // Every change (Create, Apply) is one atomic step: it checks the preconditions, writes the
 // record and its indexes, takes the next global revision, and appends one TokenEvent carrying
-// the whole token after the change. No change is stored without its event, and no event
+// the whole token after the change and its history mark (TokenEvent.chain: chained from the
+// previous change's mark with a random nonce, so that two histories that share revision
+// numbers but not changes never share a mark). No change is stored without its event, and no event
 // without its change; a refused change writes nothing.
 //
 // Every method is asynchronous: it returns at once and calls `done` exactly once, either on the

@@ -117,12 +117,14 @@ void EventTailer::Run() {
 
 absl::Status EventTailer::Load() {
   const absl::Time started = absl::Now();
+  mirror_.BeginLoad();
   std::vector<Token> tokens;
   ListParams params;
   params.page_size = kLoadPageSize;
   params.show_deleted = true;
   int64_t revision = -1;  // the first page's: the head the load starts from
   std::string epoch;
+  std::string chain;  // the history mark at `revision`
   while (true) {
     absl::StatusOr<TokenPage> page = Await<TokenPage>([&](StoreCallback<TokenPage> done) {
       store_.List(params, CallDeadline(), std::move(done));
@@ -131,6 +133,7 @@ absl::Status EventTailer::Load() {
     if (revision < 0) {
       revision = page->revision;
       epoch = page->epoch;
+      chain = page->chain;
     } else if (page->epoch != epoch) {
       return absl::AbortedError("the store's epoch changed during the load");
     }
@@ -139,21 +142,36 @@ absl::Status EventTailer::Load() {
     params.after_id = std::move(page->next_after_id);
   }
 
-  // Replay the changes made since the first page onto the listing.
+  // Replay the changes made since the first page onto the listing. The first read starts one
+  // event early: the event of the listing's revision must carry the listing's mark, or the
+  // events after it belong to another history (the store was replaced during the load).
   const size_t listed = tokens.size();
   absl::flat_hash_map<std::string, size_t> added;
+  bool linked = revision == 0;  // whether the events read on are known to follow the listing
   while (true) {
+    const int64_t after = linked ? revision : revision - 1;
     absl::StatusOr<std::vector<TokenEvent>> events =
         Await<std::vector<TokenEvent>>([&](StoreCallback<std::vector<TokenEvent>> done) {
-          store_.ReadEvents(revision, options_.batch_size, CallDeadline(), std::move(done));
+          store_.ReadEvents(after, options_.batch_size, CallDeadline(), std::move(done));
         });
     if (!events.ok()) return events.status();
+    const bool last_read = static_cast<int>(events->size()) < options_.batch_size;
+    if (!linked) {
+      linked = true;
+      if (!events->empty() && events->front().token().revision() == revision) {
+        if (events->front().chain() != chain) {
+          return absl::AbortedError("the store's history was replaced during the load");
+        }
+        events->erase(events->begin());
+      }
+    }
     if (events->empty()) break;
     if (!Continues(revision, *events)) {
       return absl::AbortedError(
           absl::StrCat("the events after revision ", revision, " were trimmed during the load"));
     }
     revision = events->back().token().revision();
+    chain = events->back().chain();
     for (TokenEvent& event : *events) {
       Token* loaded = FindLoaded(tokens, listed, added, event.token().id());
       if (loaded == nullptr) {
@@ -163,17 +181,18 @@ absl::Status EventTailer::Load() {
         *loaded = std::move(*event.mutable_token());
       }
     }
-    if (static_cast<int>(events->size()) < options_.batch_size) break;
+    if (last_read) break;
   }
 
   absl::StatusOr<StoreHead> head = Await<StoreHead>(
       [&](StoreCallback<StoreHead> done) { store_.ReadHead(CallDeadline(), std::move(done)); });
   if (!head.ok()) return head.status();
-  if (head->epoch != epoch || head->revision < revision) {
+  if (head->epoch != epoch || head->revision < revision ||
+      (head->revision == revision && head->chain != chain)) {
     return absl::AbortedError("the store's history was replaced during the load");
   }
   const size_t count = tokens.size();
-  mirror_.Reset(std::move(tokens), revision, epoch);
+  mirror_.Reset(std::move(tokens), revision, epoch, chain);
   Log(LogLevel::kInfo,
       absl::StrCat("event=mirror_loaded tokens=", count, " revision=", revision, " epoch=", epoch,
                    " duration=", absl::FormatDuration(absl::Now() - started)));
@@ -183,6 +202,7 @@ absl::Status EventTailer::Load() {
 absl::Status EventTailer::Follow(bool& reload) {
   const int64_t revision = mirror_.revision();
   const std::string epoch = mirror_.epoch();
+  const std::string chain = mirror_.chain();
   absl::StatusOr<EventBatch> batch = Await<EventBatch>([&](StoreCallback<EventBatch> done) {
     store_.WaitEvents(revision, options_.batch_size, options_.block,
                       absl::Now() + options_.block + kCallTimeout, std::move(done));
@@ -198,10 +218,16 @@ absl::Status EventTailer::Follow(bool& reload) {
   } else if (!batch->events.empty()) {
     if (!Continues(revision, batch->events)) {
       why = "events_trimmed";
+    } else if (batch->prev_chain != chain) {
+      // The next revision exists, but in another history than the one applied so far.
+      why = "history_diverged";
     } else {
       mirror_.Apply(std::move(batch->events), batch->head.epoch);
       return absl::OkStatus();
     }
+  } else if (batch->head.revision == revision && batch->head.chain != chain) {
+    // Nothing new, and the head is at the mirror's revision, but with another mark.
+    why = "history_diverged";
   } else if (batch->head.revision > revision) {
     // The head is ahead but nothing came: the next events were written just after the read, or
     // the stream no longer holds them.

@@ -23,18 +23,26 @@ struct EventTailerOptions {
   absl::Duration retry_max = absl::Seconds(2);     // backoff cap after a failed read
 };
 
-// Loads the mirror from the store (head revision + epoch first, then every record, then the
-// events after that revision) and then follows the event stream with ONE blocking reader;
-// detects a new epoch, a revision that went back, or a trimmed gap, and then reloads
-// (mirror.Reset → listeners get OnReset). Recovers by itself when the store comes back.
+// Loads the mirror from the store (head revision + epoch + history mark first, then every
+// record, then the events after that revision) and then follows the event stream with ONE
+// blocking reader; detects a new epoch, a revision that went back, a trimmed gap, or a history
+// that is not the one applied so far, and then reloads (mirror.Reset → listeners get OnReset).
+// Recovers by itself when the store comes back.
 //
-// The load lists every token (show_deleted, pages of 1000; the first page's revision and epoch
-// are the head), replays ReadEvents from that revision onto the listing (an event replaces a
-// listed token only if it is newer), checks that the head's epoch has not changed meanwhile,
-// and then Resets the mirror once. Following: TokenStore::WaitEvents after the mirror's
-// revision; events whose first revision is not mirror.revision() + 1, a head of another epoch,
-// or a head revision below the mirror's make it reload. A failed store call is retried after a
-// jittered exponential backoff (100 ms doubling up to retry_max), logged once per outage.
+// The load lists every token (show_deleted, pages of 1000; the first page's revision, epoch and
+// mark are the head), replays ReadEvents from that revision onto the listing (an event replaces
+// a listed token only if it is newer; the listing's own revision is read again and must carry
+// its mark), checks that the head's epoch (and, at the same revision, its mark) has not changed
+// meanwhile, and then Resets the mirror once. Following: TokenStore::WaitEvents after the
+// mirror's revision; any of these makes it reload:
+//   - events whose first revision is not mirror.revision() + 1 (trimmed),
+//   - events whose first one does not follow the mirror's mark (EventBatch::prev_chain: the
+//     store was restored older, or failed over, and then changed past the mirror's revision),
+//   - a head of another epoch, a head revision below the mirror's, or a head at the mirror's
+//     revision with another mark.
+// Every read (at least every `block`) checks, so a replaced history is found within one round
+// of a reconnect. A failed store call is retried after a jittered exponential backoff (100 ms
+// doubling up to retry_max), logged once per outage.
 //
 // The tailer's thread is the mirror's only writer. Not copyable; Start() at most once.
 class EventTailer {

@@ -14,13 +14,25 @@ RevisionWaiters::RevisionWaiters(std::string copy, absl::AnyInvocable<int64_t() 
       current_(std::move(current)),
       deadline_thread_([this] { RunDeadlines(); }) {}
 
-absl::Status RevisionWaiters::NotReached(int64_t wanted, int64_t reached) const {
-  return MakeError(absl::StatusCode::kDeadlineExceeded, reason::kRevisionNotReached,
-                   reached < 0
-                       ? absl::StrCat("revision ", wanted, " not reached by the deadline: ", copy_,
-                                      " has not loaded")
-                       : absl::StrCat("revision ", wanted, " not reached by the deadline: ", copy_,
-                                      " is at revision ", reached));
+absl::Status RevisionWaiters::NotReached(int64_t wanted, int64_t reached,
+                                         bool condition_unmet) const {
+  std::string message;
+  if (reached < 0) {
+    message = absl::StrCat("revision ", wanted, " not reached by the deadline: ", copy_,
+                           " has not loaded");
+  } else if (condition_unmet) {
+    message = absl::StrCat("revision ", wanted, " not reached by the deadline on the expected ",
+                           "history: ", copy_, " is at revision ", reached);
+  } else {
+    message = absl::StrCat("revision ", wanted, " not reached by the deadline: ", copy_,
+                           " is at revision ", reached);
+  }
+  return MakeError(absl::StatusCode::kDeadlineExceeded, reason::kRevisionNotReached, message);
+}
+
+bool RevisionWaiters::Satisfied(Waiter& waiter, int64_t revision) {
+  return revision >= 0 && revision >= waiter.min_revision &&
+         (waiter.condition == nullptr || waiter.condition());
 }
 
 absl::Status RevisionWaiters::ShuttingDown() const {
@@ -38,26 +50,29 @@ RevisionWaiters::~RevisionWaiters() {
   FailAll();
 }
 
-void RevisionWaiters::Add(int64_t min_revision, absl::Time deadline, Done done) {
+void RevisionWaiters::Add(int64_t min_revision, absl::Time deadline, Done done,
+                          Condition condition) {
   absl::Status now;
   {
     absl::MutexLock lock(&mu_);
     const int64_t at = current_();
+    Waiter waiter{min_revision, deadline, std::move(done), std::move(condition)};
     if (shut_down_) {
       now = ShuttingDown();
-    } else if (at >= 0 && at >= min_revision) {
+    } else if (Satisfied(waiter, at)) {
       now = absl::OkStatus();
     } else if (deadline <= absl::Now()) {
-      now = NotReached(min_revision, at);
+      now = NotReached(min_revision, at, at >= min_revision);
     } else {
       const uint64_t id = next_id_++;
       const bool earliest = by_deadline_.empty() || deadline < by_deadline_.begin()->first;
-      waiters_.emplace(id, Waiter{min_revision, deadline, std::move(done)});
+      waiters_.emplace(id, std::move(waiter));
       by_revision_.emplace(min_revision, id);
       by_deadline_.emplace(deadline, id);
       if (earliest) cv_.Signal();
       return;
     }
+    done = std::move(waiter.done);
   }
   done(std::move(now));
 }
@@ -68,8 +83,10 @@ void RevisionWaiters::Changed() {
     absl::MutexLock lock(&mu_);
     const int64_t revision = current_();
     if (revision < 0) return;
-    while (!by_revision_.empty() && by_revision_.begin()->first <= revision) {
-      ready.push_back(Take(by_revision_.begin()->second));
+    // Waiters whose condition is not met yet stay, at the front; the others reached go.
+    for (auto it = by_revision_.begin(); it != by_revision_.end() && it->first <= revision;) {
+      const uint64_t id = (it++)->second;
+      if (Satisfied(waiters_.at(id), revision)) ready.push_back(Take(id));
     }
   }
   for (Done& done : ready) done(absl::OkStatus());
@@ -117,7 +134,8 @@ void RevisionWaiters::RunDeadlines() {
     const int64_t reached = current_();
     while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
       const uint64_t id = by_deadline_.begin()->second;
-      absl::Status status = NotReached(waiters_.at(id).min_revision, reached);
+      const int64_t wanted = waiters_.at(id).min_revision;
+      absl::Status status = NotReached(wanted, reached, reached >= wanted);
       expired.emplace_back(Take(id), std::move(status));
     }
     mu_.Unlock();

@@ -26,6 +26,8 @@ namespace tokenstatus {
 class RevisionWaiters {
  public:
   using Done = absl::AnyInvocable<void(absl::Status)>;
+  // A further test of a waiter, made once the revision is reached (see Add).
+  using Condition = absl::AnyInvocable<bool()>;
 
   // Starts the deadline thread.
   RevisionWaiters(std::string copy, absl::AnyInvocable<int64_t() const> current);
@@ -40,7 +42,13 @@ class RevisionWaiters {
   // `deadline` (at once if it has passed; the message naming both revisions), or with UNAVAILABLE /
   // SERVER_SHUTTING_DOWN after Shutdown() (and for the waiters pending at destruction). `done` runs
   // on the calling thread, the thread calling Changed() or the deadline thread; it must not block.
-  void Add(int64_t min_revision, absl::Time deadline, Done done);
+  //
+  // With a `condition`, reaching the revision is not enough: `done` gets OK only once
+  // `condition()` is also true, tested when the revision is reached and again after every
+  // Changed() until it is (or the deadline passes). `condition` runs under the waiters' lock
+  // (like `current`: it must not call back into this object, and may take only locks that are
+  // never held while calling in here).
+  void Add(int64_t min_revision, absl::Time deadline, Done done, Condition condition = nullptr);
 
   // The copy changed: calls the `done` of every waiter current() now satisfies.
   void Changed();
@@ -57,9 +65,12 @@ class RevisionWaiters {
     int64_t min_revision = 0;
     absl::Time deadline;
     Done done;
+    Condition condition;  // may be empty
   };
 
-  absl::Status NotReached(int64_t wanted, int64_t reached) const;
+  absl::Status NotReached(int64_t wanted, int64_t reached, bool condition_unmet) const;
+  // Whether `waiter` is satisfied at `revision` (current(); < 0 while the copy is incomplete).
+  static bool Satisfied(Waiter& waiter, int64_t revision);
   absl::Status ShuttingDown() const;
   // Removes the waiter `id`; returns its `done`.
   Done Take(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/status_util.h"
@@ -38,11 +39,12 @@ void FillPage(It it, It end, TokenOf token_of, const ListParams& params, TokenPa
 class TokenMirror::View : public MirrorView {
  public:
   View(const TokenMap& tokens, const AccountIndex& accounts, int64_t revision,
-       const std::string& epoch)
-      : tokens_(tokens), accounts_(accounts), revision_(revision), epoch_(epoch) {}
+       const std::string& epoch, const std::string& chain)
+      : tokens_(tokens), accounts_(accounts), revision_(revision), epoch_(epoch), chain_(chain) {}
 
   int64_t revision() const override { return revision_; }
   const std::string& epoch() const override { return epoch_; }
+  const std::string& chain() const override { return chain_; }
   void ForEachToken(absl::string_view account_id,
                     absl::FunctionRef<void(const Token&)> fn) const override {
     if (account_id.empty()) {
@@ -59,9 +61,10 @@ class TokenMirror::View : public MirrorView {
   const AccountIndex& accounts_;
   const int64_t revision_;
   const std::string& epoch_;
+  const std::string& chain_;
 };
 
-TokenMirror::TokenMirror() = default;
+TokenMirror::TokenMirror() : applied_(kAppliedEvents) {}
 
 TokenMirror::~TokenMirror() = default;
 
@@ -83,6 +86,11 @@ int64_t TokenMirror::revision() const {
 std::string TokenMirror::epoch() const {
   absl::ReaderMutexLock lock(&mu_);
   return epoch_;
+}
+
+std::string TokenMirror::chain() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return chain_;
 }
 
 absl::StatusOr<TokenAtRevision> TokenMirror::Get(absl::string_view token_id) const {
@@ -123,14 +131,42 @@ void TokenMirror::WhenRevisionReached(int64_t min_revision, absl::Time deadline,
   waiters_.Add(min_revision, deadline, std::move(done));
 }
 
+void TokenMirror::WhenApplied(const Token& committed, absl::Time deadline,
+                              absl::AnyInvocable<void(absl::Status)> done) {
+  const uint64_t loads_before = loads_begun_.load();
+  waiters_.Add(committed.revision(), deadline, std::move(done),
+               [this, committed, fingerprint = FingerprintOf(committed), loads_before] {
+                 return Applied(committed, fingerprint, loads_before);
+               });
+}
+
+uint64_t TokenMirror::FingerprintOf(const Token& token) {
+  return absl::HashOf(token.id(), token.revision(), static_cast<int>(token.state()),
+                      token.update_time().seconds(), token.update_time().nanos(),
+                      token.updated_by());
+}
+
+bool TokenMirror::Applied(const Token& committed, uint64_t fingerprint,
+                          uint64_t loads_before) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const AppliedEvent& event = applied_[static_cast<size_t>(committed.revision()) % kAppliedEvents];
+  if (event.revision == committed.revision()) return event.fingerprint == fingerprint;
+  if (loaded_by_ > loads_before && loaded_revision_ >= committed.revision()) return true;
+  auto it = tokens_.find(committed.id());
+  return it != tokens_.end() && FingerprintOf(*it->second) == fingerprint;
+}
+
 absl::Status TokenMirror::ReadConsistent(absl::FunctionRef<void(const MirrorView&)> fn) const {
   absl::ReaderMutexLock lock(&mu_);
   if (!loaded_) return NotReady();
-  fn(View(tokens_, accounts_, revision_, epoch_));
+  fn(View(tokens_, accounts_, revision_, epoch_, chain_));
   return absl::OkStatus();
 }
 
-void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string epoch) {
+void TokenMirror::BeginLoad() { loads_begun_.fetch_add(1); }
+
+void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string epoch,
+                        std::string chain) {
   // Built without the lock, swapped in under it; the old state is freed after it.
   TokenMap new_tokens;
   AccountIndex new_accounts;
@@ -144,6 +180,10 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
     accounts_.swap(new_accounts);
     revision_ = revision;
     epoch_ = std::move(epoch);
+    chain_ = std::move(chain);
+    std::fill(applied_.begin(), applied_.end(), AppliedEvent());
+    loaded_by_ = loads_begun_.load();
+    loaded_revision_ = revision;
     const bool first = !loaded_;
     loaded_ = true;
     if (!first && listener_ != nullptr) listener_->OnReset(epoch_, revision_);
@@ -164,9 +204,13 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
     for (const std::shared_ptr<const TokenEvent>& event : shared) {
       // The stored token shares the event's allocation: one copy per change.
       Put(std::shared_ptr<const Token>(event, &event->token()), tokens_, accounts_);
+      const int64_t revision = event->token().revision();
+      applied_[static_cast<size_t>(revision) % kAppliedEvents] = {revision,
+                                                                  FingerprintOf(event->token())};
     }
     if (epoch_.empty() && revision_ == 0) epoch_ = std::string(epoch);
     revision_ = shared.back()->token().revision();
+    chain_ = shared.back()->chain();
     if (listener_ != nullptr) listener_->OnChanges(shared, revision_, epoch_);
     reached_.store(revision_);
   }

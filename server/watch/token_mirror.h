@@ -51,6 +51,8 @@ class MirrorView {
   virtual ~MirrorView() = default;
   virtual int64_t revision() const = 0;
   virtual const std::string& epoch() const = 0;
+  // The history mark at revision() (TokenEvent.chain; empty if the store has none).
+  virtual const std::string& chain() const = 0;
   // Calls `fn` for every token of `account_id` (every token if empty), in id order, deleted ones
   // included. Tokens include secret_sha256.
   virtual void ForEachToken(absl::string_view account_id,
@@ -75,6 +77,7 @@ class TokenMirror {
   bool loaded() const;
   int64_t revision() const;
   std::string epoch() const;
+  std::string chain() const;  // the history mark at revision()
 
   // --- Reads (same results and errors as the TokenStore methods of the same names, served from
   // memory; UNAVAILABLE / MIRROR_NOT_READY before the first Reset). Tokens include
@@ -90,20 +93,37 @@ class TokenMirror {
   void WhenRevisionReached(int64_t min_revision, absl::Time deadline,
                            absl::AnyInvocable<void(absl::Status)> done);
 
+  // Calls `done` with OK as soon as this mirror has applied the change that the store returned as
+  // `committed` (the token after it, with its revision), and never because of a revision number
+  // alone: the mirror applied an event equal to it at its revision (same id, state, update_time
+  // and actor), or holds exactly that token now, or was loaded by a load that began after this
+  // call (and so read the store after the change) up to its revision or beyond. A mirror that
+  // follows another history than the store (a store restored older, then changed again) has
+  // other events at those revisions and does not qualify until it has reloaded. Otherwise
+  // `done` gets DEADLINE_EXCEEDED / REVISION_NOT_REACHED at `deadline`. Call it after the store
+  // has answered the change. `done` runs as for WhenRevisionReached.
+  void WhenApplied(const Token& committed, absl::Time deadline,
+                   absl::AnyInvocable<void(absl::Status)> done);
+
   // Runs `fn` with a consistent view, under the reader lock: no change is applied (and no
   // listener call made) while it runs. UNAVAILABLE / MIRROR_NOT_READY (fn not run) before the
   // first Reset.
   absl::Status ReadConsistent(absl::FunctionRef<void(const MirrorView&)> fn) const;
 
   // --- Writers: the tailer's thread only. ---
-  // Replaces the whole state with `tokens` at `revision` of `epoch` and marks the mirror loaded.
-  // Tells the listener OnReset unless this is the first load.
-  void Reset(std::vector<Token> tokens, int64_t revision, std::string epoch);
+  // A load of the whole state from the store begins (before its first read); the Reset that
+  // follows completes it. See WhenApplied.
+  void BeginLoad();
+  // Replaces the whole state with `tokens` at `revision` of `epoch` (whose history mark there is
+  // `chain`) and marks the mirror loaded. Tells the listener OnReset unless this is the first
+  // load.
+  void Reset(std::vector<Token> tokens, int64_t revision, std::string epoch,
+             std::string chain = "");
   // Applies `events` (revision order; each revision > revision()) of the store's `epoch` and
   // tells the listener. `epoch` is empty (the mirror's own) or equals epoch(), except for the
   // first changes of a dataset that was empty when loaded (revision() == 0, epoch() empty): the
   // first change makes the epoch, and the mirror adopts it without a reset, since nothing was
-  // lost.
+  // lost. The mirror's history mark becomes the last event's chain.
   void Apply(std::vector<TokenEvent> events, absl::string_view epoch = "");
 
  private:
@@ -115,17 +135,37 @@ class TokenMirror {
       absl::flat_hash_map<std::string,
                           absl::btree_map<absl::string_view, TokenMap::const_iterator>>;
 
+  // What identifies one change among the changes of every history at its revision (WhenApplied).
+  static uint64_t FingerprintOf(const Token& token);
+  // Whether the change `committed` is applied (WhenApplied), for a waiter added when
+  // loads_begun_ was `loads_before`.
+  bool Applied(const Token& committed, uint64_t fingerprint, uint64_t loads_before) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Inserts `token` (or replaces the token with its id) in `tokens` and `accounts`.
   static void Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts);
 
-  // Lock order: mu_, then the waiters' lock (and mu_, then the listener's locks).
+  // Lock order: the waiters' lock, then mu_ (a WhenApplied condition reads the mirror; the
+  // mirror never calls into the waiters under mu_); mu_, then the listener's locks.
   mutable absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   std::string epoch_ ABSL_GUARDED_BY(mu_);
+  std::string chain_ ABSL_GUARDED_BY(mu_);
   TokenMap tokens_ ABSL_GUARDED_BY(mu_);
   AccountIndex accounts_ ABSL_GUARDED_BY(mu_);
   MirrorListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The fingerprints of the newest applied events, at revision % size (cleared by Reset).
+  struct AppliedEvent {
+    int64_t revision = -1;
+    uint64_t fingerprint = 0;
+  };
+  static constexpr size_t kAppliedEvents = 1 << 16;
+  std::vector<AppliedEvent> applied_ ABSL_GUARDED_BY(mu_);
+  // Loads begun (BeginLoad), the number of the one the last Reset completed, and its revision.
+  std::atomic<uint64_t> loads_begun_{0};
+  uint64_t loaded_by_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t loaded_revision_ ABSL_GUARDED_BY(mu_) = -1;
 
   // The revision waiters are measured against: -1 until loaded; set under mu_.
   std::atomic<int64_t> reached_{-1};

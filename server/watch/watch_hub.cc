@@ -33,13 +33,15 @@ grpc::ByteBuffer Serialize(const WatchTokensResponse& response) {
   return buffer;
 }
 
-// A message of `kind` at `revision` of `epoch`, without payload.
+// A message of `kind` at `revision` of `epoch` (whose history mark there is `chain`), without
+// payload.
 WatchTokensResponse Message(WatchTokensResponse::Kind kind, int64_t revision,
-                            const std::string& epoch) {
+                            const std::string& epoch, const std::string& chain) {
   WatchTokensResponse response;
   response.set_kind(kind);
   response.set_revision(revision);
   response.set_epoch(epoch);
+  response.set_chain(chain);
   return response;
 }
 
@@ -63,6 +65,7 @@ struct WatchFilter {
     TokenEvent* shown = response.add_events();
     shown->set_type(event.type());
     Show(event.token(), *shown->mutable_token());
+    shown->set_chain(event.chain());
   }
 
   bool operator==(const WatchFilter&) const = default;
@@ -142,6 +145,7 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         progress_interval_(progress_interval),
         link_(std::make_shared<StreamLink>(this)),
         resume_revision_(request.since_revision()),
+        resume_chain_(request.since_chain()),
         last_enqueue_(absl::Now()) {}
 
   const std::string& peer() const { return peer_; }
@@ -224,6 +228,13 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       CloseLocked(code, reason, what, where);
     }
     Pump();
+  }
+
+  // Where the first catch-up read starts: after since_revision, or one event earlier when the
+  // request named the mark of since_revision, so that the store's event there can be checked.
+  int64_t FirstCatchUpReadAfter() {
+    absl::MutexLock lock(&mu_);
+    return resume_chain_.empty() ? catch_up_cursor_ : catch_up_cursor_ - 1;
   }
 
   // One catch-up page read after `after_revision`. Returns the revision to read the next page
@@ -321,7 +332,8 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     queue_.clear();
     held_.clear();
     counted_ = 0;
-    EnqueueLocked(Serialize(Message(WatchTokensResponse::KIND_RESET, revision, epoch)), 0, false);
+    EnqueueLocked(Serialize(Message(WatchTokensResponse::KIND_RESET, revision, epoch, "")), 0,
+                  false);
     if (send_initial_state_) {
       mode_ = Mode::kAwaitingSnapshot;
       return true;
@@ -334,22 +346,40 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   std::optional<int64_t> CatchUpPageLocked(int64_t after_revision, int max_count,
                                            const absl::StatusOr<std::vector<TokenEvent>>& events,
                                            bool* snapshot_due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (mode_ != Mode::kCatchingUp || after_revision != catch_up_cursor_) return std::nullopt;
+    // Until the resume point is checked, the reads start one event early (FirstCatchUpReadAfter).
+    const bool check_resume_point = !resume_chain_.empty();
+    const int64_t read_after = check_resume_point ? catch_up_cursor_ - 1 : catch_up_cursor_;
+    if (mode_ != Mode::kCatchingUp || after_revision != read_after) return std::nullopt;
     if (!events.ok()) {
       CloseLocked(absl::StatusCode::kUnavailable, reason::kStoreUnavailable,
                   absl::StrCat("could not read the history: ", events.status().message()));
       return std::nullopt;
     }
+    absl::Span<const TokenEvent> page(*events);
+    if (check_resume_point) {
+      // The client's since_revision must carry its mark in the store's history: else the
+      // client's revisions came from a history the store no longer holds (or the event is
+      // trimmed and cannot tell).
+      if (page.empty() || page.front().token().revision() != catch_up_cursor_ ||
+          page.front().chain() != resume_chain_) {
+        *snapshot_due = ResetLocked(epoch_, catch_up_target_);
+        return std::nullopt;
+      }
+      resume_chain_.clear();
+      page.remove_prefix(1);
+      after_revision = catch_up_cursor_;
+    }
     // Every revision in (after_revision, target] must be there, without a gap: a missing one
     // was trimmed (or the dataset was replaced).
     int64_t expected = after_revision + 1;
-    WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, 0, epoch_);
-    for (const TokenEvent& event : *events) {
+    WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, 0, epoch_, "");
+    for (const TokenEvent& event : page) {
       const int64_t revision = event.token().revision();
       if (revision > catch_up_target_) break;
       if (revision != expected) break;
       ++expected;
       filter_.AddIfMatches(event, changes);
+      changes.set_chain(event.chain());
     }
     catch_up_cursor_ = expected - 1;
     const bool complete = catch_up_cursor_ >= catch_up_target_;
@@ -426,6 +456,8 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   int64_t catch_up_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   bool catch_up_paused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t resume_revision_ ABSL_GUARDED_BY(mu_);  // of the last message handed to gRPC
+  // The request's since_chain until the catch-up has checked it against the store; then empty.
+  std::string resume_chain_ ABSL_GUARDED_BY(mu_);
   absl::Time last_enqueue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Status> finish_ ABSL_GUARDED_BY(mu_);
@@ -494,7 +526,11 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
 
     const int64_t revision = view.revision();
     const int64_t since = request.since_revision();
-    if ((!request.epoch().empty() && request.epoch() != view.epoch()) || since > revision) {
+    const bool other_history = (!request.epoch().empty() && request.epoch() != view.epoch()) ||
+                               since > revision ||
+                               (since == revision && since > 0 && !request.since_chain().empty() &&
+                                request.since_chain() != view.chain());
+    if (other_history) {
       stream->Start(WatchStream::Mode::kLive, revision, view.epoch());
       if (stream->Reset(view.epoch(), revision)) SendSnapshot(*stream, view);
     } else if (since == 0 && request.send_initial_state()) {
@@ -510,7 +546,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
   if (!status.ok()) return Refuse(status);
   if (!refused.ok()) return Refuse(refused);
   // Outside the mirror's lock: the store may answer on this thread.
-  if (catch_up) ReadCatchUpPage(stream->link(), request.since_revision());
+  if (catch_up) ReadCatchUpPage(stream->link(), stream->FirstCatchUpReadAfter());
   return stream;
 }
 
@@ -538,7 +574,7 @@ void WatchHub::ReadCatchUpPage(std::shared_ptr<StreamLink> link, int64_t after_r
 void WatchHub::SendSnapshot(WatchStream& stream, const MirrorView& view) {
   std::vector<grpc::ByteBuffer> chunks;
   WatchTokensResponse chunk =
-      Message(WatchTokensResponse::KIND_SNAPSHOT, view.revision(), view.epoch());
+      Message(WatchTokensResponse::KIND_SNAPSHOT, view.revision(), view.epoch(), view.chain());
   const auto flush = [&] {
     chunks.push_back(Serialize(chunk));
     chunk.clear_tokens();
@@ -548,10 +584,10 @@ void WatchHub::SendSnapshot(WatchStream& stream, const MirrorView& view) {
     if (chunk.tokens_size() >= options_.snapshot_chunk) flush();
   });
   if (chunk.tokens_size() > 0) flush();
-  stream.Snapshot(
-      std::move(chunks),
-      Serialize(Message(WatchTokensResponse::KIND_SYNCED, view.revision(), view.epoch())),
-      view.revision());
+  stream.Snapshot(std::move(chunks),
+                  Serialize(Message(WatchTokensResponse::KIND_SYNCED, view.revision(), view.epoch(),
+                                    view.chain())),
+                  view.revision());
 }
 
 void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
@@ -571,7 +607,8 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
     if (previous_filter == nullptr || !(stream->filter() == *previous_filter)) {
       auto [it, inserted] = by_filter.try_emplace(stream->filter());
       if (inserted) {
-        WatchTokensResponse changes = Message(WatchTokensResponse::KIND_CHANGES, revision, epoch);
+        WatchTokensResponse changes =
+            Message(WatchTokensResponse::KIND_CHANGES, revision, epoch, events.back()->chain());
         for (const auto& event : events) stream->filter().AddIfMatches(*event, changes);
         if (changes.events_size() > 0) it->second = Serialize(changes);
       }
@@ -649,8 +686,8 @@ void WatchHub::SendDueProgress() {
   const absl::Time now = absl::Now();
   mirror_
       .ReadConsistent([this, now](const MirrorView& view) {
-        const grpc::ByteBuffer progress =
-            Serialize(Message(WatchTokensResponse::KIND_PROGRESS, view.revision(), view.epoch()));
+        const grpc::ByteBuffer progress = Serialize(Message(
+            WatchTokensResponse::KIND_PROGRESS, view.revision(), view.epoch(), view.chain()));
         absl::MutexLock lock(&mu_);
         for (WatchStream* stream : streams_) {
           stream->MaybeProgress(now, progress, view.revision());

@@ -663,6 +663,7 @@ TYPED_TEST(TokenStoreContractTest, ReadHeadIsTheRevisionAndEpoch) {
   ASSERT_OK_AND_ASSIGN(empty, this->sync_.ReadHead());
   EXPECT_EQ(empty.revision, 0);
   EXPECT_EQ(empty.epoch, "");
+  EXPECT_EQ(empty.chain, "");
   this->CreateOk(IdOf(1));
   this->ApplyOk(IdOf(1), Transition::kDisable);
   ASSERT_OK_AND_ASSIGN(head, this->sync_.ReadHead());
@@ -670,6 +671,46 @@ TYPED_TEST(TokenStoreContractTest, ReadHeadIsTheRevisionAndEpoch) {
   EXPECT_EQ(head.revision, 2);
   EXPECT_FALSE(head.epoch.empty());
   EXPECT_EQ(head.epoch, page.epoch);
+}
+
+TYPED_TEST(TokenStoreContractTest, EveryChangeCarriesAHistoryMarkChainedFromThePrevious) {
+  this->CreateOk(IdOf(1));
+  this->CreateOk(IdOf(2));
+  this->ApplyOk(IdOf(1), Transition::kDisable);
+  ASSERT_OK_AND_ASSIGN(events, this->sync_.ReadEvents(0, 100));
+  ASSERT_EQ(events.size(), 3u);
+  std::set<std::string> marks;
+  for (const TokenEvent& event : events) {
+    EXPECT_EQ(event.chain().size(), 16u) << event.chain();
+    EXPECT_EQ(event.chain().find_first_not_of("0123456789abcdef"), std::string::npos);
+    marks.insert(event.chain());
+  }
+  EXPECT_EQ(marks.size(), 3u) << "marks repeat";
+  // The head, a listing and every blocking read agree on the marks.
+  ASSERT_OK_AND_ASSIGN(head, this->sync_.ReadHead());
+  EXPECT_EQ(head.chain, events.back().chain());
+  ASSERT_OK_AND_ASSIGN(page, this->sync_.List(ListParams()));
+  EXPECT_EQ(page.chain, events.back().chain());
+  ASSERT_OK_AND_ASSIGN(from_start, this->sync_.WaitEvents(0, 100, absl::Seconds(5)));
+  EXPECT_EQ(from_start.prev_chain, "") << "the first change follows the empty history";
+  ASSERT_OK_AND_ASSIGN(from_one, this->sync_.WaitEvents(1, 100, absl::Seconds(5)));
+  ASSERT_EQ(from_one.events.size(), 2u);
+  EXPECT_EQ(from_one.prev_chain, events[0].chain());
+  EXPECT_EQ(from_one.events[0].chain(), events[1].chain());
+  EXPECT_EQ(from_one.head.chain, events.back().chain());
+}
+
+TYPED_TEST(TokenStoreContractTest, TheSameChangesInAnotherDatasetMakeOtherMarks) {
+  // Two datasets that reach the same revisions with the same changes (as a store restored
+  // older and changed again does) never share a mark: each change brings its own nonce.
+  std::unique_ptr<TokenStore> other = StoreFactory<TypeParam>::New();
+  SyncStore other_sync(*other);
+  this->CreateOk(IdOf(1));
+  ASSERT_TRUE(other_sync.Create(CreateParams(IdOf(1))).ok());
+  ASSERT_OK_AND_ASSIGN(mine, this->sync_.ReadHead());
+  ASSERT_OK_AND_ASSIGN(theirs, other_sync.ReadHead());
+  EXPECT_EQ(mine.revision, theirs.revision);
+  EXPECT_NE(mine.chain, theirs.chain);
 }
 
 TYPED_TEST(TokenStoreContractTest, WaitEventsReturnsPendingEventsAtOnce) {

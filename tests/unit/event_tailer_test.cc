@@ -1,6 +1,6 @@
 // EventTailer (server/watch/event_tailer.h) on a real Redis: the initial load equals the store,
-// changes follow, and a new epoch (FLUSHALL), a trimmed stream and a Redis restart are all
-// recovered from by themselves.
+// changes follow, and a new epoch (FLUSHALL), a trimmed stream, a store restored from an older
+// copy and changed again, and a Redis restart are all recovered from by themselves.
 
 #include "server/watch/event_tailer.h"
 
@@ -275,6 +275,100 @@ TEST(EventTailerTest, ReloadsWhenTheStreamWasTrimmedPastTheMirror) {
   ASSERT_TRUE(replica.WaitForHead().ok());
   replica.ExpectMirrorEqualsStore();
   EXPECT_EQ(replica.mirror().revision(), 8);
+}
+
+// Copies every key of `prefix` to `to` + the key (Redis COPY), or back with REPLACE: a backup of
+// the dataset at this moment, and its restore.
+void CopyDataset(testing::RedisInstance& redis, const std::string& prefix, const std::string& to) {
+  absl::StatusOr<std::vector<std::string>> keys = redis.Command({"KEYS", prefix + ":*"});
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ASSERT_FALSE(keys->empty());
+  for (const std::string& key : *keys) {
+    ASSERT_TRUE(redis.Command({"COPY", key, to + key}).ok());
+  }
+}
+
+// Queues (inside MULTI) the restore of the copy made by CopyDataset(redis, prefix, backup):
+// every key of the dataset is dropped, then the copies are put back under the original names.
+void QueueRestore(testing::RedisInstance& redis, const std::string& prefix,
+                  const std::string& backup) {
+  absl::StatusOr<std::vector<std::string>> now = redis.Command({"KEYS", prefix + ":*"});
+  absl::StatusOr<std::vector<std::string>> saved = redis.Command({"KEYS", backup + prefix + ":*"});
+  ASSERT_TRUE(now.ok() && saved.ok());
+  ASSERT_TRUE(redis.Command({"MULTI"}).ok());
+  for (const std::string& key : *now) ASSERT_TRUE(redis.Command({"DEL", key}).ok());
+  for (const std::string& key : *saved) {
+    ASSERT_TRUE(redis.Command({"COPY", key, key.substr(backup.size()), "REPLACE"}).ok());
+  }
+}
+
+// Queues (inside MULTI) the creation of token `n` by the change script, as the store makes it.
+void QueueCreate(testing::RedisInstance& redis, const std::string& prefix, int n) {
+  ASSERT_TRUE(
+      redis
+          .Command({"EVAL", CreateTokenScript().source(), "5", absl::StrCat(prefix, ":t:", IdOf(n)),
+                    absl::StrCat(prefix, ":rev"), absl::StrCat(prefix, ":events"),
+                    absl::StrCat(prefix, ":meta"), absl::StrCat(prefix, ":h:", IdOf(n)), prefix,
+                    absl::StrCat("nonce-", n), "1000", "test", IdOf(n), "ACC-0000-0001", "restored",
+                    "", std::string(64, 'a')})
+          .ok());
+}
+
+// The store is restored from an older copy of its own data (same epoch) and changed again past
+// the mirror's revision before the tailer reads: the numbers continue (head above the mirror,
+// next event = mirror + 1), but the history is another. The mirror must reload, not go on.
+TEST(EventTailerTest, ReloadsWhenARestoredOlderCopyWasChangedPastTheMirror) {
+  const std::string prefix = testing::UniqueKeyPrefix();
+  const std::string backup = "backup:";
+  testing::RedisInstance& redis = testing::SharedRedis();
+  Replica replica(redis.address(), prefix);
+  for (int n = 1; n <= 10; ++n) replica.Create(n);
+  CopyDataset(redis, prefix, backup);
+  for (int n = 11; n <= 15; ++n) replica.Create(n);
+  replica.StartTailer();
+  ASSERT_TRUE(replica.WaitForHead().ok());
+  ASSERT_EQ(replica.mirror().revision(), 15);
+  const std::string epoch = replica.mirror().epoch();
+
+  // Restore (revision 10) and 7 creations in one transaction: revisions 11..17 of another history.
+  QueueRestore(redis, prefix, backup);
+  for (int n = 100; n < 107; ++n) QueueCreate(redis, prefix, n);
+  ASSERT_TRUE(redis.Command({"EXEC"}).ok());
+  ASSERT_EQ(replica.Head().revision, 17);
+  ASSERT_EQ(replica.Head().epoch, epoch);
+
+  ASSERT_TRUE(replica.listener().WaitForReset(epoch));
+  ASSERT_TRUE(replica.WaitForHead().ok());
+  replica.ExpectMirrorEqualsStore();
+  EXPECT_EQ(replica.mirror().chain(), replica.Head().chain);
+  // Tokens 11..15 exist only in the history that was lost; 100..106 only in the new one.
+  EXPECT_EQ(replica.mirror().Get(IdOf(15)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(replica.mirror().Get(IdOf(106)).ok());
+}
+
+// The same, with the new history reaching exactly the mirror's revision: only the head's mark
+// tells the histories apart.
+TEST(EventTailerTest, ReloadsWhenTheHeadIsAtTheMirrorsRevisionWithAnotherMark) {
+  const std::string prefix = testing::UniqueKeyPrefix();
+  const std::string backup = "backup:";
+  testing::RedisInstance& redis = testing::SharedRedis();
+  Replica replica(redis.address(), prefix);
+  for (int n = 1; n <= 10; ++n) replica.Create(n);
+  CopyDataset(redis, prefix, backup);
+  for (int n = 11; n <= 15; ++n) replica.Create(n);
+  replica.StartTailer();
+  ASSERT_TRUE(replica.WaitForHead().ok());
+  const std::string epoch = replica.mirror().epoch();
+
+  QueueRestore(redis, prefix, backup);
+  for (int n = 100; n < 105; ++n) QueueCreate(redis, prefix, n);
+  ASSERT_TRUE(redis.Command({"EXEC"}).ok());
+  ASSERT_EQ(replica.Head().revision, 15);
+
+  ASSERT_TRUE(replica.listener().WaitForReset(epoch));
+  replica.ExpectMirrorEqualsStore();
+  EXPECT_EQ(replica.mirror().Get(IdOf(11)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(replica.mirror().Get(IdOf(104)).ok());
 }
 
 TEST(EventTailerTest, ReloadsIntoTheNewEpochAfterFlushall) {

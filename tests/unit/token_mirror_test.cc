@@ -297,6 +297,83 @@ TEST(TokenMirrorTest, EarlierDeadlineAddedLaterFiresFirst) {
   EXPECT_FALSE(slow.done.HasBeenNotified());
 }
 
+// A change as the store returns it: token `id` at `revision`, changed at `millis` by `actor`.
+Token Committed(const std::string& id, int64_t revision, int64_t millis,
+                const std::string& actor = "op") {
+  Token token = MakeToken(id, AccountOf(1), revision);
+  token.mutable_update_time()->set_seconds(millis / 1000);
+  token.mutable_update_time()->set_nanos(static_cast<int32_t>(millis % 1000) * 1000000);
+  token.set_updated_by(actor);
+  return token;
+}
+
+TEST(TokenMirrorTest, AChangeIsAppliedOnlyByAnEqualEventAtItsRevision) {
+  TokenMirror mirror;
+  mirror.Reset({}, 5, "e");
+  const Token mine = Committed(IdOf(1), 6, 1000);
+  Outcome applied;
+  mirror.WhenApplied(mine, absl::Now() + absl::Hours(1), applied.Callback());
+  EXPECT_FALSE(applied.done.HasBeenNotified());
+  mirror.Apply({MakeEvent(mine)});
+  ASSERT_TRUE(applied.done.HasBeenNotified());
+  EXPECT_TRUE(applied.status.ok()) << applied.status;
+
+  // Already applied when asked (the tailer is often faster than the store's answer), even if the
+  // token changed again since.
+  mirror.Apply({MakeEvent(Committed(IdOf(1), 7, 2000), TokenEvent::TYPE_DISABLED)});
+  Outcome again;
+  mirror.WhenApplied(mine, absl::Now() + absl::Hours(1), again.Callback());
+  ASSERT_TRUE(again.done.HasBeenNotified());
+  EXPECT_TRUE(again.status.ok()) << again.status;
+}
+
+TEST(TokenMirrorTest, ARevisionNumberFromAnotherHistoryDoesNotApplyAChange) {
+  // The mirror follows a history in which revision 6 was another change (a store restored older
+  // and changed again): reaching 6, or passing it, is no acknowledgement of this one.
+  TokenMirror mirror;
+  mirror.Reset({}, 5, "e");
+  mirror.Apply({MakeEvent(Committed(IdOf(2), 6, 1000)), MakeEvent(Committed(IdOf(3), 7, 1001))});
+  const Token mine = Committed(IdOf(1), 6, 1500);
+  Outcome outcome;
+  mirror.WhenApplied(mine, absl::Now() + absl::Milliseconds(200), outcome.Callback());
+  EXPECT_FALSE(outcome.done.HasBeenNotified());
+  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kDeadlineExceeded) << outcome.status;
+  EXPECT_NE(outcome.status.message().find("history"), absl::string_view::npos) << outcome.status;
+
+  // The same id, revision and state, changed at another time or by another actor: not it either.
+  Outcome twin;
+  mirror.WhenApplied(Committed(IdOf(2), 6, 1000, "someone else"), absl::Now() - absl::Seconds(1),
+                     twin.Callback());
+  ASSERT_TRUE(twin.done.HasBeenNotified());
+  EXPECT_FALSE(twin.status.ok());
+}
+
+TEST(TokenMirrorTest, AReloadThatBeganAfterTheChangeAppliesIt) {
+  TokenMirror mirror;
+  mirror.Reset({}, 5, "e");
+  mirror.Apply({MakeEvent(Committed(IdOf(2), 6, 1000))});  // another history's revision 6
+  const Token mine = Committed(IdOf(1), 6, 1500);
+  Outcome before_reload, after_reload;
+  // A load that began before the wait was added proves nothing about the change...
+  mirror.BeginLoad();
+  mirror.WhenApplied(mine, absl::Now() + absl::Hours(1), before_reload.Callback());
+  mirror.Reset({Committed(IdOf(9), 8, 3000)}, 8, "e", "mark");
+  EXPECT_FALSE(before_reload.done.HasBeenNotified());
+  // ...one that began after it read the store after the change: the mirror now holds it.
+  mirror.BeginLoad();
+  mirror.Reset({Committed(IdOf(9), 8, 3000)}, 8, "e", "mark");
+  ASSERT_TRUE(before_reload.done.HasBeenNotified());
+  EXPECT_TRUE(before_reload.status.ok()) << before_reload.status;
+  EXPECT_EQ(mirror.chain(), "mark");
+
+  // A reload that holds exactly the committed token applies it too, whenever it began.
+  mirror.WhenApplied(Committed(IdOf(9), 8, 3000), absl::Now() + absl::Hours(1),
+                     after_reload.Callback());
+  ASSERT_TRUE(after_reload.done.HasBeenNotified());
+  EXPECT_TRUE(after_reload.status.ok()) << after_reload.status;
+}
+
 TEST(TokenMirrorTest, DestructorFailsPendingWaiters) {
   Outcome outcome;
   {

@@ -174,7 +174,7 @@ class WatchHubTest : public ::testing::Test {
       ASSERT_TRUE(got.ok());
       tokens.push_back(got->token);
     });
-    mirror_.Reset(std::move(tokens), head.revision, head.epoch);
+    mirror_.Reset(std::move(tokens), head.revision, head.epoch, head.chain);
     mirror_.SetListener(&hub_);
 
     grpc::ServerBuilder builder;
@@ -403,6 +403,65 @@ TEST_F(WatchHubTest, ChangesDuringTheCatchUpAreHeldBackAndFollowIt) {
   Sync();  // 8..10 reach the mirror
   ASSERT_TRUE(watcher.Await(HasEventRevision(10)));
   EXPECT_THAT(EventRevisions(watcher.messages()), ::testing::ElementsAre(3, 4, 5, 6, 7, 8, 9, 10));
+}
+
+TEST_F(WatchHubTest, EveryMessageWithARevisionCarriesTheMarkOfThatRevision) {
+  Watcher watcher(*stub_, Request(0, true));
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  ToggleLive("TKN-0000-0001");  // 2
+  ASSERT_TRUE(watcher.Await(HasEventRevision(2)));
+  for (const WatchTokensResponse& message : watcher.messages()) {
+    EXPECT_EQ(message.chain().size(), 16u) << message.DebugString();
+  }
+  EXPECT_EQ(watcher.messages().back().chain(), Head().chain);
+  EXPECT_EQ(watcher.messages().back().events(0).chain(), Head().chain);
+}
+
+TEST_F(WatchHubTest, ResumeWithTheStoresMarkReplaysWithoutReset) {
+  for (int i = 0; i < 6; ++i) ToggleLive("TKN-0000-0001");  // 2..7
+  std::string mark_of_4;
+  store_.ReadEvents(3, 1, absl::InfiniteFuture(),
+                    [&](absl::StatusOr<std::vector<TokenEvent>> events) {
+                      ASSERT_TRUE(events.ok() && events->size() == 1u);
+                      mark_of_4 = (*events)[0].chain();
+                    });
+  WatchTokensRequest request = Request(4, false);
+  request.set_since_chain(mark_of_4);
+  Watcher watcher(*stub_, request);
+  ASSERT_TRUE(watcher.Await(HasEventRevision(7)));
+  EXPECT_THAT(EventRevisions(watcher.messages()), ::testing::ElementsAre(5, 6, 7));
+  EXPECT_THAT(KindsOf(watcher.messages()), ::testing::Each(WatchTokensResponse::KIND_CHANGES));
+
+  // At the mirror's own revision, with its mark: live at once, no reset either.
+  WatchTokensRequest current = FromNow();
+  current.set_since_chain(mirror_.chain());
+  Watcher live(*stub_, current);
+  ToggleLive("TKN-0000-0001");  // 8
+  ASSERT_TRUE(live.Await(HasEventRevision(8)));
+  EXPECT_THAT(KindsOf(live.messages()), ::testing::Each(WatchTokensResponse::KIND_CHANGES));
+}
+
+TEST_F(WatchHubTest, ResumeWithAMarkTheStoreDoesNotHoldGivesReset) {
+  // A client whose revision 4 came from another history (a store restored older, then changed
+  // again): the numbers fit, the mark does not.
+  for (int i = 0; i < 6; ++i) ToggleLive("TKN-0000-0001");  // 2..7
+  WatchTokensRequest request = Request(4, true);
+  request.set_epoch(mirror_.epoch());
+  request.set_since_chain("0123456789abcdef");
+  Watcher watcher(*stub_, request);
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  EXPECT_THAT(
+      KindsOf(watcher.messages()),
+      ::testing::ElementsAre(WatchTokensResponse::KIND_RESET, WatchTokensResponse::KIND_SNAPSHOT,
+                             WatchTokensResponse::KIND_SYNCED));
+  EXPECT_EQ(watcher.messages().back().chain(), mirror_.chain());
+
+  // The same at the mirror's own revision.
+  WatchTokensRequest current = FromNow();
+  current.set_since_chain("0123456789abcdef");
+  Watcher at_head(*stub_, current);
+  EXPECT_TRUE(at_head.AwaitEnd().ok());
+  EXPECT_THAT(KindsOf(at_head.messages()), ::testing::ElementsAre(WatchTokensResponse::KIND_RESET));
 }
 
 class TrimmedWatchHubTest : public WatchHubTest {
