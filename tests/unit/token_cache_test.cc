@@ -586,6 +586,23 @@ TEST_F(TokenCacheTest, SilentStreamIsDroppedAndReopened) {
   EXPECT_EQ(server_->requests()[2].since_revision(), 0);
 }
 
+TEST_F(TokenCacheTest, ReconnectNamesTheHistoryMarkOfItsRevision) {
+  Start();
+  SendSnapshot(*server_, 10, {MakeToken(Id(1), Token::STATE_ACTIVE, 10)});
+  WatchTokensResponse changes = Changes({MakeToken(Id(1), Token::STATE_DISABLED, 11)});
+  changes.set_chain("00000000000000aa");
+  server_->Send(changes);
+  WatchTokensResponse progress = Message(WatchTokensResponse::KIND_PROGRESS, 12);
+  progress.set_chain("00000000000000bb");
+  server_->Send(progress);
+  ASSERT_TRUE(cache_->WaitForRevision(12, kTimeout));
+  server_->End(absl::UnavailableError("server went away"));
+  ASSERT_TRUE(server_->WaitForStreams(2));
+  const WatchTokensRequest resume = server_->requests()[1];
+  EXPECT_EQ(resume.since_revision(), 12);
+  EXPECT_EQ(resume.since_chain(), "00000000000000bb") << "the mark of revision 12, not of 11";
+}
+
 TEST_F(TokenCacheTest, ReconnectResumesFromLastAppliedRevision) {
   Start();
   SendSnapshot(*server_, 10, {MakeToken(Id(1), Token::STATE_ACTIVE, 10)});
