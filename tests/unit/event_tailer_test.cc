@@ -314,29 +314,35 @@ void QueueCreate(testing::RedisInstance& redis, const std::string& prefix, int n
           .ok());
 }
 
-// The store is restored from an older copy of its own data (same epoch) and changed again past
-// the mirror's revision before the tailer reads: the numbers continue (head above the mirror,
-// next event = mirror + 1), but the history is another. The mirror must reload, not go on.
-TEST(EventTailerTest, ReloadsWhenARestoredOlderCopyWasChangedPastTheMirror) {
-  const std::string prefix = testing::UniqueKeyPrefix();
-  const std::string backup = "backup:";
+// Creates tokens 1..10 through `replica`, copies the dataset aside, creates 11..15, starts the
+// tailer and waits for it; then, in one transaction, restores the copy (revision 10, the same
+// epoch) and creates `creations` tokens 100, 101, ... on it: revisions 11.. of another history.
+// Returns the epoch (the restore keeps it).
+std::string FollowThenRestoreOlder(Replica& replica, const std::string& prefix, int creations) {
   testing::RedisInstance& redis = testing::SharedRedis();
-  Replica replica(redis.address(), prefix);
+  const std::string backup = "backup:";
   for (int n = 1; n <= 10; ++n) replica.Create(n);
   CopyDataset(redis, prefix, backup);
   for (int n = 11; n <= 15; ++n) replica.Create(n);
   replica.StartTailer();
-  ASSERT_TRUE(replica.WaitForHead().ok());
-  ASSERT_EQ(replica.mirror().revision(), 15);
+  EXPECT_TRUE(replica.WaitForHead().ok());
+  EXPECT_EQ(replica.mirror().revision(), 15);
   const std::string epoch = replica.mirror().epoch();
-
-  // Restore (revision 10) and 7 creations in one transaction: revisions 11..17 of another history.
   QueueRestore(redis, prefix, backup);
-  for (int n = 100; n < 107; ++n) QueueCreate(redis, prefix, n);
-  ASSERT_TRUE(redis.Command({"EXEC"}).ok());
-  ASSERT_EQ(replica.Head().revision, 17);
-  ASSERT_EQ(replica.Head().epoch, epoch);
+  for (int n = 100; n < 100 + creations; ++n) QueueCreate(redis, prefix, n);
+  EXPECT_TRUE(redis.Command({"EXEC"}).ok());
+  EXPECT_EQ(replica.Head().revision, 10 + creations);
+  EXPECT_EQ(replica.Head().epoch, epoch);
+  return epoch;
+}
 
+// The store is restored from an older copy of its own data and changed again past the mirror's
+// revision before the tailer reads: the numbers continue (head above the mirror, next event =
+// mirror + 1), but the history is another. The mirror must reload, not go on.
+TEST(EventTailerTest, ReloadsWhenARestoredOlderCopyWasChangedPastTheMirror) {
+  const std::string prefix = testing::UniqueKeyPrefix();
+  Replica replica(testing::SharedRedis().address(), prefix);
+  const std::string epoch = FollowThenRestoreOlder(replica, prefix, 7);  // revisions 11..17
   ASSERT_TRUE(replica.listener().WaitForReset(epoch));
   ASSERT_TRUE(replica.WaitForHead().ok());
   replica.ExpectMirrorEqualsStore();
@@ -350,21 +356,8 @@ TEST(EventTailerTest, ReloadsWhenARestoredOlderCopyWasChangedPastTheMirror) {
 // tells the histories apart.
 TEST(EventTailerTest, ReloadsWhenTheHeadIsAtTheMirrorsRevisionWithAnotherMark) {
   const std::string prefix = testing::UniqueKeyPrefix();
-  const std::string backup = "backup:";
-  testing::RedisInstance& redis = testing::SharedRedis();
-  Replica replica(redis.address(), prefix);
-  for (int n = 1; n <= 10; ++n) replica.Create(n);
-  CopyDataset(redis, prefix, backup);
-  for (int n = 11; n <= 15; ++n) replica.Create(n);
-  replica.StartTailer();
-  ASSERT_TRUE(replica.WaitForHead().ok());
-  const std::string epoch = replica.mirror().epoch();
-
-  QueueRestore(redis, prefix, backup);
-  for (int n = 100; n < 105; ++n) QueueCreate(redis, prefix, n);
-  ASSERT_TRUE(redis.Command({"EXEC"}).ok());
-  ASSERT_EQ(replica.Head().revision, 15);
-
+  Replica replica(testing::SharedRedis().address(), prefix);
+  const std::string epoch = FollowThenRestoreOlder(replica, prefix, 5);  // revisions 11..15
   ASSERT_TRUE(replica.listener().WaitForReset(epoch));
   replica.ExpectMirrorEqualsStore();
   EXPECT_EQ(replica.mirror().Get(IdOf(11)).status().code(), absl::StatusCode::kNotFound);
