@@ -53,6 +53,10 @@ struct ServerConfig {
 //   --max_watchers_per_connection 2000      ... per client connection (1..1000000)
 //   --watch_queue_size     1024             messages queued per watch stream (16..1000000)
 //   --max_watchers_per_principal 10000      ... per authenticated principal (1..1000000)
+//   --snapshot_memory_budget 67108864       bytes the WatchTokens snapshots in progress may hold
+//                                           together (0..2^40; see WatchHubOptions)
+//   --max_snapshots_per_principal 8         snapshots in progress per principal (1..1000000)
+//   --snapshot_max_wait    30s              a stream's longest wait for its snapshot (> 0)
 //   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
 //   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
 //   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)
