@@ -61,6 +61,9 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, credentials_file, "",
           "bearer credentials: one '<sha256 hex of secret> <role> <principal>' per line; "
           "reloaded on SIGHUP");
+ABSL_FLAG(bool, allow_empty_credentials_file, false,
+          "accept a --credentials_file that holds no credential (else it is refused at start and "
+          "on a SIGHUP reload: it would lock every caller out)");
 ABSL_FLAG(bool, insecure_allow_unauthenticated, false,
           "serve calls without credentials as 'anonymous' with every role (loopback only)");
 
@@ -94,6 +97,7 @@ constexpr const char* kFlagNames[] = {
     "tls_key",
     "tls_client_ca",
     "credentials_file",
+    "allow_empty_credentials_file",
     "insecure_allow_unauthenticated",
 };
 
@@ -227,6 +231,7 @@ absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& acces
     *pem = *std::move(content);
   }
   access.credentials_file = absl::GetFlag(FLAGS_credentials_file);
+  access.allow_empty_credentials_file = absl::GetFlag(FLAGS_allow_empty_credentials_file);
   access.allow_unauthenticated = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
   const bool loopback = IsLoopback(listen_host);
   if (access.allow_unauthenticated && !loopback) {
@@ -352,6 +357,7 @@ std::string DescribeConfig(const ServerConfig& config) {
                                                                 : "mutual",
                       " credentials_file=",
                       config.access.credentials_file.empty() ? "-" : config.access.credentials_file,
+                      " allow_empty_credentials_file=", config.access.allow_empty_credentials_file,
                       " allow_unauthenticated=", config.access.allow_unauthenticated);
 }
 

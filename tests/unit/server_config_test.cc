@@ -65,6 +65,7 @@ TEST_F(ServerConfigTest, Defaults) {
   EXPECT_EQ(config->watch.snapshot_memory_budget, 64 << 20);
   EXPECT_EQ(config->watch.max_snapshots_per_principal, 8);
   EXPECT_EQ(config->watch.snapshot_max_wait, absl::Seconds(30));
+  EXPECT_FALSE(config->access.allow_empty_credentials_file);
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("password=unset"));
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("snapshot_memory_budget=67108864"));
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("max_watchers=20000"));
@@ -214,6 +215,13 @@ TEST_F(ServerConfigTest, AccessRules) {
   EXPECT_EQ(mutual->access.tls_client_ca_pem, "CA PEM");
   EXPECT_THAT(DescribeConfig(*mutual), HasSubstr("tls=mutual"));
   EXPECT_THAT(DescribeConfig(*mutual), Not(HasSubstr("KEY PEM")));
+
+  SetEnv("TOKENSTATUS_ALLOW_EMPTY_CREDENTIALS_FILE", "true");
+  ASSERT_TRUE(ApplyEnvironmentDefaults().ok());
+  absl::StatusOr<ServerConfig> empty_allowed = LoadServerConfig();
+  ASSERT_TRUE(empty_allowed.ok()) << empty_allowed.status();
+  EXPECT_TRUE(empty_allowed->access.allow_empty_credentials_file);
+  EXPECT_THAT(DescribeConfig(*empty_allowed), HasSubstr("allow_empty_credentials_file=1"));
 }
 
 }  // namespace
