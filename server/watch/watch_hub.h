@@ -27,7 +27,8 @@
 namespace tokenstatus {
 
 struct WatchHubOptions {
-  // Messages a stream may have queued (live changes and PROGRESS; snapshot chunks do not count).
+  // Messages a stream may have queued (live changes and PROGRESS; a snapshot in progress is one
+  // entry, which does not count).
   // One more ends the stream with RESOURCE_EXHAUSTED / WATCHER_FELL_BEHIND.
   int queue_size = 1024;
   // Watch streams open at once, server-wide and per connection (ctx->peer()); one more is
