@@ -7,7 +7,8 @@
 // mirror has loaded, while at least one Redis connection is up. SIGTERM/SIGINT: watch streams
 // end with UNAVAILABLE (clients resume elsewhere), the other calls drain for --shutdown_grace,
 // then the tailer, the store and Redis stop; exit 0. SIGHUP reloads --credentials_file (a file
-// that does not parse keeps the old credentials). Exit 2 for an invalid configuration, 1 if the
+// that does not parse, or holds no credential without --allow_empty_credentials_file, keeps the
+// old credentials). Exit 2 for an invalid configuration, 1 if the
 // server cannot listen.
 
 #include <pthread.h>
@@ -41,6 +42,7 @@
 #include "server/auth/credential_table.h"
 #include "server/common/log.h"
 #include "server/common/process_signals.h"
+#include "server/common/status_util.h"
 #include "server/redis/redis_client.h"
 #include "server/service/server_config.h"
 #include "server/service/token_service.h"
@@ -116,19 +118,25 @@ std::shared_ptr<grpc::ServerCredentials> TransportCredentials(const AccessConfig
 
 // Loads --credentials_file into `authenticator` (nothing to do without one). `reload`: the
 // number of the SIGHUP reload, 0 at start, where a bad file is fatal; on a reload it is logged
-// and the old credentials stay.
+// and the old credentials stay. A file without a credential is bad unless
+// --allow_empty_credentials_file: it would lock everyone out (a truncated or half-written file).
 bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, int reload) {
   if (access.credentials_file.empty()) return true;
   absl::StatusOr<CredentialTable> table = CredentialTable::Load(access.credentials_file);
+  if (table.ok() && table->size() == 0 && !access.allow_empty_credentials_file) {
+    table = MakeError(absl::StatusCode::kFailedPrecondition, reason::kInvalidCredentialsFile,
+                      "the credentials file holds no credential, which would lock every caller "
+                      "out (--allow_empty_credentials_file accepts that)");
+  }
   const std::string event = reload == 0
                                 ? "event=credentials_loaded"
                                 : absl::StrCat("event=credentials_reloaded reload=", reload);
   if (!table.ok()) {
     Log(LogLevel::kError,
-        absl::StrCat(
-            reload == 0 ? "event=credentials_not_loaded" : "event=credentials_not_reloaded",
-            " file=", access.credentials_file, " error=\"", table.status().message(), "\"",
-            reload == 0 ? "" : " kept=previous"));
+        absl::StrCat(reload == 0 ? "event=credentials_not_loaded"
+                                 : absl::StrCat("event=credentials_not_reloaded reload=", reload),
+                     " file=", access.credentials_file, " error=\"", table.status().message(), "\"",
+                     reload == 0 ? "" : " kept=previous"));
     return false;
   }
   const size_t credentials = table->size();

@@ -44,6 +44,9 @@ inline constexpr char kCacheStale[] = "CACHE_STALE";
 inline constexpr char kUpstreamOnly[] = "UPSTREAM_ONLY";
 inline constexpr char kWatcherFellBehind[] = "WATCHER_FELL_BEHIND";
 inline constexpr char kTooManyWatchers[] = "TOO_MANY_WATCHERS";
+// A watch stream's snapshot found no room in the server's snapshot memory budget in time;
+// metadata {"retry_after_ms": when to try again, "revision": where to resume}.
+inline constexpr char kSnapshotBudgetExhausted[] = "SNAPSHOT_BUDGET_EXHAUSTED";
 inline constexpr char kServerShuttingDown[] = "SERVER_SHUTTING_DOWN";
 inline constexpr char kStoreUnavailable[] = "STORE_UNAVAILABLE";
 inline constexpr char kStoreError[] = "STORE_ERROR";

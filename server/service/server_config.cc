@@ -44,6 +44,16 @@ ABSL_FLAG(int32_t, watch_queue_size, 1024,
           "messages queued per WatchTokens stream before it is ended as too slow (16..1000000)");
 ABSL_FLAG(int32_t, max_watchers_per_principal, 10000,
           "WatchTokens streams open at once per authenticated principal (1..1000000)");
+ABSL_FLAG(int64_t, snapshot_memory_budget, int64_t{64} << 20,
+          "bytes all WatchTokens snapshots in progress may hold together (captured token "
+          "pointers and one chunk per stream); streams beyond it wait their turn (0: one "
+          "snapshot at a time)");
+ABSL_FLAG(int32_t, max_snapshots_per_principal, 8,
+          "WatchTokens snapshots in progress at once per authenticated principal; its further "
+          "streams wait their turn (1..1000000)");
+ABSL_FLAG(absl::Duration, snapshot_max_wait, absl::Seconds(30),
+          "how long a WatchTokens stream may wait for its snapshot to start before it is "
+          "refused with RESOURCE_EXHAUSTED and a retry hint (> 0)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain to serve TLS with (needs --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -51,6 +61,9 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, credentials_file, "",
           "bearer credentials: one '<sha256 hex of secret> <role> <principal>' per line; "
           "reloaded on SIGHUP");
+ABSL_FLAG(bool, allow_empty_credentials_file, false,
+          "accept a --credentials_file that holds no credential (else it is refused at start and "
+          "on a SIGHUP reload: it would lock every caller out)");
 ABSL_FLAG(bool, insecure_allow_unauthenticated, false,
           "serve calls without credentials as 'anonymous' with every role (loopback only)");
 
@@ -77,10 +90,14 @@ constexpr const char* kFlagNames[] = {
     "max_watchers_per_connection",
     "watch_queue_size",
     "max_watchers_per_principal",
+    "snapshot_memory_budget",
+    "max_snapshots_per_principal",
+    "snapshot_max_wait",
     "tls_cert",
     "tls_key",
     "tls_client_ca",
     "credentials_file",
+    "allow_empty_credentials_file",
     "insecure_allow_unauthenticated",
 };
 
@@ -171,6 +188,20 @@ absl::Status LoadWatchOptions(WatchHubOptions& options) {
                   kMaxCount);
   if (!value.ok()) return value.status();
   options.max_watchers_per_principal = *value;
+  value = InRange("max_snapshots_per_principal", absl::GetFlag(FLAGS_max_snapshots_per_principal),
+                  1, kMaxCount);
+  if (!value.ok()) return value.status();
+  options.max_snapshots_per_principal = *value;
+  constexpr int64_t kMaxBudget = int64_t{1} << 40;
+  options.snapshot_memory_budget = absl::GetFlag(FLAGS_snapshot_memory_budget);
+  if (options.snapshot_memory_budget < 0 || options.snapshot_memory_budget > kMaxBudget) {
+    return InvalidConfig(absl::StrCat("--snapshot_memory_budget must be 0..", kMaxBudget,
+                                      " (bytes), not ", options.snapshot_memory_budget));
+  }
+  options.snapshot_max_wait = absl::GetFlag(FLAGS_snapshot_max_wait);
+  if (options.snapshot_max_wait <= absl::ZeroDuration()) {
+    return InvalidConfig("--snapshot_max_wait must be > 0");
+  }
   return absl::OkStatus();
 }
 
@@ -200,6 +231,7 @@ absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& acces
     *pem = *std::move(content);
   }
   access.credentials_file = absl::GetFlag(FLAGS_credentials_file);
+  access.allow_empty_credentials_file = absl::GetFlag(FLAGS_allow_empty_credentials_file);
   access.allow_unauthenticated = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
   const bool loopback = IsLoopback(listen_host);
   if (access.allow_unauthenticated && !loopback) {
@@ -316,12 +348,16 @@ std::string DescribeConfig(const ServerConfig& config) {
                       " max_watchers_per_connection=", config.watch.max_watchers_per_connection,
                       " watch_queue_size=", config.watch.queue_size,
                       " max_watchers_per_principal=", config.watch.max_watchers_per_principal,
+                      " snapshot_memory_budget=", config.watch.snapshot_memory_budget,
+                      " max_snapshots_per_principal=", config.watch.max_snapshots_per_principal,
+                      " snapshot_max_wait=", absl::FormatDuration(config.watch.snapshot_max_wait),
                       " tls=",
                       config.access.tls_cert_pem.empty()        ? "off"
                       : config.access.tls_client_ca_pem.empty() ? "on"
                                                                 : "mutual",
                       " credentials_file=",
                       config.access.credentials_file.empty() ? "-" : config.access.credentials_file,
+                      " allow_empty_credentials_file=", config.access.allow_empty_credentials_file,
                       " allow_unauthenticated=", config.access.allow_unauthenticated);
 }
 

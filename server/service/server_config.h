@@ -20,6 +20,11 @@ struct AccessConfig {
   std::string tls_client_ca_pem;
   // --credentials_file (bearer credentials; reloaded on SIGHUP), "" if not set.
   std::string credentials_file;
+  // --allow_empty_credentials_file: a credentials file that holds no credential (empty, or only
+  // blank lines and comments) is accepted. Without it such a file is refused like one that does
+  // not parse (at start: exit 2; on a reload: the previous credentials stay), since it would
+  // lock every bearer caller (and every certificate's principal) out.
+  bool allow_empty_credentials_file = false;
   // --insecure_allow_unauthenticated: calls without credentials act as "anonymous" with every
   // role. Only on a loopback --listen address.
   bool allow_unauthenticated = false;
@@ -53,9 +58,15 @@ struct ServerConfig {
 //   --max_watchers_per_connection 2000      ... per client connection (1..1000000)
 //   --watch_queue_size     1024             messages queued per watch stream (16..1000000)
 //   --max_watchers_per_principal 10000      ... per authenticated principal (1..1000000)
+//   --snapshot_memory_budget 67108864       bytes the WatchTokens snapshots in progress may hold
+//                                           together (0..2^40; see WatchHubOptions)
+//   --max_snapshots_per_principal 8         snapshots in progress per principal (1..1000000)
+//   --snapshot_max_wait    30s              a stream's longest wait for its snapshot (> 0)
 //   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
 //   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
 //   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)
+//   --allow_empty_credentials_file false    accept a credentials file with no credential (else
+//                                           refused at start and on a SIGHUP reload)
 //   --health_listen        ""               host:port serving only grpc.health.v1, in plaintext
 //                                           (probes that cannot speak TLS, e.g. the kubelet's)
 //   --insecure_allow_unauthenticated false  calls without credentials act as "anonymous" with

@@ -371,8 +371,38 @@ grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerCont
   return reactor;
 }
 
+namespace {
+
+// A WatchTokens call without a request: gRPC hands the method no message when the call ended
+// (cancelled by its client, past its deadline, its connection gone) before the request arrived,
+// or when the client closed its side without sending one. It finishes at once with
+// INVALID_ARGUMENT; that refusal is logged only if the client got it (the call was not
+// cancelled). A call that ended first asked nothing and was refused nothing: no log line.
+class WatchWithoutRequest final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit WatchWithoutRequest(grpc::CallbackServerContext* context)
+      : context_(context),
+        status_(MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                          "no WatchTokensRequest arrived")) {
+    Finish(ToGrpcStatus(status_));
+  }
+
+  void OnDone() override {
+    // Accurate once the call is done.
+    if (!context_->IsCancelled()) CallLog("WatchTokens", "").Refused(status_);
+    delete this;
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  const absl::Status status_;
+};
+
+}  // namespace
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TokenServiceImpl::WatchTokens(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  if (!request->Valid()) return new WatchWithoutRequest(context);
   grpc::ByteBuffer buffer(*request);  // Deserialize consumes it; the slices are shared
   WatchTokensRequest parsed;
   const grpc::Status parse =

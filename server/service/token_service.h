@@ -55,7 +55,8 @@ struct TokenServiceOptions {
 // - Reads before the mirror has loaded wait for the load up to mirror_load_wait (and the
 //   deadline), then fail with UNAVAILABLE / MIRROR_NOT_READY.
 // - WatchTokens is a raw method: the request is parsed here (INVALID_ARGUMENT if it does not
-//   parse) and each change is serialized once by the hub for all its watchers.
+//   parse) and each change is serialized once by the hub for all its watchers. A call that ended
+//   before its request arrived (the client cancelled) is not logged as refused.
 // - ListTokenEvents reads the token's history from the store (the mirror holds no history)
 //   with the RPC's deadline, newest first; its page tokens are bound to the token id
 //   (server/service/page_token.h). Its errors: INVALID_ARGUMENT (INVALID_TOKEN_ID,

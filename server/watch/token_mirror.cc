@@ -55,6 +55,24 @@ class TokenMirror::View : public MirrorView {
     if (account == accounts_.end()) return;
     for (const auto& [id, it] : account->second) fn(*it->second);
   }
+  size_t CountTokens(absl::string_view account_id) const override {
+    if (account_id.empty()) return tokens_.size();
+    auto account = accounts_.find(account_id);
+    return account == accounts_.end() ? 0 : account->second.size();
+  }
+  std::vector<std::shared_ptr<const Token>> CaptureTokens(
+      absl::string_view account_id) const override {
+    std::vector<std::shared_ptr<const Token>> captured;
+    captured.reserve(CountTokens(account_id));
+    if (account_id.empty()) {
+      for (const auto& [id, token] : tokens_) captured.push_back(token);
+      return captured;
+    }
+    auto account = accounts_.find(account_id);
+    if (account == accounts_.end()) return captured;
+    for (const auto& [id, it] : account->second) captured.push_back(it->second);
+    return captured;
+  }
 
  private:
   const TokenMap& tokens_;

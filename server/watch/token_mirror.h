@@ -57,6 +57,13 @@ class MirrorView {
   // included. Tokens include secret_sha256.
   virtual void ForEachToken(absl::string_view account_id,
                             absl::FunctionRef<void(const Token&)> fn) const = 0;
+  // How many tokens ForEachToken(account_id, ...) visits.
+  virtual size_t CountTokens(absl::string_view account_id) const = 0;
+  // The tokens ForEachToken(account_id, ...) visits, in the same order, as the mirror's own
+  // immutable tokens (about 16 bytes each, no copy): a consistent cut at revision() that stays
+  // valid after the view is gone (a token the mirror replaces later lives on while captured).
+  virtual std::vector<std::shared_ptr<const Token>> CaptureTokens(
+      absl::string_view account_id) const = 0;
 };
 
 // The in-memory copy of every token (the watch cache) of one server replica, fed by the

@@ -124,6 +124,89 @@ struct StreamLink {
   WatchStream* stream ABSL_GUARDED_BY(mu);
 };
 
+// The tokens of one account (or all) at one revision of the mirror, captured for snapshots:
+// pointers to the mirror's immutable tokens, shared by every stream that starts its snapshot at
+// that revision with that account. Immutable.
+struct SnapshotCapture {
+  SnapshotCapture(SnapshotBudget::Hold hold, int64_t revision, std::string epoch, std::string chain,
+                  std::vector<std::shared_ptr<const Token>> tokens)
+      : hold(std::move(hold)),
+        revision(revision),
+        epoch(std::move(epoch)),
+        chain(std::move(chain)),
+        tokens(std::move(tokens)) {}
+
+  // What a capture of `count` tokens is charged against the budget.
+  static int64_t BytesFor(size_t count) {
+    return static_cast<int64_t>(sizeof(SnapshotCapture) +
+                                count * sizeof(std::shared_ptr<const Token>));
+  }
+
+  // Declared first, destroyed last: the budget gets the bytes back once they are freed.
+  SnapshotBudget::Hold hold;
+  const int64_t revision;
+  const std::string epoch;
+  const std::string chain;  // the history mark at `revision`
+  const std::vector<std::shared_ptr<const Token>> tokens;
+};
+
+namespace {
+
+// One stream's snapshot in progress: its capture and how far the stream has got. Lives in the
+// stream's queue; `next` is advanced only by the stream's one writer (see WatchStream::Pump).
+struct SnapshotCursor {
+  // What one stream's snapshot is charged against the budget beyond its capture: the one chunk
+  // it holds at a time.
+  static int64_t BytesFor(const WatchHubOptions& options) {
+    return static_cast<int64_t>(sizeof(SnapshotCursor)) + options.snapshot_chunk_bytes;
+  }
+
+  std::shared_ptr<const SnapshotCapture> capture;
+  size_t next = 0;            // the first token not yet sent
+  SnapshotBudget::Hold hold;  // this stream's snapshot slot and chunk
+};
+
+// The KIND_SNAPSHOT chunk of `capture` from tokens[*next] on, as `filter` shows them: at most
+// options.snapshot_chunk tokens and, past the first, options.snapshot_chunk_bytes. Advances
+// *next past them.
+grpc::ByteBuffer BuildChunk(const SnapshotCapture& capture, const WatchFilter& filter,
+                            const WatchHubOptions& options, size_t* next) {
+  WatchTokensResponse chunk =
+      Message(WatchTokensResponse::KIND_SNAPSHOT, capture.revision, capture.epoch, capture.chain);
+  size_t bytes = chunk.ByteSizeLong();
+  const size_t max_bytes = static_cast<size_t>(options.snapshot_chunk_bytes);
+  // A token takes its size plus a tag and a length (at most 1 + 5 bytes).
+  constexpr size_t kFieldOverhead = 6;
+  while (*next < capture.tokens.size() && chunk.tokens_size() < options.snapshot_chunk) {
+    Token* shown = chunk.add_tokens();
+    filter.Show(*capture.tokens[*next], *shown);
+    const size_t size = shown->ByteSizeLong() + kFieldOverhead;
+    if (chunk.tokens_size() > 1 && bytes + size > max_bytes) {
+      chunk.mutable_tokens()->RemoveLast();
+      break;
+    }
+    bytes += size;
+    ++*next;
+  }
+  return Serialize(chunk);
+}
+
+// RESOURCE_EXHAUSTED / SNAPSHOT_BUDGET_EXHAUSTED for a stream that waited `waited` for its
+// snapshot to start and may resume from `resume_revision` after `retry_after`.
+absl::Status SnapshotBudgetExhausted(absl::Duration waited, int64_t resume_revision,
+                                     absl::Duration retry_after) {
+  return MakeError(
+      absl::StatusCode::kResourceExhausted, reason::kSnapshotBudgetExhausted,
+      absl::StrCat("no room for this stream's snapshot in the server's snapshot memory budget ",
+                   "after waiting ", absl::FormatDuration(waited), " at revision ", resume_revision,
+                   "; resume with since_revision=", resume_revision, " in ",
+                   absl::FormatDuration(retry_after)),
+      {{"retry_after_ms", absl::StrCat(absl::ToInt64Milliseconds(retry_after))},
+       {"revision", absl::StrCat(resume_revision)}});
+}
+
+}  // namespace
+
 // One WatchTokens stream: a bounded queue of serialized messages and one write in flight.
 // Methods named *Locked need mu_; Pump() (never under mu_) starts the next write or the Finish.
 class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
@@ -135,9 +218,11 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     kClosing,           // Finish pending or made; nothing more is queued
   };
 
-  WatchStream(WatchHub& hub, std::string peer, std::string principal,
-              const WatchTokensRequest& request, absl::Duration progress_interval)
+  WatchStream(WatchHub& hub, grpc::CallbackServerContext* context, std::string peer,
+              std::string principal, const WatchTokensRequest& request,
+              absl::Duration progress_interval)
       : hub_(hub),
+        context_(context),
         peer_(std::move(peer)),
         principal_(std::move(principal)),
         filter_{request.account_id(), request.include_secret_hash()},
@@ -193,20 +278,64 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     return snapshot_due;
   }
 
-  // The snapshot `chunks` and `synced` message at `revision` (under the mirror's reader lock);
-  // makes the stream live. Ignored unless a snapshot is owed.
-  void Snapshot(std::vector<grpc::ByteBuffer> chunks, grpc::ByteBuffer synced, int64_t revision) {
+  bool awaiting_snapshot() {
+    absl::MutexLock lock(&mu_);
+    return mode_ == Mode::kAwaitingSnapshot;
+  }
+
+  // Queues the snapshot `cursor` (under the mirror's reader lock, at the capture's revision):
+  // its chunks are built one at a time as the stream drains, then SYNCED; live changes queue
+  // behind it. False (`cursor` dropped) unless a snapshot is owed. Writes nothing yet: Kick()
+  // once the locks are released.
+  bool StartSnapshot(std::shared_ptr<SnapshotCursor> cursor) {
+    absl::MutexLock lock(&mu_);
+    if (mode_ != Mode::kAwaitingSnapshot) return false;
+    queue_.push_back({grpc::ByteBuffer(), kNoResumePoint, false, std::move(cursor)});
+    last_enqueue_ = absl::Now();
+    mode_ = Mode::kLive;
+    return true;
+  }
+
+  // Ends a stream whose snapshot waited `waited` in vain (RESOURCE_EXHAUSTED /
+  // SNAPSHOT_BUDGET_EXHAUSTED); the client may try again after `retry_after`.
+  void RefuseSnapshot(absl::Duration waited, absl::Duration retry_after) {
     {
       absl::MutexLock lock(&mu_);
       if (mode_ != Mode::kAwaitingSnapshot) return;
-      for (grpc::ByteBuffer& chunk : chunks) {
-        EnqueueLocked(std::move(chunk), kNoResumePoint, false);
-      }
-      EnqueueLocked(std::move(synced), revision, false);
-      mode_ = Mode::kLive;
+      Log(LogLevel::kWarning, absl::StrCat("event=snapshot_refused peer=", peer_, " principal=",
+                                           principal_, " waited=", absl::FormatDuration(waited),
+                                           " retry_after=", absl::FormatDuration(retry_after)));
+      CloseLocked(SnapshotBudgetExhausted(waited, resume_revision_, retry_after));
     }
     Pump();
   }
+
+  // True while the stream holds a snapshot it has not finished (in its queue or being built).
+  bool has_snapshot() {
+    absl::MutexLock lock(&mu_);
+    return HasSnapshotLocked();
+  }
+
+  // Cancels the call (the client sees CANCELLED) if it holds a snapshot and its write has not
+  // completed for `timeout`: a client that does not read. Under the hub's lock (the call is
+  // still there). True if cancelled.
+  bool CancelIfStalled(absl::Time now, absl::Duration timeout) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!writing_ || now - write_started_ < timeout || !HasSnapshotLocked()) return false;
+      Log(LogLevel::kWarning,
+          absl::StrCat("event=snapshot_stalled peer=", peer_, " principal=", principal_,
+                       " stalled=", absl::FormatDuration(now - write_started_)));
+      CloseLocked(absl::StatusCode::kCancelled, reason::kInternal, "the snapshot was not read");
+    }
+    // The write never completes if the client does not read: only a cancellation ends it (and
+    // frees what the stream holds). gRPC runs the reactions on its own threads.
+    context_->TryCancel();
+    return true;
+  }
+
+  // Starts the next write, if any is due (see Pump). Never under the stream's lock.
+  void Kick() { Pump(); }
 
   // `progress` if the stream is live and has sent nothing for its progress interval (under the
   // mirror's reader lock, so it is queued behind every change up to `revision`).
@@ -255,11 +384,13 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // --- gRPC reactions. ---
 
   void OnWriteDone(bool ok) override {
-    in_flight_.Clear();  // an idle stream keeps no message
+    in_flight_.Clear();                     // an idle stream keeps no message
+    std::shared_ptr<SnapshotCursor> built;  // let go outside the lock
     std::optional<int64_t> read_after;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
+      built = std::move(building_);
       if (!ok) {
         CloseLocked(absl::StatusCode::kCancelled, reason::kInternal, "the stream broke");
       } else if (mode_ == Mode::kCatchingUp && catch_up_paused_ && counted_ < queue_size() / 2) {
@@ -289,9 +420,23 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     grpc::ByteBuffer message;
     int64_t revision;  // where the watcher may resume once it got the message, or kNoResumePoint
     bool counted;      // counts against the queue bound (not snapshot parts)
+    // A snapshot in progress instead of `message`: its chunks, then SYNCED, are built one at a
+    // time as the stream drains (one entry however many chunks; not counted).
+    std::shared_ptr<SnapshotCursor> snapshot = nullptr;
   };
 
   int queue_size() const { return hub_.options_.queue_size; }
+
+  bool HasSnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (building_ != nullptr) return true;
+    // A snapshot is first in the queue, or follows the KIND_RESET before it.
+    int looked = 0;
+    for (const Item& item : queue_) {
+      if (item.snapshot != nullptr) return true;
+      if (++looked == 2) break;
+    }
+    return false;
+  }
 
   void EnqueueLocked(grpc::ByteBuffer message, int64_t revision, bool counted)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -316,15 +461,21 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   void CloseLocked(absl::StatusCode code, absl::string_view reason, absl::string_view what,
                    absl::string_view where = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    CloseLocked(MakeError(code, reason,
+                          absl::StrCat(what, " at revision ", resume_revision_,
+                                       "; resume with since_revision=", resume_revision_, where),
+                          {{"revision", absl::StrCat(resume_revision_)}}));
+  }
+
+  // Ends the stream with `status`, dropping what is queued (a snapshot's share of the budget
+  // with it).
+  void CloseLocked(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (mode_ == Mode::kClosing) return;
     mode_ = Mode::kClosing;
     queue_.clear();
     held_.clear();
     counted_ = 0;
-    finish_ = MakeError(code, reason,
-                        absl::StrCat(what, " at revision ", resume_revision_,
-                                     "; resume with since_revision=", resume_revision_, where),
-                        {{"revision", absl::StrCat(resume_revision_)}});
+    finish_ = std::move(status);
   }
 
   bool ResetLocked(const std::string& epoch, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -409,20 +560,40 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     return catch_up_cursor_;
   }
 
-  // Starts the next write, or the Finish once nothing is left to write.
+  // Starts the next write, or the Finish once nothing is left to write. A snapshot's next chunk
+  // is built here, outside the lock: writing_ makes this the stream's one writer, so the
+  // cursor's `next` is its alone until OnWriteDone (a Close or Reset meanwhile only drops the
+  // cursor from the queue; the chunk then goes out before what they queue).
   void Pump() ABSL_LOCKS_EXCLUDED(mu_) {
     bool write = false;
     absl::Status finish;
+    std::shared_ptr<SnapshotCursor> build;              // the snapshot to build a chunk of
+    std::shared_ptr<SnapshotCursor> finished_snapshot;  // let go outside the lock
     {
       absl::MutexLock lock(&mu_);
       if (writing_ || finished_) return;
       if (!queue_.empty()) {
         Item& item = queue_.front();
-        in_flight_ = std::move(item.message);
-        if (item.revision != kNoResumePoint) resume_revision_ = item.revision;
-        counted_ -= item.counted ? 1 : 0;
-        queue_.pop_front();
+        if (item.snapshot != nullptr &&
+            item.snapshot->next < item.snapshot->capture->tokens.size()) {
+          building_ = build = item.snapshot;
+        } else if (item.snapshot != nullptr) {
+          // Every chunk has been written: SYNCED at the capture's revision, and the snapshot's
+          // share of the budget goes back.
+          const SnapshotCapture& capture = *item.snapshot->capture;
+          in_flight_ = Serialize(Message(WatchTokensResponse::KIND_SYNCED, capture.revision,
+                                         capture.epoch, capture.chain));
+          resume_revision_ = capture.revision;
+          finished_snapshot = std::move(item.snapshot);
+          queue_.pop_front();
+        } else {
+          in_flight_ = std::move(item.message);
+          if (item.revision != kNoResumePoint) resume_revision_ = item.revision;
+          counted_ -= item.counted ? 1 : 0;
+          queue_.pop_front();
+        }
         writing_ = true;
+        write_started_ = absl::Now();
         write = true;
       } else if (finish_.has_value()) {
         finished_ = true;
@@ -431,14 +602,19 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         return;
       }
     }
-    if (write) {
-      StartWrite(&in_flight_);
-    } else {
+    if (!write) {
       Finish(ToGrpcStatus(finish));
+      return;
     }
+    if (build != nullptr) {
+      in_flight_ = BuildChunk(*build->capture, filter_, hub_.options_, &build->next);
+      hub_.chunks_built_.fetch_add(1, std::memory_order_relaxed);
+    }
+    StartWrite(&in_flight_);
   }
 
   WatchHub& hub_;
+  grpc::CallbackServerContext* const context_;
   const std::string peer_;
   const std::string principal_;
   const WatchFilter filter_;
@@ -460,18 +636,42 @@ class WatchStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   std::string resume_chain_ ABSL_GUARDED_BY(mu_);
   absl::Time last_enqueue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> finish_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ByteBuffer in_flight_;  // the message being written; only while writing_
+  // The message being written: set by the one writer (Pump with writing_ set), cleared in
+  // OnWriteDone.
+  grpc::ByteBuffer in_flight_;
+  // The snapshot whose chunk is being written: it keeps its share of the budget until the write
+  // completes, even if a Close or Reset dropped it from the queue meanwhile.
+  std::shared_ptr<SnapshotCursor> building_ ABSL_GUARDED_BY(mu_);
 };
 
+namespace {
+
+// Starts the next write of each stream behind `links` that is still there (after the locks that
+// admitted their snapshots are released).
+void KickAll(const std::vector<std::shared_ptr<StreamLink>>& links) {
+  for (const std::shared_ptr<StreamLink>& link : links) {
+    absl::MutexLock lock(&link->mu);
+    if (link->stream != nullptr) link->stream->Kick();
+  }
+}
+
+}  // namespace
+
 WatchHub::WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options)
-    : mirror_(mirror), store_(store), options_(options), timer_([this] { TimerLoop(); }) {}
+    : mirror_(mirror),
+      store_(store),
+      options_(options),
+      snapshot_budget_(options.snapshot_memory_budget, options.max_snapshots_per_principal,
+                       [this] { Wake(); }),
+      timer_([this] { TimerLoop(); }) {}
 
 WatchHub::~WatchHub() {
   Shutdown();
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&wake_mu_);
     stop_ = true;
   }
   timer_.join();
@@ -495,6 +695,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
   const std::string peer = context->peer();
   WatchStream* stream = nullptr;
   bool catch_up = false;
+  std::vector<std::shared_ptr<StreamLink>> snapshots_started;
   absl::Status refused;
   status = mirror_.ReadConsistent([&](const MirrorView& view) {
     absl::MutexLock lock(&mu_);
@@ -521,7 +722,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
     ++per_peer_[peer];
     ++per_principal_[principal];
     epoch_ = view.epoch();
-    stream = new WatchStream(*this, peer, principal, request, *progress_interval);
+    stream = new WatchStream(*this, context, peer, principal, request, *progress_interval);
     streams_.insert(stream);
 
     const int64_t revision = view.revision();
@@ -532,10 +733,14 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
                                 request.since_chain() != view.chain());
     if (other_history) {
       stream->Start(WatchStream::Mode::kLive, revision, view.epoch());
-      if (stream->Reset(view.epoch(), revision)) SendSnapshot(*stream, view);
+      if (stream->Reset(view.epoch(), revision)) {
+        AwaitSnapshotLocked(*stream);
+        StartWaitingSnapshotsLocked(view, snapshots_started);
+      }
     } else if (since == 0 && request.send_initial_state()) {
       stream->Start(WatchStream::Mode::kAwaitingSnapshot, revision, view.epoch());
-      SendSnapshot(*stream, view);
+      AwaitSnapshotLocked(*stream);
+      StartWaitingSnapshotsLocked(view, snapshots_started);
     } else if (since == 0 || since == revision) {
       stream->Start(WatchStream::Mode::kLive, revision, view.epoch());
     } else {
@@ -545,8 +750,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
   });
   if (!status.ok()) return Refuse(status);
   if (!refused.ok()) return Refuse(refused);
-  // Outside the mirror's lock: the store may answer on this thread.
+  // Outside the mirror's lock: the store may answer on this thread, and the first snapshot
+  // chunks are built without holding up the mirror.
   if (catch_up) ReadCatchUpPage(stream->link(), stream->FirstCatchUpReadAfter());
+  KickAll(snapshots_started);
   return stream;
 }
 
@@ -564,30 +771,140 @@ void WatchHub::ReadCatchUpPage(std::shared_ptr<StreamLink> link, int64_t after_r
                                                          &snapshot_due);
                         if (snapshot_due) {
                           absl::MutexLock lock(&mu_);
-                          snapshot_due_.insert(link->stream);
+                          AwaitSnapshotLocked(*link->stream);
                         }
                       }
                       if (next.has_value()) ReadCatchUpPage(std::move(link), *next);
                     });
 }
 
-void WatchHub::SendSnapshot(WatchStream& stream, const MirrorView& view) {
-  std::vector<grpc::ByteBuffer> chunks;
-  WatchTokensResponse chunk =
-      Message(WatchTokensResponse::KIND_SNAPSHOT, view.revision(), view.epoch(), view.chain());
-  const auto flush = [&] {
-    chunks.push_back(Serialize(chunk));
-    chunk.clear_tokens();
-  };
-  view.ForEachToken(stream.filter().account_id, [&](const Token& token) {
-    stream.filter().Show(token, *chunk.add_tokens());
-    if (chunk.tokens_size() >= options_.snapshot_chunk) flush();
+void WatchHub::AwaitSnapshotLocked(WatchStream& stream) {
+  if (snapshot_waiter_index_.contains(&stream)) return;
+  const uint64_t seq = next_snapshot_waiter_++;
+  snapshot_waiters_.emplace(seq, SnapshotWaiter{&stream, absl::Now()});
+  snapshot_waiter_index_.emplace(&stream, seq);
+  ++snapshot_waiters_per_principal_[stream.principal()];
+  Wake();  // the timer thread starts it if the caller does not
+}
+
+void WatchHub::EraseWaiterLocked(WatchStream* stream) {
+  auto it = snapshot_waiter_index_.find(stream);
+  if (it != snapshot_waiter_index_.end()) EraseWaiterLocked(snapshot_waiters_.find(it->second));
+}
+
+absl::btree_map<uint64_t, WatchHub::SnapshotWaiter>::iterator WatchHub::EraseWaiterLocked(
+    absl::btree_map<uint64_t, SnapshotWaiter>::iterator it) {
+  WatchStream* stream = it->second.stream;
+  snapshot_waiter_index_.erase(stream);
+  Release(snapshot_waiters_per_principal_, stream->principal());
+  return snapshot_waiters_.erase(it);
+}
+
+void WatchHub::StartWaitingSnapshotsLocked(const MirrorView& view,
+                                           std::vector<std::shared_ptr<StreamLink>>& started) {
+  // Waited too long (the oldest first): refused, with a jittered hint of when to try again.
+  const absl::Time now = absl::Now();
+  while (!snapshot_waiters_.empty()) {
+    const SnapshotWaiter waiter = snapshot_waiters_.begin()->second;
+    if (now - waiter.since < options_.snapshot_max_wait) break;
+    EraseWaiterLocked(snapshot_waiters_.begin());
+    const absl::Duration retry_after =
+        options_.snapshot_retry_after * (1.0 + absl::Uniform(bitgen_, 0.0, 1.0));
+    waiter.stream->RefuseSnapshot(now - waiter.since, retry_after);
+  }
+  // The others in order while they fit; a principal at its limit lets those behind it pass.
+  // `unexamined` counts the waiters not yet tried and not of such a principal: once none is
+  // left, the rest need not be looked at.
+  int unexamined = static_cast<int>(snapshot_waiters_.size());
+  absl::flat_hash_set<absl::string_view> at_limit;
+  for (auto it = snapshot_waiters_.begin(); it != snapshot_waiters_.end() && unexamined > 0;) {
+    WatchStream* stream = it->second.stream;
+    if (at_limit.contains(stream->principal())) {
+      ++it;
+      continue;
+    }
+    --unexamined;
+    switch (TryStartSnapshotLocked(*stream, view)) {
+      case SnapshotStart::kStarted:
+        started.push_back(stream->link());
+        [[fallthrough]];
+      case SnapshotStart::kGone:
+        it = EraseWaiterLocked(it);
+        break;
+      case SnapshotStart::kPrincipalAtLimit:
+        // Every earlier waiter of this principal has started or gone: the ones left of it are
+        // this one and those behind it.
+        unexamined -= CountOf(snapshot_waiters_per_principal_, stream->principal()) - 1;
+        at_limit.insert(stream->principal());
+        ++it;
+        break;
+      case SnapshotStart::kOverBudget:
+        return;  // first come, first served: no smaller snapshot overtakes this one
+    }
+  }
+}
+
+WatchHub::SnapshotStart WatchHub::TryStartSnapshotLocked(WatchStream& stream,
+                                                         const MirrorView& view) {
+  if (!stream.awaiting_snapshot()) return SnapshotStart::kGone;
+  const std::string& account = stream.filter().account_id;
+  std::shared_ptr<const SnapshotCapture> capture;
+  if (auto it = captures_.find(account); it != captures_.end()) {
+    capture = it->second.lock();
+    if (capture != nullptr &&
+        (capture->revision != view.revision() || capture->epoch != view.epoch())) {
+      capture = nullptr;
+    }
+  }
+  const int64_t capture_bytes =
+      capture == nullptr ? SnapshotCapture::BytesFor(view.CountTokens(account)) : 0;
+  auto cursor = std::make_shared<SnapshotCursor>();
+  SnapshotBudget::Hold capture_hold;
+  switch (snapshot_budget_.TryReserve(stream.principal(), SnapshotCursor::BytesFor(options_),
+                                      capture_bytes, &cursor->hold, &capture_hold)) {
+    case SnapshotBudget::Outcome::kGranted:
+      break;
+    case SnapshotBudget::Outcome::kPrincipalAtLimit:
+      return SnapshotStart::kPrincipalAtLimit;
+    case SnapshotBudget::Outcome::kOverBudget:
+      return SnapshotStart::kOverBudget;
+  }
+  if (capture == nullptr) {
+    // Forget captures that have gone before this one is remembered (the map stays as small as
+    // the set of accounts with snapshots in progress).
+    if (captures_.size() >= 64) {
+      absl::erase_if(captures_, [](const auto& entry) { return entry.second.expired(); });
+    }
+    capture = std::make_shared<const SnapshotCapture>(std::move(capture_hold), view.revision(),
+                                                      view.epoch(), view.chain(),
+                                                      view.CaptureTokens(account));
+    captures_[account] = capture;
+  }
+  cursor->capture = std::move(capture);
+  if (!stream.StartSnapshot(std::move(cursor))) return SnapshotStart::kGone;
+  snapshotting_.insert(&stream);
+  return SnapshotStart::kStarted;
+}
+
+void WatchHub::CancelStalledSnapshotsLocked(absl::Time now) {
+  absl::erase_if(snapshotting_, [&](WatchStream* stream) {
+    return !stream->has_snapshot() || stream->CancelIfStalled(now, options_.snapshot_stall_timeout);
   });
-  if (chunk.tokens_size() > 0) flush();
-  stream.Snapshot(std::move(chunks),
-                  Serialize(Message(WatchTokensResponse::KIND_SYNCED, view.revision(), view.epoch(),
-                                    view.chain())),
-                  view.revision());
+}
+
+void WatchHub::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
+
+WatchHub::SnapshotStats WatchHub::snapshot_stats() const {
+  SnapshotStats stats;
+  stats.reserved_bytes = snapshot_budget_.reserved_bytes();
+  stats.in_progress = snapshot_budget_.slots();
+  stats.chunks_built = chunks_built_.load(std::memory_order_relaxed);
+  absl::MutexLock lock(&mu_);
+  stats.waiting = static_cast<int>(snapshot_waiters_.size());
+  return stats;
 }
 
 void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
@@ -630,8 +947,9 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
 void WatchHub::OnReset(const std::string& epoch, int64_t revision) {
   absl::MutexLock lock(&mu_);
   epoch_ = epoch;
+  captures_.clear();
   for (WatchStream* stream : streams_) {
-    if (stream->Reset(epoch, revision)) snapshot_due_.insert(stream);
+    if (stream->Reset(epoch, revision)) AwaitSnapshotLocked(*stream);
   }
 }
 
@@ -652,34 +970,48 @@ int WatchHub::watcher_count() const {
 void WatchHub::Unregister(WatchStream* stream) {
   absl::MutexLock lock(&mu_);
   streams_.erase(stream);
-  snapshot_due_.erase(stream);
+  EraseWaiterLocked(stream);
+  snapshotting_.erase(stream);
   Release(per_peer_, stream->peer());
   Release(per_principal_, stream->principal());
 }
 
 void WatchHub::TimerLoop() {
+  absl::Time next_tick = absl::Now() + options_.tick;
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      const auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !snapshot_due_.empty();
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.tick);
+      absl::MutexLock lock(&wake_mu_);
+      const auto woken = [this]()
+                             ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return stop_ || wake_; };
+      wake_mu_.AwaitWithDeadline(absl::Condition(&woken), next_tick);
       if (stop_) return;
+      wake_ = false;
     }
+    // Woken (a snapshot ended, or a stream waits for one): start what fits at once. PROGRESS
+    // and the stall check only once per tick.
     SendDueSnapshots();
+    const absl::Time now = absl::Now();
+    if (now < next_tick) continue;
+    next_tick = now + options_.tick;
     SendDueProgress();
+    absl::MutexLock lock(&mu_);
+    CancelStalledSnapshotsLocked(now);
   }
 }
 
 void WatchHub::SendDueSnapshots() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (snapshot_waiters_.empty()) return;
+  }
+  std::vector<std::shared_ptr<StreamLink>> started;
   mirror_
-      .ReadConsistent([this](const MirrorView& view) {
+      .ReadConsistent([this, &started](const MirrorView& view) {
         absl::MutexLock lock(&mu_);
-        for (WatchStream* stream : snapshot_due_) SendSnapshot(*stream, view);
-        snapshot_due_.clear();
+        StartWaitingSnapshotsLocked(view, started);
       })
       .IgnoreError();  // not loaded: nothing is owed yet
+  KickAll(started);
 }
 
 void WatchHub::SendDueProgress() {

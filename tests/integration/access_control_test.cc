@@ -493,5 +493,74 @@ TEST_F(AccessControlTest, CredentialsReloadOnSighupKeepsOtherStreams) {
   ASSERT_TRUE(server().WaitForLogLine("event=credentials_reloaded reload=2", absl::Seconds(10)));
 }
 
+TEST_F(AccessControlTest, AnEmptyCredentialsFileOnSighupKeepsTheOldCredentials) {
+  // An empty file, and one with nothing but comments and blank lines: either would lock every
+  // caller out (a truncated or half-written file, most likely). Reloads are numbered from the
+  // server's start (other tests of this suite may have made some).
+  int reload = 0;
+  for (const std::string& line : server().LogLines()) {
+    if (absl::StrContains(line, "event=credentials_reloaded reload=") ||
+        absl::StrContains(line, "event=credentials_not_reloaded reload=")) {
+      ++reload;
+    }
+  }
+  for (const std::string& empty : {std::string(), std::string("# all removed\n\n")}) {
+    WriteFile(*credentials_path_, empty);
+    ASSERT_EQ(::kill(server().pid(), SIGHUP), 0);
+    const std::string refused = absl::StrCat("event=credentials_not_reloaded reload=", ++reload);
+    ASSERT_TRUE(server().WaitForLogLine(refused, absl::Seconds(10)));
+    for (const std::string& line : server().LogLines()) {
+      if (!absl::StrContains(line, refused)) continue;
+      EXPECT_THAT(line, ::testing::HasSubstr("holds no credential"));
+      EXPECT_THAT(line, ::testing::HasSubstr("kept=previous"));
+    }
+    EXPECT_TRUE(Api(ChannelOf(kReader)).Get(NewToken()).ok()) << "the old credentials stay";
+  }
+  WriteFile(*credentials_path_, CredentialsFile(/*with_reader=*/true));
+  ASSERT_EQ(::kill(server().pid(), SIGHUP), 0);
+  ASSERT_TRUE(server().WaitForLogLine(absl::StrCat("event=credentials_reloaded reload=", ++reload),
+                                      absl::Seconds(10)));
+}
+
+// --allow_empty_credentials_file: the operator means it.
+TEST(EmptyCredentialsFileTest, AcceptedOnSighupOnlyWithTheFlag) {
+  TempDir dir;
+  const std::string credentials = dir.File("credentials");
+  const std::string secret = "bearer-admin-for-the-empty-file-test";
+  WriteFile(credentials, absl::StrCat(Sha256Hex(secret), " admin root\n"));
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+      {.redis_address = testing::SharedRedis().address(),
+       .key_prefix = testing::UniqueKeyPrefix(),
+       .extra_flags = {"--insecure_allow_unauthenticated=false",
+                       "--credentials_file=" + credentials, "--allow_empty_credentials_file"}});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ConnectionOptions options;
+  options.address = (*server)->address();
+  options.bearer_secret = secret;
+  const Api admin(OpenChannel(options));
+  ASSERT_TRUE((*server)->WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
+  EXPECT_EQ(admin.Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  WriteFile(credentials, "");
+  ASSERT_EQ(::kill((*server)->pid(), SIGHUP), 0);
+  ASSERT_TRUE((*server)->WaitForLogLine("event=credentials_reloaded reload=1", absl::Seconds(10)));
+  EXPECT_TRUE((*server)->WaitForLogLine("credentials=0", absl::Seconds(1)));
+  EXPECT_EQ(admin.Get(NewTokenId()).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST(EmptyCredentialsFileTest, RefusedAtStartWithoutTheFlag) {
+  TempDir dir;
+  const std::string credentials = dir.File("credentials");
+  WriteFile(credentials, "# nobody yet\n");
+  absl::StatusOr<testing::CommandResult> run = testing::RunCommand(
+      {TOKENSTATUS_SERVER_BINARY, "--listen=127.0.0.1:0", "--insecure_allow_unauthenticated=false",
+       "--credentials_file=" + credentials},
+      absl::Seconds(20));
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 2) << run->err;
+  EXPECT_THAT(run->err, ::testing::HasSubstr("event=credentials_not_loaded"));
+  EXPECT_THAT(run->err, ::testing::HasSubstr("holds no credential"));
+}
+
 }  // namespace
 }  // namespace tokenstatus::integration

@@ -62,7 +62,12 @@ TEST_F(ServerConfigTest, Defaults) {
   EXPECT_EQ(config->watch.max_watchers, 20000);
   EXPECT_EQ(config->watch.max_watchers_per_connection, 2000);
   EXPECT_EQ(config->watch.queue_size, 1024);
+  EXPECT_EQ(config->watch.snapshot_memory_budget, 64 << 20);
+  EXPECT_EQ(config->watch.max_snapshots_per_principal, 8);
+  EXPECT_EQ(config->watch.snapshot_max_wait, absl::Seconds(30));
+  EXPECT_FALSE(config->access.allow_empty_credentials_file);
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("password=unset"));
+  EXPECT_THAT(DescribeConfig(*config), HasSubstr("snapshot_memory_budget=67108864"));
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("max_watchers=20000"));
 }
 
@@ -73,9 +78,13 @@ TEST_F(ServerConfigTest, EnvironmentIsTheDefaultAndTheCommandLineWins) {
   SetEnv("TOKENSTATUS_EVENT_RETENTION", "5000");
   SetEnv("TOKENSTATUS_MAX_WATCHERS", "300");
   SetEnv("TOKENSTATUS_WATCH_QUEUE_SIZE", "64");
+  SetEnv("TOKENSTATUS_SNAPSHOT_MEMORY_BUDGET", "1048576");
+  SetEnv("TOKENSTATUS_MAX_SNAPSHOTS_PER_PRINCIPAL", "3");
+  SetEnv("TOKENSTATUS_SNAPSHOT_MAX_WAIT", "5s");
   ASSERT_TRUE(ApplyEnvironmentDefaults().ok());
   ASSERT_TRUE(CheckArgs({"--listen=127.0.0.1:0", "-redis_connections", "4",
-                         "--max_watchers_per_connection=30", "--watch_queue_size=128", "--", "--x"})
+                         "--max_watchers_per_connection=30", "--watch_queue_size=128",
+                         "--snapshot_max_wait=2s", "--", "--x"})
                   .ok());
   absl::StatusOr<ServerConfig> config = LoadServerConfig();
   ASSERT_TRUE(config.ok()) << config.status();
@@ -87,6 +96,9 @@ TEST_F(ServerConfigTest, EnvironmentIsTheDefaultAndTheCommandLineWins) {
   EXPECT_EQ(config->watch.max_watchers, 300);
   EXPECT_EQ(config->watch.max_watchers_per_connection, 30);
   EXPECT_EQ(config->watch.queue_size, 128);
+  EXPECT_EQ(config->watch.snapshot_memory_budget, 1048576);
+  EXPECT_EQ(config->watch.max_snapshots_per_principal, 3);
+  EXPECT_EQ(config->watch.snapshot_max_wait, absl::Seconds(2));
 }
 
 TEST_F(ServerConfigTest, MalformedValuesNameTheirSource) {
@@ -117,6 +129,10 @@ TEST_F(ServerConfigTest, InvalidValuesAreRefused) {
       {"--max_watchers=0", "--max_watchers"},
       {"--max_watchers_per_connection=0", "--max_watchers_per_connection"},
       {"--watch_queue_size=15", "--watch_queue_size"},
+      {"--snapshot_memory_budget=-1", "--snapshot_memory_budget"},
+      {"--snapshot_memory_budget=1099511627777", "--snapshot_memory_budget"},
+      {"--max_snapshots_per_principal=0", "--max_snapshots_per_principal"},
+      {"--snapshot_max_wait=0s", "--snapshot_max_wait"},
   };
   for (const auto& [arg, flag] : cases) {
     absl::FlagSaver saver;
@@ -199,6 +215,13 @@ TEST_F(ServerConfigTest, AccessRules) {
   EXPECT_EQ(mutual->access.tls_client_ca_pem, "CA PEM");
   EXPECT_THAT(DescribeConfig(*mutual), HasSubstr("tls=mutual"));
   EXPECT_THAT(DescribeConfig(*mutual), Not(HasSubstr("KEY PEM")));
+
+  SetEnv("TOKENSTATUS_ALLOW_EMPTY_CREDENTIALS_FILE", "true");
+  ASSERT_TRUE(ApplyEnvironmentDefaults().ok());
+  absl::StatusOr<ServerConfig> empty_allowed = LoadServerConfig();
+  ASSERT_TRUE(empty_allowed.ok()) << empty_allowed.status();
+  EXPECT_TRUE(empty_allowed->access.allow_empty_credentials_file);
+  EXPECT_THAT(DescribeConfig(*empty_allowed), HasSubstr("allow_empty_credentials_file=1"));
 }
 
 }  // namespace

@@ -228,6 +228,37 @@ TEST(TokenMirrorTest, ReadConsistentVisitsTokensInIdOrder) {
   EXPECT_EQ(account, (std::vector<std::string>{IdOf(0), IdOf(2), IdOf(3)}));
 }
 
+TEST(TokenMirrorTest, CapturedTokensAreTheViewsAndOutliveIt) {
+  TokenMirror mirror;
+  mirror.Reset({MakeToken(IdOf(3), AccountOf(1), 3), MakeToken(IdOf(1), AccountOf(2), 1),
+                MakeToken(IdOf(2), AccountOf(1), 2)},
+               3, "e1");
+  std::vector<std::shared_ptr<const Token>> all, account, none;
+  ASSERT_TRUE(mirror
+                  .ReadConsistent([&](const MirrorView& view) {
+                    EXPECT_EQ(view.CountTokens(""), 3u);
+                    EXPECT_EQ(view.CountTokens(AccountOf(1)), 2u);
+                    EXPECT_EQ(view.CountTokens(AccountOf(7)), 0u);
+                    all = view.CaptureTokens("");
+                    account = view.CaptureTokens(AccountOf(1));
+                    none = view.CaptureTokens(AccountOf(7));
+                  })
+                  .ok());
+  // Later changes (and a whole new state) do not touch what was captured.
+  mirror.Apply({MakeEvent(MakeToken(IdOf(3), AccountOf(1), 4, Token::STATE_DISABLED))});
+  mirror.Reset({}, 9, "e2");
+  const auto ids = [](const std::vector<std::shared_ptr<const Token>>& tokens) {
+    std::vector<std::string> ids;
+    for (const auto& token : tokens) ids.push_back(token->id());
+    return ids;
+  };
+  EXPECT_EQ(ids(all), (std::vector<std::string>{IdOf(1), IdOf(2), IdOf(3)}));
+  EXPECT_EQ(ids(account), (std::vector<std::string>{IdOf(2), IdOf(3)}));
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(account[1]->revision(), 3);
+  EXPECT_EQ(account[1]->state(), Token::STATE_ACTIVE);
+}
+
 // Records the outcome of a WhenRevisionReached.
 struct Outcome {
   absl::Notification done;

@@ -13,8 +13,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
@@ -23,6 +25,7 @@
 #include "google/rpc/status.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
@@ -238,8 +241,9 @@ class TokenServiceTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
-    stub_ = apitoken::v1::TokenService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    channel_ =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+    stub_ = apitoken::v1::TokenService::NewStub(channel_);
   }
 
   void TearDown() override { server_->Shutdown(); }
@@ -341,6 +345,7 @@ class TokenServiceTest : public ::testing::Test {
   Authenticator open_access_{/*allow_unauthenticated=*/true};
   std::unique_ptr<TokenServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<apitoken::v1::TokenService::Stub> stub_;
 };
 
@@ -851,6 +856,67 @@ TEST_F(TokenServiceTest, LogsEveryChangeAndRefusalButNeverTheSecret) {
   const std::string opaque = created.secret().substr(created.secret().rfind(':') + 1);
   EXPECT_THAT(log, Not(HasSubstr(opaque)));
   EXPECT_THAT(log, Not(HasSubstr(absl::BytesToHexString(Sha256(created.secret())))));
+}
+
+// Waits for the next event of `cq`; its ok flag (false if the queue shut down).
+bool NextOk(grpc::CompletionQueue& cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  return cq.Next(&tag, &ok) && ok;
+}
+
+TEST_F(TokenServiceTest, AWatchThatEndedBeforeItsRequestArrivedIsNotLoggedAsRefused) {
+  constexpr char kWatchMethod[] = "/apitoken.v1.TokenService/WatchTokens";
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  ::testing::internal::CaptureStderr();
+  {
+    // The client starts the call, then cancels it before sending its request.
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+        generic.PrepareCall(&context, kWatchMethod, &cq);
+    call->StartCall(nullptr);
+    ASSERT_TRUE(NextOk(cq));
+    absl::SleepFor(absl::Milliseconds(100));  // the server has the call and awaits the request
+    context.TryCancel();
+    grpc::Status status;
+    call->Finish(&status, nullptr);
+    NextOk(cq);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  {
+    // One that closes its side without a request gets an answer: that refusal is logged.
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+        generic.PrepareCall(&context, kWatchMethod, &cq);
+    call->StartCall(nullptr);
+    ASSERT_TRUE(NextOk(cq));
+    call->WritesDone(nullptr);
+    ASSERT_TRUE(NextOk(cq));
+    grpc::Status status;
+    call->Finish(&status, nullptr);
+    ASSERT_TRUE(NextOk(cq));
+    EXPECT_THAT(status, FailsWith(grpc::StatusCode::INVALID_ARGUMENT, reason::kInvalidArgument));
+  }
+  // The refusal is logged from OnDone, after the client has its answer.
+  absl::SleepFor(absl::Milliseconds(500));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+  const std::vector<std::string> lines = absl::StrSplit(log, '\n');
+  std::vector<std::string> watch_refusals;
+  for (const std::string& line : lines) {
+    if (absl::StrContains(line, "event=call_refused") &&
+        absl::StrContains(line, "rpc=WatchTokens")) {
+      watch_refusals.push_back(line);
+    }
+  }
+  ASSERT_EQ(watch_refusals.size(), 1u) << log;
+  EXPECT_THAT(watch_refusals[0], HasSubstr("code=INVALID_ARGUMENT"));
 }
 
 }  // namespace

@@ -5,12 +5,15 @@
 #include "server/watch/watch_hub.h"
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -27,7 +30,9 @@
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
+#include "server/auth/credential_table.h"
 #include "server/common/status_util.h"
+#include "server/domain/token_secret.h"
 #include "server/service/token_service.h"
 #include "server/store/memory_token_store.h"
 #include "server/watch/token_mirror.h"
@@ -56,14 +61,20 @@ std::string ReasonOf(const grpc::Status& status) {
 // ReadAll()).
 class Watcher {
  public:
+  // With `bearer`, the call carries that bearer credential (else it is anonymous).
   Watcher(apitoken::v1::TokenService::Stub& stub, const WatchTokensRequest& request,
-          bool read = true)
-      : reader_(stub.WatchTokens(&context_, request)) {
-    if (read) thread_ = std::thread([this] { ReadAll(); });
+          bool read = true, const std::string& bearer = "")
+      : reader_(Start(stub, request, bearer)) {
+    if (read) ReadInBackground();
   }
   ~Watcher() {
     context_.TryCancel();
     if (thread_.joinable()) thread_.join();
+  }
+
+  // Starts reading on a thread of its own (a watcher made with read = false).
+  void ReadInBackground() {
+    if (!thread_.joinable()) thread_ = std::thread([this] { ReadAll(); });
   }
 
   // Reads every message, then the status.
@@ -100,6 +111,13 @@ class Watcher {
   void Cancel() { context_.TryCancel(); }
 
  private:
+  std::unique_ptr<grpc::ClientReader<WatchTokensResponse>> Start(
+      apitoken::v1::TokenService::Stub& stub, const WatchTokensRequest& request,
+      const std::string& bearer) {
+    if (!bearer.empty()) context_.AddMetadata("authorization", "Bearer " + bearer);
+    return stub.WatchTokens(&context_, request);
+  }
+
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReader<WatchTokensResponse>> reader_;
   mutable absl::Mutex mu_;
@@ -160,9 +178,10 @@ WatchHubOptions TestHubOptions() {
 
 class WatchHubTest : public ::testing::Test {
  protected:
-  explicit WatchHubTest(MemoryTokenStoreOptions store_options = {})
+  explicit WatchHubTest(MemoryTokenStoreOptions store_options = {},
+                        WatchHubOptions hub_options = TestHubOptions())
       : store_(store_options),
-        hub_(mirror_, store_, TestHubOptions()),
+        hub_(mirror_, store_, hub_options),
         service_(store_, mirror_, hub_, open_access_) {}
 
   void SetUp() override {
@@ -625,6 +644,298 @@ TEST_F(WatchHubTest, ShutdownEndsEveryStreamWithUnavailableAndTheRevisionToResum
 
   Watcher late(*stub_, Request(0, false));
   EXPECT_EQ(late.AwaitEnd().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+// --- Snapshots within the budget. ---
+
+// The ErrorInfo of a failed call.
+google::rpc::ErrorInfo InfoOf(const grpc::Status& status) {
+  google::rpc::Status details;
+  google::rpc::ErrorInfo info;
+  if (details.ParseFromString(status.error_details()) && details.details_size() == 1) {
+    details.details(0).UnpackTo(&info);
+  }
+  return info;
+}
+
+// The tokens of every KIND_SNAPSHOT chunk in `messages`, by id.
+std::map<std::string, Token> SnapshotTokens(const std::vector<WatchTokensResponse>& messages) {
+  std::map<std::string, Token> tokens;
+  for (const auto& message : messages) {
+    if (message.kind() != WatchTokensResponse::KIND_SNAPSHOT) continue;
+    for (const Token& token : message.tokens()) tokens[token.id()] = token;
+  }
+  return tokens;
+}
+
+// The revision of the first KIND_SYNCED in `messages` (-1 if none).
+int64_t SyncedRevision(const std::vector<WatchTokensResponse>& messages) {
+  for (const auto& message : messages) {
+    if (message.kind() == WatchTokensResponse::KIND_SYNCED) return message.revision();
+  }
+  return -1;
+}
+
+// Tokens large enough (a 2,000-character description: 2 tokens, ~4 KiB, per chunk) that a
+// snapshot of them (~650 KB) far exceeds what a narrow connection takes in, and a budget with
+// room for one such snapshot (its capture, ~5 KB, and one 16 KiB chunk) but not two.
+WatchHubOptions BudgetOptions() {
+  WatchHubOptions options = TestHubOptions();
+  options.max_watchers = 20;
+  options.max_watchers_per_connection = 20;
+  options.snapshot_chunk_bytes = 16 * 1024;
+  options.snapshot_memory_budget = 30 * 1024;
+  return options;
+}
+
+class SnapshotBudgetTest : public WatchHubTest {
+ protected:
+  static constexpr int kTokens = 300;  // and SetUp's first one
+
+  explicit SnapshotBudgetTest(WatchHubOptions options = BudgetOptions())
+      : WatchHubTest({}, options) {}
+
+  void SetUp() override {
+    WatchHubTest::SetUp();
+    const std::string description(2000, 'd');
+    for (int i = 0; i < kTokens; ++i) {
+      CreateToken(absl::StrFormat("TKN-2000-%04d", i), kAccountA, description);
+    }
+    Sync();
+  }
+
+  // Waits until `holds` is true of the hub's snapshot figures; false after kWait.
+  bool AwaitStats(const std::function<bool(const WatchHub::SnapshotStats&)>& holds) {
+    const absl::Time give_up = absl::Now() + kWait;
+    while (!holds(hub_.snapshot_stats())) {
+      if (absl::Now() > give_up) return false;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return true;
+  }
+  // Waits until the hub has built no snapshot chunk for 300 ms (every snapshot in progress is
+  // stalled or done); returns the chunks built.
+  int64_t AwaitChunksSettled() {
+    int64_t built = hub_.snapshot_stats().chunks_built;
+    for (absl::Time quiet_since = absl::Now(); absl::Now() - quiet_since < absl::Milliseconds(300);
+         absl::SleepFor(absl::Milliseconds(20))) {
+      const int64_t now_built = hub_.snapshot_stats().chunks_built;
+      if (now_built != built) {
+        built = now_built;
+        quiet_since = absl::Now();
+      }
+    }
+    return built;
+  }
+
+  // A watcher whose client reads nothing, on a connection of its own that takes in 16 KiB: its
+  // snapshot stalls after a few chunks, holding its share of the budget. ReadInBackground() lets
+  // it go on.
+  std::unique_ptr<Watcher> StalledWatcher(const WatchTokensRequest& request,
+                                          const std::string& bearer = "") {
+    narrow_stubs_.push_back(NewStub(/*window_bytes=*/16 * 1024));
+    return std::make_unique<Watcher>(*narrow_stubs_.back(), request, /*read=*/false, bearer);
+  }
+
+  std::vector<std::unique_ptr<apitoken::v1::TokenService::Stub>> narrow_stubs_;
+};
+
+TEST_F(SnapshotBudgetTest, ChunksAreBuiltAsTheStreamDrainsFromOneConsistentCut) {
+  const int64_t captured_at = mirror_.revision();
+  std::unique_ptr<Watcher> watcher = StalledWatcher(Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  // 151 chunks in all; a client that reads nothing has made the server build only the few its
+  // connection took in (the whole snapshot is ~650 KB, the window 16 KiB).
+  const int64_t built_while_stalled = AwaitChunksSettled();
+  EXPECT_GT(built_while_stalled, 0);
+  EXPECT_LT(built_while_stalled, 30) << "chunks were built ahead of the stream";
+  const WatchHub::SnapshotStats stalled = hub_.snapshot_stats();
+  EXPECT_LE(stalled.reserved_bytes, 30 * 1024);
+  EXPECT_GE(stalled.reserved_bytes, (kTokens + 1) * 16) << "the capture is counted";
+
+  // Changes while the snapshot is in progress: the snapshot still shows the state at the
+  // revision it was captured at, and the changes follow its SYNCED.
+  const int64_t first_change = ToggleLive("TKN-2000-0000");
+  ToggleLive("TKN-2000-0299");
+  const int64_t last_change = ToggleLive("TKN-2000-0000");
+  watcher->ReadInBackground();
+  ASSERT_TRUE(watcher->Await(HasEventRevision(last_change)));
+
+  const std::vector<WatchTokensResponse> messages = watcher->messages();
+  EXPECT_EQ(SyncedRevision(messages), captured_at);
+  const std::map<std::string, Token> snapshot = SnapshotTokens(messages);
+  EXPECT_EQ(snapshot.size(), static_cast<size_t>(kTokens + 1));
+  for (const auto& [id, token] : snapshot) {
+    EXPECT_LE(token.revision(), captured_at) << id;
+    EXPECT_EQ(token.state(), Token::STATE_ACTIVE) << id;
+  }
+  for (const auto& message : messages) {
+    if (message.kind() == WatchTokensResponse::KIND_SNAPSHOT) {
+      EXPECT_EQ(message.revision(), captured_at);
+      EXPECT_LE(message.tokens_size(), 2);
+    }
+  }
+  EXPECT_THAT(EventRevisions(messages),
+              ::testing::ElementsAre(first_change, first_change + 1, last_change));
+  EXPECT_EQ(hub_.snapshot_stats().chunks_built, (kTokens + 2) / 2);
+  EXPECT_TRUE(AwaitStats([](const auto& stats) {
+    return stats.in_progress == 0 && stats.reserved_bytes == 0;
+  })) << "the snapshot's share of the budget goes back once it is sent";
+}
+
+TEST_F(SnapshotBudgetTest, AStreamBeyondTheBudgetWaitsThenGetsTheStateOfItsTurnWithoutAGap) {
+  std::unique_ptr<Watcher> holder = StalledWatcher(Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  Watcher waiting(*stub_, Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.waiting == 1; }));
+  EXPECT_EQ(hub_.snapshot_stats().in_progress, 1);
+  EXPECT_LE(hub_.snapshot_stats().reserved_bytes, 30 * 1024);
+  // Changes while it waits: it is sent none of them (its snapshot will show them).
+  ToggleLive("TKN-2000-0001");
+  ToggleLive("TKN-2000-0002");
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(waiting.messages().empty()) << "a waiting stream was sent something";
+
+  // The holder goes: the waiting stream's turn, at the mirror's revision then.
+  holder->Cancel();
+  ASSERT_TRUE(waiting.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  const int64_t turn = mirror_.revision();
+  const int64_t later = ToggleLive("TKN-2000-0003");
+  ASSERT_TRUE(waiting.Await(HasEventRevision(later)));
+  const std::vector<WatchTokensResponse> messages = waiting.messages();
+  EXPECT_EQ(SyncedRevision(messages), turn);
+  const std::map<std::string, Token> snapshot = SnapshotTokens(messages);
+  ASSERT_EQ(snapshot.size(), static_cast<size_t>(kTokens + 1));
+  EXPECT_EQ(snapshot.at("TKN-2000-0001").state(), Token::STATE_DISABLED);
+  EXPECT_EQ(snapshot.at("TKN-2000-0002").state(), Token::STATE_DISABLED);
+  EXPECT_EQ(snapshot.at("TKN-2000-0003").state(), Token::STATE_ACTIVE);
+  EXPECT_THAT(EventRevisions(messages), ::testing::ElementsAre(later));
+}
+
+class RoomyBudgetTest : public SnapshotBudgetTest {
+ protected:
+  RoomyBudgetTest() : SnapshotBudgetTest(Options()) {}
+  static WatchHubOptions Options() {
+    WatchHubOptions options = BudgetOptions();
+    options.snapshot_memory_budget = 1 << 20;
+    options.max_snapshots_per_principal = 1;
+    return options;
+  }
+};
+
+TEST_F(RoomyBudgetTest, StreamsStartingAtTheSameRevisionShareOneCapture) {
+  const std::string alice = "alice-secret", bob = "bob-secret";
+  open_access_.SetCredentials(std::make_shared<const CredentialTable>(
+      *CredentialTable::Parse(absl::StrCat(absl::BytesToHexString(Sha256(alice)), " reader alice\n",
+                                           absl::BytesToHexString(Sha256(bob)), " reader bob\n"))));
+  // One per principal (each has one snapshot slot), all at the same revision.
+  std::unique_ptr<Watcher> first = StalledWatcher(Request(0, true), alice);
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  const int64_t one = hub_.snapshot_stats().reserved_bytes;
+  std::unique_ptr<Watcher> second = StalledWatcher(Request(0, true), bob);
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 2; }));
+  const int64_t two = hub_.snapshot_stats().reserved_bytes;
+  // At the next revision a new capture is needed.
+  ToggleLive("TKN-2000-0001");
+  std::unique_ptr<Watcher> third = StalledWatcher(Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 3; }));
+  const int64_t three = hub_.snapshot_stats().reserved_bytes;
+  const int64_t per_stream = two - one;
+  const int64_t capture = three - two - per_stream;
+  EXPECT_GE(per_stream, 16 * 1024) << "a chunk's room per stream";
+  EXPECT_GE(capture, (kTokens + 1) * 16) << "16 bytes per captured token";
+  EXPECT_LT(capture, 2 * (kTokens + 1) * 16);
+  EXPECT_EQ(one, capture + per_stream);
+}
+
+TEST_F(RoomyBudgetTest, APrincipalAtItsLimitLetsOthersPass) {
+  const std::string alice = "alice-secret";
+  open_access_.SetCredentials(std::make_shared<const CredentialTable>(*CredentialTable::Parse(
+      absl::StrCat(absl::BytesToHexString(Sha256(alice)), " reader alice\n"))));
+  std::unique_ptr<Watcher> alice_first = StalledWatcher(Request(0, true), alice);
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  Watcher alice_second(*stub_, Request(0, true), /*read=*/true, alice);
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.waiting == 1; }));
+  // Another principal (anonymous) is not held up behind alice's second stream.
+  Watcher other(*stub_, Request(0, true));
+  ASSERT_TRUE(other.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  EXPECT_TRUE(alice_second.messages().empty());
+  EXPECT_EQ(hub_.snapshot_stats().waiting, 1);
+  alice_first->Cancel();
+  EXPECT_TRUE(alice_second.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+}
+
+class ImpatientBudgetTest : public SnapshotBudgetTest {
+ protected:
+  ImpatientBudgetTest() : SnapshotBudgetTest(Options()) {}
+  static WatchHubOptions Options() {
+    WatchHubOptions options = BudgetOptions();
+    options.snapshot_max_wait = absl::Milliseconds(300);
+    options.snapshot_retry_after = absl::Seconds(2);
+    options.snapshot_stall_timeout = absl::Seconds(1);
+    return options;
+  }
+};
+
+TEST_F(ImpatientBudgetTest, AStreamThatWaitedTooLongIsRefusedWithARetryHint) {
+  std::unique_ptr<Watcher> holder = StalledWatcher(Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  const absl::Time start = absl::Now();
+  Watcher refused(*stub_, Request(0, true));
+  const grpc::Status status = refused.AwaitEnd();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  const google::rpc::ErrorInfo info = InfoOf(status);
+  EXPECT_EQ(info.reason(), reason::kSnapshotBudgetExhausted);
+  int64_t retry_after_ms = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(info.metadata().at("retry_after_ms"), &retry_after_ms));
+  EXPECT_GE(retry_after_ms, 2000);
+  EXPECT_LT(retry_after_ms, 4000);
+  EXPECT_THAT(status.error_message(), HasSubstr("resume with since_revision=0"));
+  EXPECT_TRUE(refused.messages().empty());
+  EXPECT_EQ(hub_.snapshot_stats().waiting, 0);
+}
+
+TEST_F(ImpatientBudgetTest, AStalledSnapshotIsCancelledAndItsShareGoesToTheNext) {
+  std::unique_ptr<Watcher> stalled = StalledWatcher(Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  // Within its wait (300 ms), the stalled snapshot (1 s) is not yet cancelled: it waits in vain.
+  Watcher refused(*stub_, Request(0, true));
+  EXPECT_EQ(refused.AwaitEnd().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Once the stall is cancelled, the next stream gets its snapshot.
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 0; }));
+  Watcher next(*stub_, Request(0, true));
+  EXPECT_TRUE(next.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  stalled->ReadInBackground();
+  EXPECT_EQ(stalled->AwaitEnd().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(SnapshotBudgetTest, TheSnapshotAfterAResetWaitsForTheBudgetToo) {
+  Watcher watcher(*stub_, Request(0, true));
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED)));
+  std::unique_ptr<Watcher> holder = StalledWatcher(Request(0, true));
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.in_progress == 1; }));
+  AwaitChunksSettled();
+
+  Token replacement;
+  replacement.set_id("TKN-0000-0009");
+  replacement.set_account_id(kAccountA);
+  replacement.set_revision(1);
+  mirror_.Reset({replacement}, 1, "new-epoch");
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_RESET)));
+  // The holder's chunk is still being written: its share is still held, the watcher waits.
+  ASSERT_TRUE(AwaitStats([](const auto& stats) { return stats.waiting >= 1; }));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(watcher.messages().back().kind(), WatchTokensResponse::KIND_RESET);
+
+  holder->Cancel();
+  ASSERT_TRUE(watcher.Await(HasKind(WatchTokensResponse::KIND_SYNCED, 2)));
+  const std::vector<WatchTokensResponse> messages = watcher.messages();
+  ASSERT_GE(messages.size(), 3u);
+  EXPECT_EQ(messages[messages.size() - 3].kind(), WatchTokensResponse::KIND_RESET);
+  EXPECT_EQ(messages[messages.size() - 2].kind(), WatchTokensResponse::KIND_SNAPSHOT);
+  EXPECT_EQ(messages[messages.size() - 2].tokens(0).id(), "TKN-0000-0009");
+  EXPECT_EQ(messages.back().epoch(), "new-epoch");
 }
 
 }  // namespace
