@@ -3,7 +3,8 @@
 // per record); SIGTERM or SIGINT stops it (exit 0).
 //
 //   tokenstatus-chaos-watcher --server=127.0.0.1:PORT --out=FILE [--account=ACC-...]
-//                             [--stale_after_ms=2000]
+//                             [--stale_after_ms=2000] [--narrow]
+// --narrow: a channel that reads as little ahead as HTTP/2 allows (NewNarrowChaosChannel).
 
 #include <signal.h>
 
@@ -20,6 +21,7 @@
 int main(int argc, char** argv) {
   std::string server, out, account;
   int64_t stale_after_ms = 2000;
+  bool narrow = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--server=")) {
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
       out = std::string(arg);
     } else if (absl::ConsumePrefix(&arg, "--account=")) {
       account = std::string(arg);
+    } else if (arg == "--narrow") {
+      narrow = true;
     } else if (absl::ConsumePrefix(&arg, "--stale_after_ms=") &&
                absl::SimpleAtoi(arg, &stale_after_ms)) {
     } else {
@@ -55,13 +59,14 @@ int main(int argc, char** argv) {
     tokenstatus::chaos::WatchLoopOptions options;
     options.account = account;
     options.stale_after = absl::Milliseconds(stale_after_ms);
-    tokenstatus::chaos::WatchLoop loop(tokenstatus::chaos::NewChaosChannel(server), options,
-                                       [file](const tokenstatus::chaos::WatchRecord& record) {
-                                         const std::string text =
-                                             tokenstatus::chaos::FormatRecord(record);
-                                         std::fwrite(text.data(), 1, text.size(), file);
-                                         std::fflush(file);
-                                       });
+    tokenstatus::chaos::WatchLoop loop(
+        narrow ? tokenstatus::chaos::NewNarrowChaosChannel(server)
+               : tokenstatus::chaos::NewChaosChannel(server),
+        options, [file](const tokenstatus::chaos::WatchRecord& record) {
+          const std::string text = tokenstatus::chaos::FormatRecord(record);
+          std::fwrite(text.data(), 1, text.size(), file);
+          std::fflush(file);
+        });
     std::fprintf(stderr, "watching %s\n", server.c_str());
     int signal = 0;
     sigwait(&signals, &signal);

@@ -39,6 +39,10 @@ struct WatchLoopOptions {
 // A channel to `address` that reconnects within 100..500 ms (gRPC's default backoff reaches 120 s)
 // on its own connection.
 std::shared_ptr<grpc::Channel> NewChaosChannel(const std::string& address);
+// The same, reading as little ahead as HTTP/2 allows (no BDP probing, a 16 KiB stream window): a
+// client on it that stops reading makes the server's writes wait after a few messages, so the
+// server's queue for the stream fills (a slow consumer) instead of the kernel's socket buffers.
+std::shared_ptr<grpc::Channel> NewNarrowChaosChannel(const std::string& address);
 
 // Follows WatchTokens on its own thread (plus a watchdog thread for silent streams) and hands
 // every record to `sink`, on the loop's thread, in order. Thread-safe.
