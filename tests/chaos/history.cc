@@ -338,20 +338,32 @@ class Checker {
     switch (message.kind) {
       case WatchTokensResponse::KIND_RESET: {
         ++report_.figures.resets;
+        // Justified: the first RESET of this watcher after a fault that replaced the store's
+        // history, or any RESET of a watcher that follows a history that is no longer the
+        // store's (e.g. a snapshot a replica served from its old mirror after the fault).
         bool justified = false;
+        bool after_replacement = false;
         for (size_t i = 0; i < history_.faults.size(); ++i) {
           const Fault& fault = history_.faults[i];
-          if (fault.replaces_history && fault.start_ns < message.t_ns && !used_faults.contains(i)) {
+          if (!fault.replaces_history || fault.start_ns >= message.t_ns) continue;
+          after_replacement = true;
+          if (!used_faults.contains(i)) {
             used_faults.insert(i);
             justified = true;
             break;
           }
         }
+        const bool on_final = std::find(segment.candidates.begin(), segment.candidates.end(),
+                                        history_.final_branch) != segment.candidates.end();
+        if (after_replacement && !on_final) justified = true;
         if (!justified) {
           Add(ViolationKind::kUnjustifiedReset, who,
               absl::StrCat("KIND_RESET at revision ", message.revision, " (the watcher was at ",
-                           segment.position,
-                           ") with no fault that replaced the store's history before it"));
+                           segment.position, " of the store's current history) ",
+                           after_replacement
+                               ? "after another RESET already answered the fault that replaced "
+                                 "the store's history"
+                               : "with no fault that replaced the store's history before it"));
         }
         segment = Segment();
         segment.candidates = AllBranches();

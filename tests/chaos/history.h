@@ -24,7 +24,8 @@
 //     and in order (a missing one is a gap; one seen again a duplicate; one older than the last a
 //     reordering; one the history does not hold is foreign), PROGRESS never skipping one;
 //   - every RESET justified: a watcher gets a RESET only after a fault that replaced the store's
-//     history (each such fault justifies one RESET per watcher);
+//     history: the first one after each such fault, and any further one only while the watcher
+//     follows a history that is no longer the store's;
 //   - once synced again, every replica and cache answers exactly the final store's state
 //     (GetToken, ListTokens, VerifyToken; Check, Get, List, Verify of a cache), and Redis's own
 //     records agree with its event stream;
@@ -255,7 +256,7 @@ enum class ViolationKind {
   kReorder,              // a watcher got a change older than one it had seen
   kForeignChange,        // a watcher got a change its history does not hold (or another epoch)
   kWrongSnapshot,        // a snapshot matches no history at its revision
-  kUnjustifiedReset,     // a RESET with no fault that replaced the store's history before it
+  kUnjustifiedReset,     // a RESET no fault that replaced the store's history explains
   kWrongAnswer,          // a synced replica or cache answered a state the store does not hold
   kNotSynced,            // a replica or cache did not reach the store's head and epoch
   kUnexpectedAnswer,     // a garbage request got an answer it should not get

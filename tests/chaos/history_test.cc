@@ -465,6 +465,35 @@ TEST(CheckerTest, WatcherCarriedAcrossHistoriesWithoutAReset) {
   EXPECT_GE(report.Count(ViolationKind::kWrongSnapshot), 1) << report.Summary();
 }
 
+// After the restore, a replica serves a snapshot of its old mirror (the lost history) after the
+// first RESET: a second RESET that corrects it is justified; one more, once the watcher follows
+// the store's history, is not.
+TEST(CheckerTest, SecondResetOfAWatcherLeftOnTheLostHistory) {
+  Restored r;
+  History history = RestoredHistory(r);
+  const std::vector<Change> old_changes = BaseChanges();
+  WatchLog log;
+  log.name = "watcher";
+  log.records = {
+      WatchRecord::Open(1, 0, "", ""),
+      Message(2, WatchTokensResponse::KIND_SNAPSHOT, 5, {}, r.lost.StatesAt(5, "")),
+      Message(3, WatchTokensResponse::KIND_SYNCED, 5),
+      Message(350, WatchTokensResponse::KIND_RESET, 5),
+      Message(351, WatchTokensResponse::KIND_SNAPSHOT, 5, {}, r.lost.StatesAt(5, "")),
+      Message(352, WatchTokensResponse::KIND_SYNCED, 5),
+      Message(360, WatchTokensResponse::KIND_RESET, 6),
+      Message(361, WatchTokensResponse::KIND_SNAPSHOT, 6, {}, r.final.StatesAt(6, "")),
+      Message(362, WatchTokensResponse::KIND_SYNCED, 6),
+  };
+  history.watchers = {log};
+  Report report = Check(history);
+  EXPECT_TRUE(report.ok()) << report.Summary();
+
+  history.watchers[0].records.push_back(Message(370, WatchTokensResponse::KIND_RESET, 6));
+  report = Check(history);
+  EXPECT_EQ(report.Count(ViolationKind::kUnjustifiedReset), 1) << report.Summary();
+}
+
 // A watcher that had only seen what both histories share needs no RESET.
 TEST(CheckerTest, WatcherWithinTheSharedPrefixContinues) {
   Restored r;
