@@ -126,7 +126,7 @@ History CleanHistory() {
   return history;
 }
 
-TEST(BranchTest, StatesAtEachRevision) {
+TEST(ChaosBranchTest, StatesAtEachRevision) {
   const Branch branch = MakeBranch("b", BaseChanges());
   EXPECT_EQ(branch.head(), 5);
   EXPECT_FALSE(branch.StateAt("TKN-0000-0001", 0).has_value());
@@ -142,13 +142,13 @@ TEST(BranchTest, StatesAtEachRevision) {
   EXPECT_EQ(branch.FindTag("d3")->revision, 3);
 }
 
-TEST(BranchTest, RejectsAGappedStream) {
+TEST(ChaosBranchTest, RejectsAGappedStream) {
   std::vector<Change> changes = BaseChanges();
   changes.erase(changes.begin() + 2);
   EXPECT_FALSE(Branch::Create("b", kEpoch, changes).ok());
 }
 
-TEST(CheckerTest, CleanHistoryPasses) {
+TEST(ChaosCheckerTest, CleanHistoryPasses) {
   const Report report = Check(CleanHistory());
   EXPECT_TRUE(report.ok()) << report.Summary();
   EXPECT_EQ(report.figures.acknowledged, 5);
@@ -156,7 +156,7 @@ TEST(CheckerTest, CleanHistoryPasses) {
   EXPECT_EQ(report.figures.lost, 0);
 }
 
-TEST(CheckerTest, FilteredWatcherSeesOnlyItsAccount) {
+TEST(ChaosCheckerTest, FilteredWatcherSeesOnlyItsAccount) {
   History history = CleanHistory();
   const std::vector<Change> changes = BaseChanges();
   WatchLog log;
@@ -170,7 +170,7 @@ TEST(CheckerTest, FilteredWatcherSeesOnlyItsAccount) {
   EXPECT_TRUE(report.ok()) << report.Summary();
 }
 
-TEST(CheckerTest, Gap) {
+TEST(ChaosCheckerTest, Gap) {
   History history = CleanHistory();
   // The change at revision 3 never arrives.
   history.watchers[0].records.erase(history.watchers[0].records.begin() + 3);
@@ -179,7 +179,7 @@ TEST(CheckerTest, Gap) {
   EXPECT_EQ(report.violations.size(), 1u) << report.Summary();
 }
 
-TEST(CheckerTest, GapBehindAProgress) {
+TEST(ChaosCheckerTest, GapBehindAProgress) {
   History history = CleanHistory();
   // PROGRESS at 5 while the watcher is at 3: it claims the changes 4 and 5 were sent.
   history.watchers[0].records.resize(4);
@@ -188,7 +188,7 @@ TEST(CheckerTest, GapBehindAProgress) {
   EXPECT_EQ(report.Count(ViolationKind::kGap), 1) << report.Summary();
 }
 
-TEST(CheckerTest, Duplicate) {
+TEST(ChaosCheckerTest, Duplicate) {
   History history = CleanHistory();
   const std::vector<Change> changes = BaseChanges();
   history.watchers[0].records.push_back(
@@ -198,7 +198,7 @@ TEST(CheckerTest, Duplicate) {
   EXPECT_EQ(report.violations.size(), 1u) << report.Summary();
 }
 
-TEST(CheckerTest, DuplicateAcrossAResume) {
+TEST(ChaosCheckerTest, DuplicateAcrossAResume) {
   History history = CleanHistory();
   const std::vector<Change> changes = BaseChanges();
   // The stream ends and the watcher resumes after 5; the server replays 3 again.
@@ -210,7 +210,7 @@ TEST(CheckerTest, DuplicateAcrossAResume) {
   EXPECT_EQ(report.Count(ViolationKind::kDuplicate), 1) << report.Summary();
 }
 
-TEST(CheckerTest, Reorder) {
+TEST(ChaosCheckerTest, Reorder) {
   History history = CleanHistory();
   const std::vector<Change> changes = BaseChanges();
   // 4 and 5 arrive as 5, then 4.
@@ -221,7 +221,7 @@ TEST(CheckerTest, Reorder) {
   EXPECT_EQ(report.Count(ViolationKind::kGap), 1) << report.Summary();  // 5 came without 4 first
 }
 
-TEST(CheckerTest, ChangeTheStoreDoesNotHold) {
+TEST(ChaosCheckerTest, ChangeTheStoreDoesNotHold) {
   History history = CleanHistory();
   Change invented = MakeChange(4, "TKN-0000-0003", Token::STATE_DISABLED, TokenEvent::TYPE_DISABLED,
                                "never-made");
@@ -231,7 +231,7 @@ TEST(CheckerTest, ChangeTheStoreDoesNotHold) {
   EXPECT_EQ(report.Count(ViolationKind::kForeignChange), 1) << report.Summary();
 }
 
-TEST(CheckerTest, WrongSnapshot) {
+TEST(ChaosCheckerTest, WrongSnapshot) {
   History history = CleanHistory();
   // T1 shown DISABLED at revision 2: it was ACTIVE then.
   history.watchers[0].records[1].tokens[0].state = Token::STATE_DISABLED;
@@ -239,14 +239,14 @@ TEST(CheckerTest, WrongSnapshot) {
   EXPECT_EQ(report.Count(ViolationKind::kWrongSnapshot), 1) << report.Summary();
 }
 
-TEST(CheckerTest, SnapshotMissingAToken) {
+TEST(ChaosCheckerTest, SnapshotMissingAToken) {
   History history = CleanHistory();
   history.watchers[0].records[1].tokens.pop_back();
   const Report report = Check(history);
   EXPECT_EQ(report.Count(ViolationKind::kWrongSnapshot), 1) << report.Summary();
 }
 
-TEST(CheckerTest, LostAcknowledgedChange) {
+TEST(ChaosCheckerTest, LostAcknowledgedChange) {
   History history = CleanHistory();
   Operation ack = Ack(OpType::kDisable, BaseChanges()[4], 20, 21);
   ack.tag = "d-never-stored";
@@ -256,7 +256,7 @@ TEST(CheckerTest, LostAcknowledgedChange) {
   EXPECT_EQ(report.figures.lost, 1);
 }
 
-TEST(CheckerTest, ChangeMadeByNoOperation) {
+TEST(ChaosCheckerTest, ChangeMadeByNoOperation) {
   History history = CleanHistory();
   history.operations.erase(history.operations.begin() + 3);  // the creation at revision 4
   Report report = Check(history);
@@ -269,14 +269,14 @@ TEST(CheckerTest, ChangeMadeByNoOperation) {
   EXPECT_TRUE(report.ok()) << report.Summary();
 }
 
-TEST(CheckerTest, AcknowledgedAtAnotherRevision) {
+TEST(ChaosCheckerTest, AcknowledgedAtAnotherRevision) {
   History history = CleanHistory();
   history.operations[2].token.revision = 4;
   const Report report = Check(history);
   EXPECT_EQ(report.Count(ViolationKind::kAckMismatch), 1) << report.Summary();
 }
 
-TEST(CheckerTest, RefusedChangeApplied) {
+TEST(ChaosCheckerTest, RefusedChangeApplied) {
   History history = CleanHistory();
   Operation refused = Ack(OpType::kDisable, BaseChanges()[2], 20, 21);
   refused.outcome = Outcome::kFailed;
@@ -286,7 +286,7 @@ TEST(CheckerTest, RefusedChangeApplied) {
   EXPECT_EQ(report.Count(ViolationKind::kFailedChangeApplied), 1) << report.Summary();
 }
 
-TEST(CheckerTest, ReadOfAStateNoHistoryHeld) {
+TEST(ChaosCheckerTest, ReadOfAStateNoHistoryHeld) {
   History history = CleanHistory();
   Operation read;
   read.client = "reader";
@@ -305,7 +305,7 @@ TEST(CheckerTest, ReadOfAStateNoHistoryHeld) {
   EXPECT_TRUE(report.ok()) << report.Summary();
 }
 
-TEST(CheckerTest, VerifyAnsweringAChangeNeverMade) {
+TEST(ChaosCheckerTest, VerifyAnsweringAChangeNeverMade) {
   History history = CleanHistory();
   Operation verify;
   verify.client = "reader";
@@ -318,7 +318,7 @@ TEST(CheckerTest, VerifyAnsweringAChangeNeverMade) {
   EXPECT_EQ(report.Count(ViolationKind::kWrongRead), 1) << report.Summary();
 }
 
-TEST(CheckerTest, SyncedAnswerOfAStateTheStoreDoesNotHold) {
+TEST(ChaosCheckerTest, SyncedAnswerOfAStateTheStoreDoesNotHold) {
   History history = CleanHistory();
   history.answers.push_back(AnswerOf("TKN-0000-0001", true, Token::STATE_DISABLED, 3));
   history.answers.push_back(AnswerOf("TKN-0000-0042", true, Token::STATE_ACTIVE, 0));
@@ -327,7 +327,7 @@ TEST(CheckerTest, SyncedAnswerOfAStateTheStoreDoesNotHold) {
   EXPECT_EQ(report.Count(ViolationKind::kWrongAnswer), 3) << report.Summary();
 }
 
-TEST(CheckerTest, NotSynced) {
+TEST(ChaosCheckerTest, NotSynced) {
   History history = CleanHistory();
   Answer answer;
   answer.who = "cache-0";
@@ -338,7 +338,7 @@ TEST(CheckerTest, NotSynced) {
   EXPECT_EQ(report.Count(ViolationKind::kNotSynced), 1) << report.Summary();
 }
 
-TEST(CheckerTest, ResetWithoutAFaultIsUnjustified) {
+TEST(ChaosCheckerTest, ResetWithoutAFaultIsUnjustified) {
   History history = CleanHistory();
   const std::vector<Change> changes = BaseChanges();
   history.watchers[0].records.push_back(Message(7, WatchTokensResponse::KIND_RESET, 5));
@@ -398,7 +398,7 @@ History RestoredHistory(const Restored& r) {
   return history;
 }
 
-TEST(CheckerTest, RestoreLosesOnlyWhatTheCopyDidNotHold) {
+TEST(ChaosCheckerTest, RestoreLosesOnlyWhatTheCopyDidNotHold) {
   Restored r;
   History history = RestoredHistory(r);
   const std::vector<Change> old_changes = BaseChanges();
@@ -427,7 +427,7 @@ TEST(CheckerTest, RestoreLosesOnlyWhatTheCopyDidNotHold) {
 
 // The bug this suite was written for: a watcher that followed the lost history past the copy is
 // carried on with the restored history's changes, without a RESET.
-TEST(CheckerTest, WatcherCarriedAcrossHistoriesWithoutAReset) {
+TEST(ChaosCheckerTest, WatcherCarriedAcrossHistoriesWithoutAReset) {
   Restored r;
   History history = RestoredHistory(r);
   const std::vector<Change> old_changes = BaseChanges();
@@ -468,7 +468,7 @@ TEST(CheckerTest, WatcherCarriedAcrossHistoriesWithoutAReset) {
 // After the restore, a replica serves a snapshot of its old mirror (the lost history) after the
 // first RESET: a second RESET that corrects it is justified; one more, once the watcher follows
 // the store's history, is not.
-TEST(CheckerTest, SecondResetOfAWatcherLeftOnTheLostHistory) {
+TEST(ChaosCheckerTest, SecondResetOfAWatcherLeftOnTheLostHistory) {
   Restored r;
   History history = RestoredHistory(r);
   const std::vector<Change> old_changes = BaseChanges();
@@ -495,7 +495,7 @@ TEST(CheckerTest, SecondResetOfAWatcherLeftOnTheLostHistory) {
 }
 
 // A watcher that had only seen what both histories share needs no RESET.
-TEST(CheckerTest, WatcherWithinTheSharedPrefixContinues) {
+TEST(ChaosCheckerTest, WatcherWithinTheSharedPrefixContinues) {
   Restored r;
   History history = RestoredHistory(r);
   const std::vector<Change> old_changes = BaseChanges();
@@ -514,14 +514,14 @@ TEST(CheckerTest, WatcherWithinTheSharedPrefixContinues) {
   EXPECT_TRUE(report.ok()) << report.Summary();
 }
 
-TEST(CheckerTest, WatcherOfAnotherEpoch) {
+TEST(ChaosCheckerTest, WatcherOfAnotherEpoch) {
   History history = CleanHistory();
   history.watchers[0].records[3].epoch = "epoch-2";
   const Report report = Check(history);
   EXPECT_EQ(report.Count(ViolationKind::kForeignChange), 1) << report.Summary();
 }
 
-TEST(CheckerTest, GarbageRequests) {
+TEST(ChaosCheckerTest, GarbageRequests) {
   History history = CleanHistory();
   Operation garbage;
   garbage.client = "noise";
@@ -544,7 +544,7 @@ TEST(CheckerTest, GarbageRequests) {
   EXPECT_EQ(report.Count(ViolationKind::kFailedChangeApplied), 1) << report.Summary();
 }
 
-TEST(CheckerTest, RecordsDisagreeingWithTheEventStream) {
+TEST(ChaosCheckerTest, RecordsDisagreeingWithTheEventStream) {
   History history = CleanHistory();
   std::map<std::string, TokenState> records;
   for (const auto& [id, state] : history.branches[0].Final()) records[id] = state;

@@ -23,7 +23,7 @@ export CHAOS_FIGURES_FILE="${OUT_DIR}/figures.md"
 } >"${CHAOS_FIGURES_FILE}"
 
 status=0
-ctest --test-dir "${BUILD_DIR}" --output-on-failure -R '^ChaosHistory|^CheckerTest|^BranchTest' || status=1
+ctest --test-dir "${BUILD_DIR}" --output-on-failure -R '^Chaos(Checker|Branch)Test\.' || status=1
 # shellcheck disable=SC2086 # CTEST_ARGS is a list of words.
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -L '^chaos$' --timeout 600 ${CTEST_ARGS:-} ||
   status=1
