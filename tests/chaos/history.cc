@@ -816,6 +816,16 @@ std::string Report::Summary(size_t max_listed) const {
   std::map<std::string, int> by_kind;
   for (const Violation& violation : violations) ++by_kind[ViolationKindName(violation.kind)];
   for (const auto& [kind, count] : by_kind) absl::StrAppend(&out, "\n  ", count, " x ", kind);
+  std::map<std::string, int> by_who;
+  for (const Violation& violation : violations) {
+    // "reader-0@127.0.0.1:4242" counts as "reader-0".
+    ++by_who[violation.who.substr(0, violation.who.find('@'))];
+  }
+  if (!by_who.empty()) {
+    std::vector<std::string> who;
+    for (const auto& [name, count] : by_who) who.push_back(absl::StrCat(name, " ", count));
+    absl::StrAppend(&out, "\n  by whom: ", absl::StrJoin(who, ", "));
+  }
   for (size_t i = 0; i < violations.size() && i < max_listed; ++i) {
     absl::StrAppend(&out, "\n  ", violations[i].ToString());
   }
