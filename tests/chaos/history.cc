@@ -826,11 +826,18 @@ std::string Report::Summary(size_t max_listed) const {
     for (const auto& [name, count] : by_who) who.push_back(absl::StrCat(name, " ", count));
     absl::StrAppend(&out, "\n  by whom: ", absl::StrJoin(who, ", "));
   }
-  for (size_t i = 0; i < violations.size() && i < max_listed; ++i) {
-    absl::StrAppend(&out, "\n  ", violations[i].ToString());
+  // The first few of each kind, up to max_listed in all.
+  std::map<ViolationKind, size_t> listed_of_kind;
+  size_t listed = 0;
+  const size_t per_kind = std::max<size_t>(1, max_listed / std::max<size_t>(1, by_kind.size()));
+  for (const Violation& violation : violations) {
+    if (listed == max_listed) break;
+    if (listed_of_kind[violation.kind]++ >= per_kind) continue;
+    absl::StrAppend(&out, "\n  ", violation.ToString());
+    ++listed;
   }
-  if (violations.size() > max_listed) {
-    absl::StrAppend(&out, "\n  ... and ", violations.size() - max_listed, " more");
+  if (violations.size() > listed) {
+    absl::StrAppend(&out, "\n  ... and ", violations.size() - listed, " more");
   }
   return out;
 }

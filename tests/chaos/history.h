@@ -295,7 +295,8 @@ struct Report {
 
   bool ok() const { return violations.empty(); }
   int Count(ViolationKind kind) const;
-  // The figures, the count of each kind of violation, and the first `max_listed` violations.
+  // The figures, the count of each kind of violation and of each client's, and the first
+  // violations of each kind (`max_listed` in all).
   std::string Summary(size_t max_listed = 25) const;
 };
 
