@@ -1,7 +1,7 @@
 # tokenstatus front door. On a fresh Debian 12 (bookworm) machine, as root or with sudo:
 #   make run    install what is missing, build, start Redis (data in var/redis) and the server
 #   make test   install what is missing, build, run every test against a throwaway Redis
-# Other targets: deps, build, bench, fuzz, lint, fmt, clean.
+# Other targets: deps, build, bench, chaos, fuzz, lint, fmt, clean.
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -13,7 +13,7 @@ export BUILD_DIR
 
 # Prerequisites run in the order listed (deps before build before the rest).
 .NOTPARALLEL:
-.PHONY: deps build run test bench fuzz lint fmt clean
+.PHONY: deps build run test bench chaos fuzz lint fmt clean
 
 deps:
 	deploy/install-deps.sh
@@ -31,6 +31,11 @@ test: deps build
 bench: deps build
 	tests/bench/run_bench.sh
 
+# Every fault-injection scenario at full length (tests/chaos/README.md), a few minutes; figures in
+# var/chaos/figures.md. make test runs short versions of two of them.
+chaos: deps build
+	tests/chaos/run_chaos.sh
+
 # libFuzzer targets built with clang in build-fuzz, FUZZ_SECONDS (60) each; make test runs them
 # for 10 s each.
 fuzz: deps
@@ -45,7 +50,7 @@ fmt:
 	@echo "clang-format -i <C++ sources under server/ client/ tests/>"
 	@clang-format -i $(CXX_SOURCES)
 
-# Removes build outputs and benchmark results; keeps var/redis (the data of make run) and
+# Removes build outputs, benchmark and chaos results; keeps var/redis (the data of make run) and
 # var/tools.
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz var/bench var/fuzz
+	rm -rf $(BUILD_DIR) build-fuzz var/bench var/chaos var/fuzz

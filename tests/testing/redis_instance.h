@@ -41,6 +41,10 @@ class RedisInstance {
   RedisInstance& operator=(const RedisInstance&) = delete;
 
   int port() const;
+  // The directory holding the server's data (AOF) and log; empty for an external Redis. A test
+  // may copy the data out while it runs, or replace it while the server is killed (Kill(), then
+  // Restart()).
+  const std::string& dir() const { return dir_; }
   // "127.0.0.1:<port>", the form the server's --redis flag takes.
   std::string address() const;
 
