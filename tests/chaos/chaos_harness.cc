@@ -15,6 +15,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -1247,13 +1248,14 @@ void RssSampler::Reset() {
   max_kib_ = kib.ok() ? *kib : 0;
 }
 
-bool AwaitLogCount(const testing::ServerProcess& process, const std::string& needle, int count,
-                   absl::Duration timeout) {
+bool AwaitLogCount(const testing::ServerProcess& process, const std::vector<std::string>& needles,
+                   int count, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     int found = 0;
     for (const std::string& line : process.LogLines()) {
-      if (absl::StrContains(line, needle)) ++found;
+      found += absl::c_any_of(
+          needles, [&](const std::string& needle) { return absl::StrContains(line, needle); });
     }
     if (found >= count) return true;
     if (absl::Now() >= deadline) return false;

@@ -359,10 +359,10 @@ class RssSampler {
   std::thread thread_;
 };
 
-// Waits until `process` has logged `count` lines containing `needle` (it polls the lines); false
-// after `timeout`.
-bool AwaitLogCount(const testing::ServerProcess& process, const std::string& needle, int count,
-                   absl::Duration timeout);
+// Waits until `process` has logged `count` lines that contain one of `needles` (it polls the
+// lines); false after `timeout`.
+bool AwaitLogCount(const testing::ServerProcess& process, const std::vector<std::string>& needles,
+                   int count, absl::Duration timeout);
 
 // Appends `line` to the file named by CHAOS_FIGURES_FILE (if set), for tests/chaos/run_chaos.sh.
 void AppendFigures(const std::string& line);

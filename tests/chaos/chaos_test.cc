@@ -376,7 +376,8 @@ void RestoreOlderCopy(const std::string& scenario, bool race) {
   } else {
     for (int r = 0; r < run.cluster().replicas(); ++r) {
       ASSERT_TRUE(AwaitLogCount(run.cluster().replica(r),
-                                "event=mirror_reload reason=revision_went_back", 1, kStepTimeout));
+                                {"event=mirror_reload reason=revision_went_back"}, 1,
+                                kStepTimeout));
     }
     run.StartWriters(load);
   }
@@ -488,7 +489,7 @@ TEST(Chaos, WatcherProcessStopCont) {
     (*one)->Signal(SIGSTOP);
     ASSERT_EQ(::kill((*sidecar)->pid(), SIGSTOP), 0);
     // Until the server has ended both watchers' streams as too slow.
-    EXPECT_TRUE(AwaitLogCount(run.cluster().replica(0), "event=watcher_fell_behind",
+    EXPECT_TRUE(AwaitLogCount(run.cluster().replica(0), {"event=watcher_fell_behind"},
                               2 * (round + 1), kStepTimeout));
     // The fault lasts at least 1.5 s: longer than the sidecar's max_staleness (it finds itself
     // stale when it runs again, and drops and resumes its stream).
@@ -521,11 +522,12 @@ TEST(Chaos, GarbageRequests) {
 
 // Thousands of WatchTokens streams that never read, without and with snapshots, while a reading
 // watcher and a cache keep up with the changes. Without snapshots: the server's RSS growth stays
-// within CHAOS_IDLE_STREAM_KIB per stream (default 128). With snapshots: within
-// CHAOS_SNAPSHOT_RSS_MIB (default: what the eager snapshots of today need, 160 bytes per token
-// per stream, plus 32 MiB; tighten it once snapshots are lazy under --snapshot_memory_budget,
-// passed with CHAOS_SERVER_FLAGS). Either way every stream that never reads is ended as too slow
-// once changes pile up (WATCHER_FELL_BEHIND) instead of being buffered without bound.
+// within CHAOS_IDLE_STREAM_KIB per stream (default 128) and every stream is ended as too slow
+// once changes pile up (WATCHER_FELL_BEHIND) instead of being buffered without bound. With
+// snapshots: the RSS growth stays within CHAOS_SNAPSHOT_RSS_MIB (default: the server's
+// --snapshot_memory_budget of 64 MiB, plus 32 MiB, plus 64 KiB per stream) whatever the number of
+// tokens, and every stream ends without ever being read: as too slow once it had its snapshot,
+// or refused (SNAPSHOT_BUDGET_EXHAUSTED) after waiting --snapshot_max_wait for its turn.
 TEST(Chaos, NeverReadingStreams) {
   const int tokens = static_cast<int>(Scaled(10000, 40000));
   const int snapshot_streams = static_cast<int>(Scaled(50, 100));
@@ -534,7 +536,7 @@ TEST(Chaos, NeverReadingStreams) {
   ChaosRun run("never_reading_streams");
   ASSERT_TRUE(run.Start({.replicas = 1,
                          .server_flags = {absl::StrCat("--watch_queue_size=", kQueue),
-                                          "--max_watchers=50000"}})
+                                          "--max_watchers=50000", "--snapshot_max_wait=2s"}})
                   .ok());
   ASSERT_TRUE(run.Seed(tokens, 8).ok());
   testing::ServerProcess& server = run.cluster().replica(0);
@@ -547,8 +549,8 @@ TEST(Chaos, NeverReadingStreams) {
   RssSampler rss(server.pid());
 
   // Opens `count` paused streams over connections of `per_connection` streams, then one reading
-  // stream after them on each connection, and waits until those have synced (the connection's
-  // earlier streams have been started by then).
+  // stream after them on each connection, and waits until those have had their first message
+  // (the connection's earlier streams have been started by then).
   struct Streams {
     std::vector<std::shared_ptr<grpc::Channel>> channels;
     std::vector<std::unique_ptr<TokenService::Stub>> stubs;
@@ -566,12 +568,14 @@ TEST(Chaos, NeverReadingStreams) {
       streams.paused.push_back(
           std::make_unique<integration::Watcher>(*streams.stubs.back(), request, true));
     }
+    // The markers take no snapshot: they must not wait for a turn behind the paused streams.
+    apitoken::v1::WatchTokensRequest live = integration::FromNow("", absl::Milliseconds(200));
+    live.set_send_initial_state(false);
     for (auto& stub : streams.stubs) {
-      streams.markers.push_back(std::make_unique<integration::Watcher>(
-          *stub, integration::FromNow("", absl::Milliseconds(200))));
+      streams.markers.push_back(std::make_unique<integration::Watcher>(*stub, live));
     }
     for (auto& marker : streams.markers) {
-      ASSERT_TRUE(marker->WaitForSynced(kStepTimeout)) << marker->Summary();
+      ASSERT_TRUE(marker->WaitForRevision(1, kStepTimeout)) << marker->Summary();
     }
   };
 
@@ -605,30 +609,36 @@ TEST(Chaos, NeverReadingStreams) {
   Streams with_snapshots;
   open(snapshot_streams, 10, true, with_snapshots);
   ASSERT_TRUE(run.AwaitMoreAcks(20));  // changes flow meanwhile (fewer than the queue holds)
-  const int64_t snapshot_growth_kib = rss.max_kib() - *base_kib;
   const int64_t snapshot_bound_mib =
-      EnvInt("CHAOS_SNAPSHOT_RSS_MIB",
-             (int64_t{snapshot_streams} * tokens * 160 + (1 << 20) - 1) / (1 << 20) + 32);
-  // Then changes pile up: every stream that never reads is ended as too slow.
+      EnvInt("CHAOS_SNAPSHOT_RSS_MIB", 64 + 32 + (int64_t{snapshot_streams} * 64 + 1023) / 1024);
+  // Then changes pile up. The server ends every stream that never reads, those that had their
+  // snapshot as too slow, those still waiting for their turn as refused; only then do they read
+  // (a stream still waiting would otherwise get its turn and keep up).
   ASSERT_TRUE(run.AwaitMoreAcks(kQueue + 100));
+  EXPECT_TRUE(AwaitLogCount(server, {"event=watcher_fell_behind", "event=snapshot_refused"},
+                            plain_streams + snapshot_streams, kStepTimeout));
   for (auto& watcher : with_snapshots.paused) watcher->Resume();
-  int fell_behind = 0;
+  int fell_behind = 0, refused = 0;
   for (auto& watcher : with_snapshots.paused) {
     std::optional<grpc::Status> end = watcher->WaitForEnd(kStepTimeout);
-    if (end.has_value() && integration::IsRpcError(*end, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                                   "WATCHER_FELL_BEHIND")) {
-      ++fell_behind;
-    }
+    if (!end.has_value()) continue;
+    fell_behind +=
+        integration::IsRpcError(*end, grpc::StatusCode::RESOURCE_EXHAUSTED, "WATCHER_FELL_BEHIND");
+    refused += integration::IsRpcError(*end, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                       "SNAPSHOT_BUDGET_EXHAUSTED");
   }
-  EXPECT_EQ(fell_behind, snapshot_streams);
+  EXPECT_GT(fell_behind, 0);
+  EXPECT_EQ(fell_behind + refused, snapshot_streams);
+  const int64_t snapshot_growth_kib = rss.max_kib() - *base_kib;
   with_snapshots = Streams();
 
   const std::string figures = absl::StrFormat(
       "%d tokens; %d never-reading streams with snapshots: +%.1f MiB (%.0f KiB each, bound %d "
-      "MiB); %d without: +%.1f MiB (%.1f KiB each, bound %d KiB each); max RSS %.0f MiB",
+      "MiB; %d fell behind, %d refused); %d without: +%.1f MiB (%.1f KiB each, bound %d KiB "
+      "each); max RSS %.0f MiB",
       tokens, snapshot_streams, snapshot_growth_kib / 1024.0,
-      static_cast<double>(snapshot_growth_kib) / snapshot_streams, snapshot_bound_mib,
-      plain_streams, plain_growth_kib / 1024.0,
+      static_cast<double>(snapshot_growth_kib) / snapshot_streams, snapshot_bound_mib, fell_behind,
+      refused, plain_streams, plain_growth_kib / 1024.0,
       static_cast<double>(plain_growth_kib) / plain_streams, plain_bound_kib / plain_streams,
       std::max(rss.max_kib(), *base_kib + snapshot_growth_kib) / 1024.0);
   std::fprintf(stderr, "never-reading streams: %s\n", figures.c_str());
