@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/match.h"
@@ -1043,6 +1044,59 @@ Token::State StateOfResult(VerifyTokenResponse::Result result) {
   }
 }
 
+// What one replica, cache or sidecar (`who`) answered, added to `recorder` as it comes.
+class AnswerLog {
+ public:
+  AnswerLog(const std::string& who, Recorder& recorder) : who_(who), recorder_(recorder) {}
+
+  // It did not reach the store's head: `detail` says where it stopped.
+  void NotSynced(std::string detail) {
+    Answer answer = New();
+    answer.synced = false;
+    answer.detail = std::move(detail);
+    recorder_.AddAnswer(std::move(answer));
+  }
+
+  // `via` answered about `id`: `found` with `state` at `revision`, or not found.
+  void Add(const char* via, const std::string& id, bool found, Token::State state,
+           int64_t revision) {
+    Answer answer = New();
+    answer.via = via;
+    answer.token_id = id;
+    answer.found = found;
+    answer.state = state;
+    answer.token_revision = revision;
+    recorder_.AddAnswer(std::move(answer));
+  }
+
+  // Every token of `known` that a listing through `via` left out of `listed`, as not found.
+  void AddUnlisted(const char* via, const std::set<std::string>& listed,
+                   const std::vector<KnownToken>& known) {
+    for (const KnownToken& token : known) {
+      if (!listed.contains(token.id)) Add(via, token.id, false, Token::STATE_UNSPECIFIED, 0);
+    }
+  }
+
+  // `via` failed after the sync.
+  void Failed(const char* via, const grpc::Status& status) {
+    Answer answer = New();
+    answer.via = via;
+    answer.synced = false;
+    answer.detail = absl::StrCat(via, " failed after sync: ", integration::Describe(status));
+    recorder_.AddAnswer(std::move(answer));
+  }
+
+ private:
+  Answer New() const {
+    Answer answer;
+    answer.who = who_;
+    return answer;
+  }
+
+  const std::string who_;
+  Recorder& recorder_;
+};
+
 }  // namespace
 
 void RecordServerAnswers(const std::string& who, const std::string& address, int64_t head,
@@ -1062,33 +1116,11 @@ void RecordServerAnswers(const std::string& who, const std::string& address, int
         return std::make_pair(response.revision(), response.epoch());
       },
       head, epoch, timeout);
+  AnswerLog log(who, recorder);
   if (!not_synced.empty()) {
-    Answer answer;
-    answer.who = who;
-    answer.synced = false;
-    answer.detail = not_synced;
-    recorder.AddAnswer(std::move(answer));
+    log.NotSynced(not_synced);
     return;
   }
-  auto add = [&](const char* via, const std::string& id, bool found, Token::State state,
-                 int64_t revision) {
-    Answer answer;
-    answer.who = who;
-    answer.via = via;
-    answer.token_id = id;
-    answer.found = found;
-    answer.state = state;
-    answer.token_revision = revision;
-    recorder.AddAnswer(std::move(answer));
-  };
-  auto failed = [&](const char* via, const grpc::Status& status) {
-    Answer answer;
-    answer.who = who;
-    answer.via = via;
-    answer.synced = false;
-    answer.detail = absl::StrCat(via, " failed after sync: ", integration::Describe(status));
-    recorder.AddAnswer(std::move(answer));
-  };
   // The whole listing.
   std::set<std::string> listed;
   ListTokensRequest list;
@@ -1101,20 +1133,18 @@ void RecordServerAnswers(const std::string& who, const std::string& address, int
     ListTokensResponse page;
     const grpc::Status status = stub->ListTokens(&context, list, &page);
     if (!status.ok()) {
-      failed("ListTokens", status);
+      log.Failed("ListTokens", status);
       break;
     }
     for (const Token& token : page.tokens()) {
       listed.insert(token.id());
-      add("ListTokens", token.id(), true, token.state(), token.revision());
+      log.Add("ListTokens", token.id(), true, token.state(), token.revision());
     }
     if (page.next_page_token().empty()) break;
     list.set_page_token(page.next_page_token());
   }
-  std::vector<KnownToken> known_tokens = directory.All();
-  for (const KnownToken& known : known_tokens) {
-    if (!listed.contains(known.id)) add("ListTokens", known.id, false, Token::STATE_UNSPECIFIED, 0);
-  }
+  const std::vector<KnownToken> known_tokens = directory.All();
+  log.AddUnlisted("ListTokens", listed, known_tokens);
   // GetToken and VerifyToken of every token, or of an even sample of at most max_asked.
   const size_t step = std::max<size_t>(1, (known_tokens.size() + max_asked - 1) / max_asked);
   for (size_t i = 0; i < known_tokens.size(); i += step) {
@@ -1128,11 +1158,11 @@ void RecordServerAnswers(const std::string& who, const std::string& address, int
       GetTokenResponse response;
       const grpc::Status status = stub->GetToken(&context, request, &response);
       if (status.ok()) {
-        add("GetToken", known.id, true, response.token().state(), response.token().revision());
+        log.Add("GetToken", known.id, true, response.token().state(), response.token().revision());
       } else if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-        add("GetToken", known.id, false, Token::STATE_UNSPECIFIED, 0);
+        log.Add("GetToken", known.id, false, Token::STATE_UNSPECIFIED, 0);
       } else {
-        failed("GetToken", status);
+        log.Failed("GetToken", status);
       }
     }
     {
@@ -1143,10 +1173,11 @@ void RecordServerAnswers(const std::string& who, const std::string& address, int
       VerifyTokenResponse response;
       const grpc::Status status = stub->VerifyToken(&context, request, &response);
       if (!status.ok()) {
-        failed("VerifyToken", status);
+        log.Failed("VerifyToken", status);
       } else {
         const Token::State state = StateOfResult(response.result());
-        add("VerifyToken", known.id, state != Token::STATE_UNSPECIFIED, state, response.revision());
+        log.Add("VerifyToken", known.id, state != Token::STATE_UNSPECIFIED, state,
+                response.revision());
       }
     }
   }
@@ -1161,25 +1192,11 @@ void RecordCacheAnswers(const std::string& who, TokenCache& cache, int64_t head,
         return std::make_pair(cache.revision(), cache.epoch());
       },
       head, epoch, timeout);
+  AnswerLog log(who, recorder);
   if (!not_synced.empty()) {
-    Answer answer;
-    answer.who = who;
-    answer.synced = false;
-    answer.detail = not_synced;
-    recorder.AddAnswer(std::move(answer));
+    log.NotSynced(not_synced);
     return;
   }
-  auto add = [&](const char* via, const std::string& id, bool found, Token::State state,
-                 int64_t revision) {
-    Answer answer;
-    answer.who = who;
-    answer.via = via;
-    answer.token_id = id;
-    answer.found = found;
-    answer.state = state;
-    answer.token_revision = revision;
-    recorder.AddAnswer(std::move(answer));
-  };
   std::set<std::string> listed;
   ListParams params;
   params.page_size = 1000;
@@ -1188,19 +1205,20 @@ void RecordCacheAnswers(const std::string& who, TokenCache& cache, int64_t head,
     ListResult page = cache.List(params);
     for (const Token& token : page.page.tokens) {
       listed.insert(token.id());
-      add("List", token.id(), true, token.state(), token.revision());
+      log.Add("List", token.id(), true, token.state(), token.revision());
     }
     if (page.page.next_after_id.empty()) break;
     params.after_id = page.page.next_after_id;
   }
-  for (const KnownToken& known : directory.All()) {
-    if (!listed.contains(known.id)) add("List", known.id, false, Token::STATE_UNSPECIFIED, 0);
+  const std::vector<KnownToken> known_tokens = directory.All();
+  log.AddUnlisted("List", listed, known_tokens);
+  for (const KnownToken& known : known_tokens) {
     const CheckResult check = cache.Check(known.id);
-    add("Check", known.id, check.state != Token::STATE_UNSPECIFIED, check.state,
-        check.token_revision);
+    log.Add("Check", known.id, check.state != Token::STATE_UNSPECIFIED, check.state,
+            check.token_revision);
     const VerifyResult verify = cache.Verify(known.secret);
     const Token::State state = StateOfResult(verify.result);
-    add("Verify", known.id, state != Token::STATE_UNSPECIFIED, state, verify.token_revision);
+    log.Add("Verify", known.id, state != Token::STATE_UNSPECIFIED, state, verify.token_revision);
   }
 }
 
