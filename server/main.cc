@@ -6,14 +6,16 @@
 // event stream) -> gRPC server. Health ("" and apitoken.v1.TokenService) is SERVING once the
 // mirror has loaded, while at least one Redis connection is up. SIGTERM/SIGINT: watch streams
 // end with UNAVAILABLE (clients resume elsewhere), the other calls drain for --shutdown_grace,
-// then the tailer, the store and Redis stop; exit 0. SIGHUP reloads --credentials_file (a file
-// that does not parse, or holds no credential without --allow_empty_credentials_file, keeps the
-// old credentials). Exit 2 for an invalid configuration, 1 if the
-// server cannot listen.
+// then the tailer, the store and Redis stop; exit 0. SIGHUP, and a change of its contents
+// (checked every --reload_check_interval), reload --credentials_file (a file that does not
+// parse, or holds no credential without --allow_empty_credentials_file, keeps the old
+// credentials); changed TLS files are picked up by new handshakes. --help prints the flags and
+// exits 0. Exit 2 for an invalid configuration, 1 if the server cannot listen.
 
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -26,6 +28,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
@@ -36,10 +39,14 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/auth/authenticator.h"
 #include "server/auth/credential_table.h"
+#include "server/common/file_change_watcher.h"
+#include "server/common/flag_sources.h"
 #include "server/common/log.h"
 #include "server/common/process_signals.h"
 #include "server/common/status_util.h"
@@ -104,23 +111,37 @@ class HealthPublisher {
 // The host part of "host:port" (validated by LoadServerConfig).
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
 
-// TLS (mutual with a client CA) or plaintext, as `access` says.
+// TLS (mutual with a client CA) or plaintext, as `access` says. With a reload_check_interval
+// the certificate, key and client CA are read from their files again when they change (gRPC's
+// file watcher: new handshakes use the new ones); `access`'s PEM contents were checked at start.
 std::shared_ptr<grpc::ServerCredentials> TransportCredentials(const AccessConfig& access) {
   if (access.tls_cert_pem.empty()) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options(
-      access.tls_client_ca_pem.empty()
-          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  options.pem_root_certs = access.tls_client_ca_pem;
-  options.pem_key_cert_pairs.push_back({access.tls_key_pem, access.tls_cert_pem});
-  return grpc::SslServerCredentials(options);
+  const grpc_ssl_client_certificate_request_type request_type =
+      access.tls_client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                       : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  if (access.reload_check_interval == absl::ZeroDuration()) {
+    grpc::SslServerCredentialsOptions options(request_type);
+    options.pem_root_certs = access.tls_client_ca_pem;
+    options.pem_key_cert_pairs.push_back({access.tls_key_pem, access.tls_cert_pem});
+    return grpc::SslServerCredentials(options);
+  }
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      access.tls_key_file, access.tls_cert_file, access.tls_client_ca_file,
+      static_cast<unsigned int>(absl::ToInt64Seconds(access.reload_check_interval)));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (!access.tls_client_ca_file.empty()) options.watch_root_certs();
+  options.set_cert_request_type(request_type);
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 // Loads --credentials_file into `authenticator` (nothing to do without one). `reload`: the
-// number of the SIGHUP reload, 0 at start, where a bad file is fatal; on a reload it is logged
-// and the old credentials stay. A file without a credential is bad unless
+// number of the reload (SIGHUP or a change of the file's contents, as `cause` says), 0 at start,
+// where a bad file is fatal; on a reload it is logged and the old credentials stay. A file without
+// a credential is bad unless
 // --allow_empty_credentials_file: it would lock everyone out (a truncated or half-written file).
-bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, int reload) {
+bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, int reload,
+                     absl::string_view cause = "") {
   if (access.credentials_file.empty()) return true;
   absl::StatusOr<CredentialTable> table = CredentialTable::Load(access.credentials_file);
   if (table.ok() && table->size() == 0 && !access.allow_empty_credentials_file) {
@@ -128,13 +149,14 @@ bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, i
                       "the credentials file holds no credential, which would lock every caller "
                       "out (--allow_empty_credentials_file accepts that)");
   }
-  const std::string event = reload == 0
-                                ? "event=credentials_loaded"
-                                : absl::StrCat("event=credentials_reloaded reload=", reload);
+  const std::string event =
+      reload == 0 ? "event=credentials_loaded"
+                  : absl::StrCat("event=credentials_reloaded reload=", reload, " cause=", cause);
   if (!table.ok()) {
     Log(LogLevel::kError,
         absl::StrCat(reload == 0 ? "event=credentials_not_loaded"
-                                 : absl::StrCat("event=credentials_not_reloaded reload=", reload),
+                                 : absl::StrCat("event=credentials_not_reloaded reload=", reload,
+                                                " cause=", cause),
                      " file=", access.credentials_file, " error=\"", table.status().message(), "\"",
                      reload == 0 ? "" : " kept=previous"));
     return false;
@@ -152,6 +174,10 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
       "Serves apitoken.v1.TokenService over Redis. Flags fall back to TOKENSTATUS_<FLAG> "
       "environment variables; the Redis password comes from --redis_password_file or "
       "TOKENSTATUS_REDIS_PASSWORD.");
+  if (HelpRequested(argc, argv)) {
+    std::cout << absl::ProgramUsageMessage() << "\n\nFlags:\n" << ServerFlagsHelp();
+    return 0;
+  }
   absl::Status flags = ApplyEnvironmentDefaults();
   if (flags.ok()) flags = CheckCommandLineValues(argc, argv);
   if (!flags.ok()) {
@@ -259,11 +285,19 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
                                       HostOf(config->health_listen), ":", health_port));
   }
 
+  // The credentials are reloaded on SIGHUP and when the file's contents change.
+  std::atomic<int> reloads = 0;
+  std::unique_ptr<FileChangeWatcher> credentials_watcher;
+  if (!config->access.credentials_file.empty() &&
+      config->access.reload_check_interval != absl::ZeroDuration()) {
+    credentials_watcher = std::make_unique<FileChangeWatcher>(
+        config->access.credentials_file, config->access.reload_check_interval,
+        [&] { LoadCredentials(config->access, authenticator, ++reloads, "file_changed"); });
+  }
   std::thread signal_thread([&] {
     int signal_number = 0;
-    int reloads = 0;
     while (sigwait(&handled_signals, &signal_number) == 0 && signal_number == SIGHUP) {
-      LoadCredentials(config->access, authenticator, ++reloads);
+      LoadCredentials(config->access, authenticator, ++reloads, "sighup");
     }
     Log(LogLevel::kInfo, absl::StrCat("event=shutdown signal=", sigabbrev_np(signal_number),
                                       " grace=", absl::FormatDuration(config->shutdown_grace)));
@@ -276,6 +310,7 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   });
   server->Wait();
   signal_thread.join();
+  credentials_watcher.reset();
   health_server.reset();
   // Every call has finished: the tailer (the mirror's only writer), the hub, the mirror, the
   // store and then the clients can go.

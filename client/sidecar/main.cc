@@ -39,6 +39,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/common/flag_sources.h"
 #include "server/common/log.h"
 #include "server/common/process_signals.h"
 
@@ -60,6 +61,10 @@ int Run(int argc, char** argv, const sigset_t& stop_signals) {
       "Serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService from a local "
       "cache of --upstream. Flags fall back to TOKENSTATUS_SIDECAR_<FLAG> environment "
       "variables.");
+  if (HelpRequested(argc, argv)) {
+    std::cout << absl::ProgramUsageMessage() << "\n\nFlags:\n" << SidecarFlagsHelp();
+    return 0;
+  }
   absl::Status flags = ApplySidecarEnvironmentDefaults();
   if (flags.ok()) flags = CheckSidecarCommandLineValues(argc, argv);
   if (!flags.ok()) {

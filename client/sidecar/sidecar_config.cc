@@ -83,6 +83,8 @@ absl::Status CheckSidecarCommandLineValues(int argc, char** argv) {
   return CheckFlagValues(argc, argv, kFlagNames);
 }
 
+std::string SidecarFlagsHelp() { return FlagsHelp(kEnvPrefix, kFlagNames); }
+
 absl::StatusOr<SidecarConfig> LoadSidecarConfig() {
   SidecarConfig config;
   config.upstream = absl::GetFlag(FLAGS_upstream);

@@ -50,6 +50,9 @@ absl::Status ApplySidecarEnvironmentDefaults();
 // after ApplySidecarEnvironmentDefaults and before absl::ParseCommandLine. Not thread-safe.
 absl::Status CheckSidecarCommandLineValues(int argc, char** argv);
 
+// The sidecar's flags, their defaults, environment variables and help (for --help).
+std::string SidecarFlagsHelp();
+
 // Builds the configuration from the flags (after parsing). INVALID_ARGUMENT with a message
 // naming the flag for an invalid value (--upstream not host:port, --listen neither unix:/path
 // nor host:port, a bad account id, --stale_policy unknown, durations out of range, unreadable

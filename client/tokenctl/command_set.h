@@ -35,6 +35,9 @@ struct CommandEnv {
   // once it is ready to talk to the server (watch first sets up its signal handling, which
   // must precede every gRPC thread).
   std::function<std::unique_ptr<TokenClient>()> connect;
+  // Opens the channel to options.server, for a command that calls another service on it
+  // (health). The same rule as `connect`.
+  std::function<std::shared_ptr<grpc::Channel>()> open_channel;
 };
 
 // What a command does once its command line has parsed: returns the exit code (ExitCode).

@@ -30,4 +30,8 @@ void AddWatchCommand(CommandSet& commands);
 // line.
 void AddHistoryCommand(CommandSet& commands);
 
+// health [--service S]: prints the grpc.health.v1 serving status (SERVING, NOT_SERVING, ...);
+// exit 0 only when SERVING. Against --health_listen (plaintext) it needs no credentials.
+void AddHealthCommand(CommandSet& commands);
+
 }  // namespace tokenstatus::tokenctl

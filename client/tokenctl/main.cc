@@ -45,6 +45,7 @@ int Main(int argc, char** argv) {
   AddVerifyCommand(commands);
   AddWatchCommand(commands);
   AddHistoryCommand(commands);
+  AddHealthCommand(commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {  // CLI11 reports through exceptions
@@ -61,9 +62,10 @@ int Main(int argc, char** argv) {
                              .key_file = options.key,
                              .credentials_file = options.credentials_file});
   if (!connection.ok()) return UsageError(connection.status().message());
-  const CommandEnv env{.options = options, .connect = [&connection] {
-                         return std::make_unique<TokenClient>(OpenChannel(*connection));
-                       }};
+  const CommandEnv env{
+      .options = options,
+      .connect = [&connection] { return std::make_unique<TokenClient>(OpenChannel(*connection)); },
+      .open_channel = [&connection] { return OpenChannel(*connection); }};
   return commands.SelectedAction()(env);
 }
 

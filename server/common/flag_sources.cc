@@ -65,4 +65,26 @@ absl::Status CheckFlagValues(int argc, char** argv, absl::Span<const char* const
   return absl::OkStatus();
 }
 
+bool HelpRequested(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "-h") return true;
+  }
+  return false;
+}
+
+std::string FlagsHelp(absl::string_view env_prefix, absl::Span<const char* const> names) {
+  std::string help;
+  for (const char* name : names) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr) continue;
+    const std::string default_value = flag->DefaultValue();
+    absl::StrAppend(
+        &help, "  --", name, " (default: ", default_value.empty() ? "\"\"" : default_value,
+        "; env: ", env_prefix, absl::AsciiStrToUpper(name), ")\n      ", flag->Help(), "\n");
+  }
+  return help;
+}
+
 }  // namespace tokenstatus

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -21,5 +23,14 @@ absl::Status ApplyFlagEnvironment(absl::string_view env_prefix,
 // absl::ParseCommandLine, which exits with 1. Call after ApplyFlagEnvironment and before
 // absl::ParseCommandLine (which then parses the same values again, and everything else).
 absl::Status CheckFlagValues(int argc, char** argv, absl::Span<const char* const> names);
+
+// True if the command line asks for help ("--help", "-help" or "-h"). The program then prints
+// FlagsHelp and exits 0, before absl::ParseCommandLine (whose --help lists only the flags
+// defined in the main file, and exits 1).
+bool HelpRequested(int argc, char** argv);
+
+// One entry per flag of `names`, in that order: "--name (default: D; env: <env_prefix>NAME)"
+// and its help text on the next line.
+std::string FlagsHelp(absl::string_view env_prefix, absl::Span<const char* const> names);
 
 }  // namespace tokenstatus

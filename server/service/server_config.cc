@@ -60,7 +60,11 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)");
 ABSL_FLAG(std::string, credentials_file, "",
           "bearer credentials: one '<sha256 hex of secret> <role> <principal>' per line; "
-          "reloaded on SIGHUP");
+          "reloaded on SIGHUP and when its contents change");
+ABSL_FLAG(absl::Duration, reload_check_interval, absl::Seconds(5),
+          "how often --credentials_file and the TLS files are checked for new contents (a "
+          "Kubernetes Secret updated in place, a file rewritten); 0: only SIGHUP reloads the "
+          "credentials, and the TLS files are read once (0 or 1s..1h)");
 ABSL_FLAG(bool, allow_empty_credentials_file, false,
           "accept a --credentials_file that holds no credential (else it is refused at start and "
           "on a SIGHUP reload: it would lock every caller out)");
@@ -97,6 +101,7 @@ constexpr const char* kFlagNames[] = {
     "tls_key",
     "tls_client_ca",
     "credentials_file",
+    "reload_check_interval",
     "allow_empty_credentials_file",
     "insecure_allow_unauthenticated",
 };
@@ -230,6 +235,15 @@ absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& acces
     if (!content.ok()) return content.status();
     *pem = *std::move(content);
   }
+  access.tls_cert_file = cert;
+  access.tls_key_file = key;
+  access.tls_client_ca_file = client_ca;
+  access.reload_check_interval = absl::GetFlag(FLAGS_reload_check_interval);
+  if (access.reload_check_interval != absl::ZeroDuration() &&
+      (access.reload_check_interval < absl::Seconds(1) ||
+       access.reload_check_interval > absl::Hours(1))) {
+    return InvalidConfig("--reload_check_interval must be 0 or within 1s..1h");
+  }
   access.credentials_file = absl::GetFlag(FLAGS_credentials_file);
   access.allow_empty_credentials_file = absl::GetFlag(FLAGS_allow_empty_credentials_file);
   access.allow_unauthenticated = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
@@ -259,6 +273,8 @@ absl::Status ApplyEnvironmentDefaults() { return ApplyFlagEnvironment(kEnvPrefix
 absl::Status CheckCommandLineValues(int argc, char** argv) {
   return CheckFlagValues(argc, argv, kFlagNames);
 }
+
+std::string ServerFlagsHelp() { return FlagsHelp(kEnvPrefix, kFlagNames); }
 
 absl::StatusOr<ServerConfig> LoadServerConfig() {
   ServerConfig config;
@@ -330,35 +346,36 @@ absl::StatusOr<ServerConfig> LoadServerConfig() {
 }
 
 std::string DescribeConfig(const ServerConfig& config) {
-  return absl::StrCat("event=config listen=", config.listen,
-                      " health_listen=", config.health_listen.empty() ? "-" : config.health_listen,
-                      " redis=", config.redis.address,
-                      " redis_user=", config.redis.user.empty() ? "-" : config.redis.user,
-                      " password=", config.redis.password.empty() ? "unset" : "set",
-                      config.redis_password_source.empty()
-                          ? ""
-                          : absl::StrCat(" password_from=", config.redis_password_source),
-                      " redis_key_prefix=", config.store.key_prefix,
-                      " redis_connections=", config.redis.connections,
-                      " redis_timeout=", absl::FormatDuration(config.store.call_timeout),
-                      " event_retention=", config.store.event_retention,
-                      " max_request_bytes=", config.max_request_bytes,
-                      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace),
-                      " max_watchers=", config.watch.max_watchers,
-                      " max_watchers_per_connection=", config.watch.max_watchers_per_connection,
-                      " watch_queue_size=", config.watch.queue_size,
-                      " max_watchers_per_principal=", config.watch.max_watchers_per_principal,
-                      " snapshot_memory_budget=", config.watch.snapshot_memory_budget,
-                      " max_snapshots_per_principal=", config.watch.max_snapshots_per_principal,
-                      " snapshot_max_wait=", absl::FormatDuration(config.watch.snapshot_max_wait),
-                      " tls=",
-                      config.access.tls_cert_pem.empty()        ? "off"
-                      : config.access.tls_client_ca_pem.empty() ? "on"
-                                                                : "mutual",
-                      " credentials_file=",
-                      config.access.credentials_file.empty() ? "-" : config.access.credentials_file,
-                      " allow_empty_credentials_file=", config.access.allow_empty_credentials_file,
-                      " allow_unauthenticated=", config.access.allow_unauthenticated);
+  return absl::StrCat(
+      "event=config listen=", config.listen,
+      " health_listen=", config.health_listen.empty() ? "-" : config.health_listen,
+      " redis=", config.redis.address,
+      " redis_user=", config.redis.user.empty() ? "-" : config.redis.user,
+      " password=", config.redis.password.empty() ? "unset" : "set",
+      config.redis_password_source.empty()
+          ? ""
+          : absl::StrCat(" password_from=", config.redis_password_source),
+      " redis_key_prefix=", config.store.key_prefix,
+      " redis_connections=", config.redis.connections,
+      " redis_timeout=", absl::FormatDuration(config.store.call_timeout),
+      " event_retention=", config.store.event_retention,
+      " max_request_bytes=", config.max_request_bytes,
+      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace),
+      " max_watchers=", config.watch.max_watchers,
+      " max_watchers_per_connection=", config.watch.max_watchers_per_connection,
+      " watch_queue_size=", config.watch.queue_size,
+      " max_watchers_per_principal=", config.watch.max_watchers_per_principal,
+      " snapshot_memory_budget=", config.watch.snapshot_memory_budget,
+      " max_snapshots_per_principal=", config.watch.max_snapshots_per_principal,
+      " snapshot_max_wait=", absl::FormatDuration(config.watch.snapshot_max_wait), " tls=",
+      config.access.tls_cert_pem.empty()        ? "off"
+      : config.access.tls_client_ca_pem.empty() ? "on"
+                                                : "mutual",
+      " credentials_file=",
+      config.access.credentials_file.empty() ? "-" : config.access.credentials_file,
+      " allow_empty_credentials_file=", config.access.allow_empty_credentials_file,
+      " reload_check_interval=", absl::FormatDuration(config.access.reload_check_interval),
+      " allow_unauthenticated=", config.access.allow_unauthenticated);
 }
 
 }  // namespace tokenstatus

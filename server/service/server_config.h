@@ -18,8 +18,17 @@ struct AccessConfig {
   std::string tls_cert_pem;
   std::string tls_key_pem;
   std::string tls_client_ca_pem;
-  // --credentials_file (bearer credentials; reloaded on SIGHUP), "" if not set.
+  // Their paths, "" if not set: with a reload_check_interval the server reads them again when
+  // they change (a renewed certificate).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // --credentials_file (bearer credentials; reloaded on SIGHUP and, with a
+  // reload_check_interval, when its contents change), "" if not set.
   std::string credentials_file;
+  // --reload_check_interval: how often the credentials and TLS files are checked for new
+  // contents; zero: never (SIGHUP still reloads the credentials).
+  absl::Duration reload_check_interval = absl::Seconds(5);
   // --allow_empty_credentials_file: a credentials file that holds no credential (empty, or only
   // blank lines and comments) is accepted. Without it such a file is refused like one that does
   // not parse (at start: exit 2; on a reload: the previous credentials stay), since it would
@@ -65,6 +74,8 @@ struct ServerConfig {
 //   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
 //   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
 //   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)
+//   --reload_check_interval 5s              how often the credentials and TLS files are checked
+//                                           for new contents (0: never; else 1s..1h)
 //   --allow_empty_credentials_file false    accept a credentials file with no credential (else
 //                                           refused at start and on a SIGHUP reload)
 //   --health_listen        ""               host:port serving only grpc.health.v1, in plaintext
@@ -89,6 +100,9 @@ absl::Status ApplyEnvironmentDefaults();
 // Call after ApplyEnvironmentDefaults and before absl::ParseCommandLine (which then parses the
 // same values again, and everything else). Not thread-safe (flags).
 absl::Status CheckCommandLineValues(int argc, char** argv);
+
+// The server's flags, their defaults, environment variables and help (for --help).
+std::string ServerFlagsHelp();
 
 // Builds the configuration from the flags (after parsing) and reads the password and the TLS
 // files. Returns INVALID_ARGUMENT with a message naming the flag for an invalid value, an

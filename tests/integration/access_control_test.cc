@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -85,10 +86,12 @@ class AccessControlTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
         {.redis_address = testing::SharedRedis().address(),
          .key_prefix = testing::UniqueKeyPrefix(),
+         // Only SIGHUP reloads here (the tests count the reloads); the file's own changes are
+         // CredentialsFileTest's.
          .extra_flags = {"--insecure_allow_unauthenticated=false",
                          "--credentials_file=" + *credentials_path_,
                          absl::StrCat("--max_watchers_per_principal=", kWatchersPerPrincipal),
-                         "--max_request_bytes=4096"}});
+                         "--max_request_bytes=4096", "--reload_check_interval=0"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
     // Reads and watches need the mirror (they would wait or be refused until it loads).
@@ -532,7 +535,8 @@ TEST(EmptyCredentialsFileTest, AcceptedOnSighupOnlyWithTheFlag) {
       {.redis_address = testing::SharedRedis().address(),
        .key_prefix = testing::UniqueKeyPrefix(),
        .extra_flags = {"--insecure_allow_unauthenticated=false",
-                       "--credentials_file=" + credentials, "--allow_empty_credentials_file"}});
+                       "--credentials_file=" + credentials, "--allow_empty_credentials_file",
+                       "--reload_check_interval=0"}});
   ASSERT_TRUE(server.ok()) << server.status();
   ConnectionOptions options;
   options.address = (*server)->address();
@@ -546,6 +550,54 @@ TEST(EmptyCredentialsFileTest, AcceptedOnSighupOnlyWithTheFlag) {
   ASSERT_TRUE((*server)->WaitForLogLine("event=credentials_reloaded reload=1", absl::Seconds(10)));
   EXPECT_TRUE((*server)->WaitForLogLine("credentials=0", absl::Seconds(1)));
   EXPECT_EQ(admin.Get(NewTokenId()).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// A credentials file whose contents change is reloaded without a signal, however it was
+// replaced: written in place, or renamed over (an editor; a Kubernetes Secret volume swaps a
+// symlink). A broken intermediate version keeps the previous credentials.
+TEST(CredentialsFileTest, ReloadedWhenItsContentsChange) {
+  TempDir dir;
+  const std::string credentials = dir.File("credentials");
+  const std::string first = "bearer-admin-before-the-change";
+  const std::string second = "bearer-admin-after-the-change";
+  WriteFile(credentials, absl::StrCat(Sha256Hex(first), " admin root\n"));
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+      {.redis_address = testing::SharedRedis().address(),
+       .key_prefix = testing::UniqueKeyPrefix(),
+       .extra_flags = {"--insecure_allow_unauthenticated=false",
+                       "--credentials_file=" + credentials, "--reload_check_interval=1s"}});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
+  auto api = [&](const std::string& secret) {
+    ConnectionOptions options;
+    options.address = (*server)->address();
+    options.bearer_secret = secret;
+    return Api(OpenChannel(options));
+  };
+  EXPECT_EQ(api(first).Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(api(second).Get(NewTokenId()).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // In place.
+  WriteFile(credentials, absl::StrCat(Sha256Hex(second), " admin root\n"));
+  ASSERT_TRUE((*server)->WaitForLogLine("event=credentials_reloaded reload=1 cause=file_changed",
+                                        absl::Seconds(10)));
+  EXPECT_EQ(api(first).Get(NewTokenId()).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(api(second).Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // A broken version: refused, the previous credentials stay.
+  WriteFile(credentials, "not a credential line\n");
+  ASSERT_TRUE((*server)->WaitForLogLine(
+      "event=credentials_not_reloaded reload=2 cause=file_changed", absl::Seconds(10)));
+  EXPECT_EQ(api(second).Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Renamed over.
+  const std::string next = dir.File("credentials.next");
+  WriteFile(next, absl::StrCat(Sha256Hex(first), " admin root\n"));
+  ASSERT_EQ(std::rename(next.c_str(), credentials.c_str()), 0);
+  ASSERT_TRUE((*server)->WaitForLogLine("event=credentials_reloaded reload=3 cause=file_changed",
+                                        absl::Seconds(10)));
+  EXPECT_EQ(api(first).Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(api(second).Get(NewTokenId()).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST(EmptyCredentialsFileTest, RefusedAtStartWithoutTheFlag) {

@@ -2,6 +2,7 @@
 // recipe the README gives): a server with --tls_cert/--tls_key/--tls_client_ca, clients that
 // trust the right CA or another one, with or without a client certificate.
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -81,8 +82,12 @@ class TlsTest : public ::testing::Test {
   // A client of the server over TLS trusting `ca_dir`'s CA, with `ca_dir`'s client
   // certificate if `with_certificate`.
   static Api Client(const std::string& ca_dir, bool with_certificate) {
+    return ClientOf(server_->address(), ca_dir, with_certificate);
+  }
+  static Api ClientOf(const std::string& address, const std::string& ca_dir,
+                      bool with_certificate) {
     ConnectionOptions options;
-    options.address = server_->address();
+    options.address = address;
     options.tls_ca_pem = ReadFile(ca_dir + "/ca.pem");
     if (with_certificate) {
       options.tls_cert_pem = ReadFile(ca_dir + "/client.pem");
@@ -166,6 +171,48 @@ TEST_F(TlsTest, HealthListenAnswersPlaintextProbesWithHealthOnly) {
   // Nothing else is served there.
   EXPECT_EQ(Api(channel, absl::Seconds(5)).Get(NewTokenId()).status.error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
+}
+
+// Renewed certificates are picked up without a restart: new handshakes use the files' new
+// contents (the server's certificate and key, and the client CA).
+TEST_F(TlsTest, ChangedCertificateFilesAreUsedByNewHandshakes) {
+  const std::string live = temp_dir_->File("live-certs");
+  std::filesystem::create_directories(live);
+  const auto install = [&](const std::string& from) {
+    for (const char* name : {"server.pem", "server.key", "ca.pem"}) {
+      const std::string next = absl::StrCat(live, "/", name, ".next");
+      std::filesystem::copy_file(absl::StrCat(from, "/", name), next,
+                                 std::filesystem::copy_options::overwrite_existing);
+      std::filesystem::rename(next, absl::StrCat(live, "/", name));
+    }
+  };
+  install(*certs_);
+  const std::string credentials = temp_dir_->File("credentials");
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+      {.redis_address = testing::SharedRedis().address(),
+       .key_prefix = testing::UniqueKeyPrefix(),
+       .extra_flags = {"--insecure_allow_unauthenticated=false",
+                       "--credentials_file=" + credentials, "--tls_cert=" + live + "/server.pem",
+                       "--tls_key=" + live + "/server.key", "--tls_client_ca=" + live + "/ca.pem",
+                       "--reload_check_interval=1s"}});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
+  const std::string address = (*server)->address();
+  EXPECT_EQ(ClientOf(address, *certs_, true).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ClientOf(address, *other_, true).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+
+  install(*other_);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+  while (code != grpc::StatusCode::NOT_FOUND && absl::Now() < deadline) {
+    code = ClientOf(address, *other_, true).Get(NewTokenId()).status.error_code();
+    if (code != grpc::StatusCode::NOT_FOUND) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND) << "the new certificates were not picked up";
+  EXPECT_EQ(ClientOf(address, *certs_, true).Get(NewTokenId()).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(TlsTest, PlaintextClientFails) {

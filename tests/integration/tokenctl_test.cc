@@ -467,6 +467,22 @@ TEST_F(TokenctlTest, UnreachableServerExitsWith3) {
   EXPECT_TRUE(absl::StrContains(from_env.err, closed)) << from_env.err;
 }
 
+TEST_F(TokenctlTest, HealthPrintsTheServingStatusAndExits0OnlyWhenServing) {
+  ASSERT_TRUE(server().WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"health"}, {"health", "--service", "apitoken.v1.TokenService"}}) {
+    CommandResult serving = Run(args);
+    EXPECT_EQ(serving.exit_code, 0) << Describe(serving);
+    EXPECT_EQ(serving.out, "SERVING\n") << Describe(serving);
+  }
+  // A service the server does not know: refused by the health service (NOT_FOUND), exit 1.
+  CommandResult unknown = Run({"health", "--service", "no.such.Service"});
+  EXPECT_EQ(unknown.exit_code, 1) << Describe(unknown);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "NOT_FOUND")) << unknown.err;
+  CommandResult unreachable = RunAt(absl::StrCat("127.0.0.1:", ClosedPort()), {"health"});
+  EXPECT_EQ(unreachable.exit_code, 3) << Describe(unreachable);
+}
+
 // Starts `tokenctl [--json] watch --since <since>` with its stdout on a pipe.
 struct WatchProcess {
   std::unique_ptr<testing::Subprocess> process;
