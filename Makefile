@@ -1,7 +1,7 @@
 # tokenstatus front door. On a fresh Debian 12 (bookworm) machine, as root or with sudo:
 #   make run    install what is missing, build, start Redis (data in var/redis) and the server
 #   make test   install what is missing, build, run every test against a throwaway Redis
-# Other targets: deps, build, bench, chaos, fuzz, lint, fmt, clean.
+# Other targets: deps, build, bench, chaos, deploy-test, fuzz, lint, fmt, clean.
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -13,7 +13,7 @@ export BUILD_DIR
 
 # Prerequisites run in the order listed (deps before build before the rest).
 .NOTPARALLEL:
-.PHONY: deps build run test bench chaos fuzz lint fmt clean
+.PHONY: deps build run test bench chaos deploy-test fuzz lint fmt clean
 
 deps:
 	deploy/install-deps.sh
@@ -36,6 +36,13 @@ bench: deps build
 chaos: deps build
 	tests/chaos/run_chaos.sh
 
+# The deploy files for real (deploy/test/run_deploy_test.sh, about 10 minutes the first time):
+# podman builds the images, podman-compose runs the stack and it is checked over TLS, the
+# Kubernetes overlays are rendered and validated. Installs podman and the compose tools.
+deploy-test: deps build
+	deploy/install-deps.sh --deploy
+	deploy/test/run_deploy_test.sh
+
 # libFuzzer targets built with clang in build-fuzz, FUZZ_SECONDS (60) each; make test runs them
 # for 10 s each.
 fuzz: deps
@@ -53,4 +60,4 @@ fmt:
 # Removes build outputs, benchmark and chaos results; keeps var/redis (the data of make run) and
 # var/tools.
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz var/bench var/chaos var/fuzz
+	rm -rf $(BUILD_DIR) build-fuzz var/bench var/chaos var/fuzz var/deploy-test

@@ -3,6 +3,9 @@
 # (bookworm), behind `make deps`. Idempotent: only missing packages are installed (apt-get update
 # runs once, and only then); buf (the protobuf linter and `buf curl`) is installed with npm into
 # var/tools unless it is there. Runs as root, or uses sudo.
+# With --deploy it also installs what `make deploy-test` needs: podman (with runc), Debian's
+# compose tools, debootstrap and yamllint (kubectl is not in Debian's archive: install it from
+# Kubernetes' own packages).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -18,6 +21,11 @@ PACKAGES=(
   clang-format                                              # make fmt, make lint
   clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )
+if [[ "${1:-}" == "--deploy" ]]; then
+  # (golang-...-dnsname: compose services find each other by name on podman's CNI networks.)
+  PACKAGES+=(podman runc uidmap slirp4netns fuse-overlayfs golang-github-containernetworking-plugin-dnsname
+    docker-compose podman-compose debootstrap yamllint openssl)
+fi
 BUF_VERSION="1.75.0"
 BUF_PREFIX="${TOKENSTATUS_ROOT}/var/tools"
 
