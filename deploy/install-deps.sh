@@ -15,6 +15,7 @@ PACKAGES=(
   libcli11-dev                                              # tokenctl's command line
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
+  redis-sentinel                                            # Sentinel (the failover tests)
   clang-format                                              # make fmt, make lint
   clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )
