@@ -52,6 +52,12 @@ if ((${#missing[@]} > 0)); then
     log "stopping and disabling Debian's redis-server service (make run starts its own Redis)"
     "${SUDO[@]}" systemctl disable --now redis-server
   fi
+  # The same for Debian's redis-sentinel service (port 26379): the tests start their own.
+  if [[ " ${missing[*]} " == *" redis-sentinel "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet redis-sentinel 2>/dev/null; then
+    log "stopping and disabling Debian's redis-sentinel service (the tests start their own)"
+    "${SUDO[@]}" systemctl disable --now redis-sentinel
+  fi
 else
   log "all Debian packages are installed"
 fi
