@@ -190,7 +190,9 @@ void RedisClient::Command(std::vector<std::string> args, absl::Time deadline, Re
 }
 
 void RedisClient::FollowUp(std::vector<std::string> args, absl::Time deadline, ReplyCallback done) {
-  if (replying_ == nullptr || !replying_->ready || replying_->context == nullptr) {
+  // thread_ is not modified after Start(): its id may be read from any thread.
+  if (std::this_thread::get_id() != thread_.get_id() || replying_ == nullptr || !replying_->ready ||
+      replying_->context == nullptr) {
     done(RedisUnavailable("the connection of the reply is gone"));
     return;
   }
