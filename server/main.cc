@@ -110,7 +110,8 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   absl::SetProgramUsageMessage(
       "Serves apitoken.v1.TokenService over Redis. Flags fall back to TOKENSTATUS_<FLAG> "
       "environment variables; the Redis password comes from --redis_password_file or "
-      "TOKENSTATUS_REDIS_PASSWORD.");
+      "TOKENSTATUS_REDIS_PASSWORD, the sentinels' from --redis_sentinel_password_file or "
+      "TOKENSTATUS_REDIS_SENTINEL_PASSWORD.");
   absl::Status flags = ApplyEnvironmentDefaults();
   if (flags.ok()) flags = CheckCommandLineValues(argc, argv);
   if (!flags.ok()) {
@@ -146,7 +147,7 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
       config->redis_outage_grace);  // outlives the client, whose listener refers to it
   absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Start(config->redis);
   if (!client.ok()) {
-    std::cerr << "tokenstatus-server: --redis: " << client.status().message() << "\n";
+    std::cerr << "tokenstatus-server: " << client.status().message() << "\n";
     return kExitBadConfig;
   }
   (*client)->SetConnectedListener(
@@ -157,7 +158,7 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   absl::StatusOr<std::unique_ptr<RedisClient>> blocking_client =
       RedisClient::Start(std::move(blocking_options));
   if (!blocking_client.ok()) {
-    std::cerr << "tokenstatus-server: --redis: " << blocking_client.status().message() << "\n";
+    std::cerr << "tokenstatus-server: " << blocking_client.status().message() << "\n";
     return kExitBadConfig;
   }
   auto store = std::make_unique<RedisTokenStore>(**client, **blocking_client, config->store);

@@ -428,6 +428,9 @@ std::string DescribeConfig(const ServerConfig& config) {
       config.redis.sentinels.empty() ? "-" : absl::StrJoin(config.redis.sentinels, ","),
       " redis_master_name=", config.redis.master_name.empty() ? "-" : config.redis.master_name,
       " sentinel_password=", config.redis.sentinel_password.empty() ? "unset" : "set",
+      config.sentinel_password_source.empty()
+          ? ""
+          : absl::StrCat(" sentinel_password_from=", config.sentinel_password_source),
       " min_replicas_acked=", config.store.min_replicas_acked,
       " replica_ack_timeout=", absl::FormatDuration(config.store.replica_ack_timeout),
       " redis_outage_grace=", absl::FormatDuration(config.redis_outage_grace),
