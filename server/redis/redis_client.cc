@@ -468,10 +468,14 @@ void RedisClient::Close(Connection& connection, absl::string_view why) {
 }
 
 void RedisClient::OnConnectionLost(Connection& connection, absl::string_view why) {
-  last_error_ = std::string(why);
+  const bool from_sentinel = connection.peer == Peer::kSentinel;
+  last_error_ =
+      from_sentinel && !absl::StartsWith(why, "sentinel ")
+          ? absl::StrCat("sentinel ", Describe(sentinels_[connection.sentinel]), ": ", why)
+          : std::string(why);
   connection.ready = false;
   connection.primary.reset();  // every reconnect asks the sentinels again
-  if (connection.peer == Peer::kSentinel && ++connection.sentinels_asked < sentinels_.size()) {
+  if (from_sentinel && ++connection.sentinels_asked < sentinels_.size()) {
     const timeval now = {0, 0};  // ask the next sentinel at once
     evtimer_add(connection.retry_timer.get(), &now);
     return;
