@@ -336,6 +336,7 @@ void RedisClient::Connect(Connection& connection) {
 
 bool RedisClient::Open(Connection& connection, const Endpoint& endpoint, Peer peer) {
   connection.peer = peer;
+  connection.last_reply = absl::InfinitePast();
   redisAsyncContext* context = endpoint.unix_path.empty()
                                    ? redisAsyncConnect(endpoint.host.c_str(), endpoint.port)
                                    : redisAsyncConnectUnix(endpoint.unix_path.c_str());
@@ -558,8 +559,15 @@ void RedisClient::CheckDeadlines() {
       in_flight->done = nullptr;
       done(RedisUnavailable("no reply within the deadline"));
     }
-    if (!connection->in_flight.empty() && connection->in_flight.front()->deadline <= now) {
+    if (connection->in_flight.empty()) continue;
+    // Dead: its oldest command is overdue and nothing came for connect_timeout. A connection
+    // that still answers is only slow (commands pipelined behind a blocking one, e.g. WAIT).
+    const absl::Time dead_at = std::max(connection->in_flight.front()->deadline,
+                                        connection->last_reply + options_.connect_timeout);
+    if (dead_at <= now) {
       dead.push_back(connection.get());
+    } else {
+      next = std::min(next, dead_at);
     }
   }
   for (Connection* connection : dead) {
@@ -583,6 +591,7 @@ void RedisClient::OnReply(redisAsyncContext* context, void* reply, void* privdat
   assert(in_flight.get() == privdata);
   if (in_flight->done != nullptr) {
     if (reply != nullptr) {
+      connection.last_reply = absl::Now();
       client.replying_ = &connection;
       in_flight->done(static_cast<const redisReply*>(reply));
       client.replying_ = nullptr;

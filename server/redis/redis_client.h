@@ -46,7 +46,9 @@ struct RedisClientOptions {
 // write per connection per batch). Each connection keeps its commands in flight in FIFO order
 // with their deadlines; a timer, armed only while commands are in flight, fails overdue
 // commands with UNAVAILABLE (a late reply is then ignored) and treats a connection whose oldest
-// command is overdue as dead: it is closed (its commands fail with UNAVAILABLE) and reconnected.
+// command is overdue, and that has received no reply for connect_timeout, as dead: it is closed
+// (its commands fail with UNAVAILABLE) and reconnected. (A connection whose commands wait behind
+// a blocking one, e.g. WAIT, still answers and is kept.)
 // Connections that fail or close reconnect by themselves with jittered exponential backoff
 // (50 ms .. 2 s); each attempt (TCP connect plus AUTH, or PING without credentials) is bounded
 // by connect_timeout. Up/down transitions of the whole client are logged once each.
@@ -150,6 +152,7 @@ class RedisClient {
     bool resolved = false;     // the first connect attempt has succeeded or failed
     int failures = 0;          // consecutive failed attempts (backoff exponent)
     std::string close_reason;  // why we closed it: the error of the commands that were in flight
+    absl::Time last_reply = absl::InfinitePast();     // when the latest reply arrived
     std::deque<std::unique_ptr<InFlight>> in_flight;  // mirrors hiredis's reply callback FIFO
     EventPtr retry_timer;                             // reconnect after backoff
   };

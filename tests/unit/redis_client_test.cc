@@ -441,6 +441,31 @@ TEST(RedisClientTest, FollowUpGoesOnTheConnectionOfTheReply) {
   ExpectUnavailable(outside.Get());
 }
 
+// A command pipelined behind a blocking one (as behind the store's WAIT) fails by its deadline,
+// but the connection, which still answers, is kept: no reconnect.
+TEST(RedisClientTest, CommandBehindABlockingOneTimesOutButTheConnectionIsKept) {
+  RedisClientOptions options;
+  options.address = SharedRedis().address();
+  options.connections = 1;
+  std::unique_ptr<RedisClient> client = StartClient(options);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::string> id = Call(*client, {"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  // The second BLPOP times out while it waits behind the first, then blocks by itself after the
+  // first's reply: its connection answers, but not yet to it.
+  const std::string key = UniqueKeyPrefix() + ":empty";
+  Outcome blocking;
+  Outcome behind;
+  client->Command({"BLPOP", key, "0.6"}, absl::Now() + absl::Seconds(5), blocking.Callback());
+  client->Command({"BLPOP", key, "0.3"}, absl::Now() + absl::Milliseconds(200), behind.Callback());
+  ExpectUnavailable(behind.Get());
+  EXPECT_EQ(blocking.Get().value_or("error"), "(nil)");
+  absl::StatusOr<std::string> same = Call(*client, {"CLIENT", "ID"});
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(*same, *id) << "the connection was closed and reconnected";
+}
+
 // Sentinel mode against a real redis-sentinel: a sentinel that is down is skipped; a primary
 // turned replica behind the client's back answers READONLY, after which the client asks again
 // and refuses it (ROLE) until it is a primary again.
