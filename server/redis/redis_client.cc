@@ -589,9 +589,9 @@ void RedisClient::OnReply(redisAsyncContext* context, void* reply, void* privdat
   std::unique_ptr<InFlight> in_flight = std::move(connection.in_flight.front());
   connection.in_flight.pop_front();
   assert(in_flight.get() == privdata);
+  if (reply != nullptr) connection.last_reply = absl::Now();  // late replies count too
   if (in_flight->done != nullptr) {
     if (reply != nullptr) {
-      connection.last_reply = absl::Now();
       client.replying_ = &connection;
       in_flight->done(static_cast<const redisReply*>(reply));
       client.replying_ = nullptr;
