@@ -179,10 +179,16 @@ class RedisClient {
   void Connect(Connection& connection);
   // Opens a context to `endpoint` for `connection`; false (after OnConnectionLost) on failure.
   bool Open(Connection& connection, const Endpoint& endpoint, Peer peer);
+  // Connects `connection` to the next sentinel of this round and sends [AUTH and] the query.
   void AskSentinel(Connection& connection);
+  // The query's answer: the primary's address (hop to it at once), or a failure of this
+  // sentinel (Close: the next one is asked).
   void OnSentinelReply(Connection& connection, absl::StatusOr<const redisReply*> reply);
+  // AUTH/PING refused: Close. Accepted: ready (in sentinel mode, once ROLE has answered).
   void OnHandshakeReply(Connection& connection, absl::StatusOr<const redisReply*> reply);
+  // Sentinel mode: ready if ROLE says master (logging a new primary), else Close.
   void OnRoleReply(Connection& connection, absl::StatusOr<const redisReply*> reply);
+  // The connection takes commands; resets its backoff and dispatches parked commands.
   void MarkReady(Connection& connection);
   // What the client connects to, for logs: the address, or "sentinel:<master name>".
   std::string Target() const;
