@@ -18,6 +18,7 @@ PACKAGES=(
   libcli11-dev                                              # tokenctl's command line
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
+  redis-sentinel                                            # Sentinel (the failover tests)
   clang-format                                              # make fmt, make lint
   clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )
@@ -58,6 +59,12 @@ if ((${#missing[@]} > 0)); then
     systemctl is-active --quiet redis-server 2>/dev/null; then
     log "stopping and disabling Debian's redis-server service (make run starts its own Redis)"
     "${SUDO[@]}" systemctl disable --now redis-server
+  fi
+  # The same for Debian's redis-sentinel service (port 26379): the tests start their own.
+  if [[ " ${missing[*]} " == *" redis-sentinel "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet redis-sentinel 2>/dev/null; then
+    log "stopping and disabling Debian's redis-sentinel service (the tests start their own)"
+    "${SUDO[@]}" systemctl disable --now redis-sentinel
   fi
 else
   log "all Debian packages are installed"

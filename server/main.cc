@@ -3,8 +3,10 @@
 // Start-up: flags (with TOKENSTATUS_* environment fallbacks) -> two Redis clients (connect and
 // reconnect by themselves; the second, one connection, carries only the event tailer's
 // blocking reads) -> token mirror, watch hub, event tailer (loads the mirror, then follows the
-// event stream) -> gRPC server. Health ("" and apitoken.v1.TokenService) is SERVING once the
-// mirror has loaded, while at least one Redis connection is up. SIGTERM/SIGINT: watch streams
+// event stream) -> gRPC server. Redis is --redis, or the primary that --redis_sentinels name
+// (followed across failovers). Health ("" and apitoken.v1.TokenService): HealthPublisher (SERVING
+// once the mirror has loaded, while Redis is reachable or has not been for more than
+// --redis_outage_grace). SIGTERM/SIGINT: watch streams
 // end with UNAVAILABLE (clients resume elsewhere), the other calls drain for --shutdown_grace,
 // then the tailer, the store and Redis stop; exit 0. SIGHUP, and a change of its contents
 // (checked every --reload_check_interval), reload --credentials_file (a file that does not
@@ -51,6 +53,7 @@
 #include "server/common/process_signals.h"
 #include "server/common/status_util.h"
 #include "server/redis/redis_client.h"
+#include "server/service/health_publisher.h"
 #include "server/service/server_config.h"
 #include "server/service/token_service.h"
 #include "server/store/redis_token_store.h"
@@ -63,50 +66,6 @@ namespace {
 
 constexpr int kExitBadConfig = 2;
 constexpr int kExitCannotServe = 1;
-
-// Publishes "Redis is reachable and the mirror has loaded" as the health of the server and of
-// the TokenService, on every attached health service (the main port's and --health_listen's).
-// The latest state is kept until a health service is attached, and dropped once they are
-// detached, so the listeners never touch a server that is not there. Thread-safe.
-class HealthPublisher {
- public:
-  void SetRedisConnected(bool connected) {
-    absl::MutexLock lock(&mu_);
-    redis_connected_ = connected;
-    PublishLocked();
-  }
-  // The mirror has loaded (it stays loaded: later reloads swap its state at once).
-  void SetMirrorLoaded() {
-    absl::MutexLock lock(&mu_);
-    mirror_loaded_ = true;
-    PublishLocked();
-  }
-  void Attach(grpc::HealthCheckServiceInterface* health) {
-    absl::MutexLock lock(&mu_);
-    healths_.push_back(health);
-    PublishLocked();
-  }
-  // Reports NOT_SERVING from now on, for good (a server that is shutting down).
-  void Detach() {
-    absl::MutexLock lock(&mu_);
-    for (grpc::HealthCheckServiceInterface* health : healths_) health->Shutdown();
-    healths_.clear();
-  }
-
- private:
-  void PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const bool serving = redis_connected_ && mirror_loaded_;
-    for (grpc::HealthCheckServiceInterface* health : healths_) {
-      health->SetServingStatus("", serving);
-      health->SetServingStatus(apitoken::v1::TokenService::service_full_name(), serving);
-    }
-  }
-
-  absl::Mutex mu_;
-  bool redis_connected_ ABSL_GUARDED_BY(mu_) = false;
-  bool mirror_loaded_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<grpc::HealthCheckServiceInterface*> healths_ ABSL_GUARDED_BY(mu_);
-};
 
 // The host part of "host:port" (validated by LoadServerConfig).
 std::string HostOf(const std::string& listen) { return listen.substr(0, listen.rfind(':')); }
@@ -173,7 +132,8 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   absl::SetProgramUsageMessage(
       "Serves apitoken.v1.TokenService over Redis. Flags fall back to TOKENSTATUS_<FLAG> "
       "environment variables; the Redis password comes from --redis_password_file or "
-      "TOKENSTATUS_REDIS_PASSWORD.");
+      "TOKENSTATUS_REDIS_PASSWORD, the sentinels' from --redis_sentinel_password_file or "
+      "TOKENSTATUS_REDIS_SENTINEL_PASSWORD.");
   if (HelpRequested(argc, argv)) {
     std::cout << absl::ProgramUsageMessage() << "\n\nFlags:\n" << ServerFlagsHelp();
     return 0;
@@ -209,10 +169,11 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   google::rpc::ErrorInfo::descriptor();
   grpc::health::v1::HealthCheckRequest::descriptor();
 
-  HealthPublisher health;  // outlives the client, whose listener refers to it
+  HealthPublisher health(
+      config->redis_outage_grace);  // outlives the client, whose listener refers to it
   absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Start(config->redis);
   if (!client.ok()) {
-    std::cerr << "tokenstatus-server: --redis: " << client.status().message() << "\n";
+    std::cerr << "tokenstatus-server: " << client.status().message() << "\n";
     return kExitBadConfig;
   }
   (*client)->SetConnectedListener(
@@ -223,7 +184,7 @@ int Run(int argc, char** argv, const sigset_t& handled_signals) {
   absl::StatusOr<std::unique_ptr<RedisClient>> blocking_client =
       RedisClient::Start(std::move(blocking_options));
   if (!blocking_client.ok()) {
-    std::cerr << "tokenstatus-server: --redis: " << blocking_client.status().message() << "\n";
+    std::cerr << "tokenstatus-server: " << blocking_client.status().message() << "\n";
     return kExitBadConfig;
   }
   auto store = std::make_unique<RedisTokenStore>(**client, **blocking_client, config->store);

@@ -37,6 +37,10 @@ inline constexpr char kMirrorNotReady[] = "MIRROR_NOT_READY";
 // A change was stored, but this replica could not confirm it in time (its mirror had not applied
 // it); metadata {"revision": the change's}. It may or may not have been kept.
 inline constexpr char kChangeUnconfirmed[] = "CHANGE_UNCONFIRMED";
+// A change was applied on the Redis primary, but fewer replicas than --min_replicas_acked
+// confirmed it within --replica_ack_timeout (WAIT); metadata {"revision": the change's,
+// "replicas_acked": how many did}. It may or may not survive a failover.
+inline constexpr char kReplicationUnconfirmed[] = "REPLICATION_UNCONFIRMED";
 // A client-side copy (token-sidecar's cache) has heard nothing from the server for too long.
 inline constexpr char kCacheStale[] = "CACHE_STALE";
 // A read-only replica (token-sidecar) was asked for what only the server does (a change, a

@@ -87,8 +87,23 @@ absl::StatusOr<RedisClient::Endpoint> RedisClient::ParseAddress(absl::string_vie
 }
 
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(RedisClientOptions options) {
-  absl::StatusOr<Endpoint> endpoint = ParseAddress(options.address);
-  if (!endpoint.ok()) return endpoint.status();
+  Endpoint endpoint;
+  std::vector<Endpoint> sentinels;
+  if (options.sentinels.empty()) {
+    absl::StatusOr<Endpoint> parsed = ParseAddress(options.address);
+    if (!parsed.ok()) return parsed.status();
+    endpoint = *std::move(parsed);
+  } else {
+    for (const std::string& address : options.sentinels) {
+      absl::StatusOr<Endpoint> sentinel = ParseAddress(address);
+      if (!sentinel.ok()) return sentinel.status();
+      sentinels.push_back(*std::move(sentinel));
+    }
+    if (options.master_name.empty()) return InvalidOption("sentinels need a master name");
+    if (options.sentinel_timeout <= absl::ZeroDuration()) {
+      return InvalidOption("sentinel_timeout must be positive");
+    }
+  }
   if (options.connections < 1) return InvalidOption("connections must be at least 1");
   if (options.connect_timeout <= absl::ZeroDuration()) {
     return InvalidOption("connect_timeout must be positive");
@@ -97,7 +112,8 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(RedisClientOptio
     return InvalidOption("a user needs a password");
   }
 
-  std::unique_ptr<RedisClient> client(new RedisClient(std::move(options), *std::move(endpoint)));
+  std::unique_ptr<RedisClient> client(
+      new RedisClient(std::move(options), std::move(endpoint), std::move(sentinels)));
   client->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   client->base_.reset(event_base_new());
   if (client->wake_fd_ < 0 || client->base_ == nullptr) {
@@ -135,9 +151,11 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Start(RedisClientOptio
   return client;
 }
 
-RedisClient::RedisClient(RedisClientOptions options, Endpoint endpoint)
+RedisClient::RedisClient(RedisClientOptions options, Endpoint endpoint,
+                         std::vector<Endpoint> sentinels)
     : options_(std::move(options)),
       endpoint_(std::move(endpoint)),
+      sentinels_(std::move(sentinels)),
       handshake_(HandshakeCommand(options_)),
       jitter_(std::random_device()()) {}
 
@@ -169,6 +187,16 @@ void RedisClient::Command(std::vector<std::string> args, absl::Time deadline, Re
     return;
   }
   if (wake) Wake();
+}
+
+void RedisClient::FollowUp(std::vector<std::string> args, absl::Time deadline, ReplyCallback done) {
+  // thread_ is not modified after Start(): its id may be read from any thread.
+  if (std::this_thread::get_id() != thread_.get_id() || replying_ == nullptr || !replying_->ready ||
+      replying_->context == nullptr) {
+    done(RedisUnavailable("the connection of the reply is gone"));
+    return;
+  }
+  Send(*replying_, args, deadline, std::move(done));
 }
 
 void RedisClient::SetConnectedListener(absl::AnyInvocable<void(bool connected)> listener) {
@@ -244,7 +272,7 @@ void RedisClient::Dispatch(Request request) {
     return;
   }
   request.done(RedisUnavailable(
-      absl::StrCat("not connected to ", options_.address, " (last error: ", last_error_, ")")));
+      absl::StrCat("not connected to ", Target(), " (last error: ", last_error_, ")")));
 }
 
 bool RedisClient::Send(Connection& connection, const std::vector<std::string>& args,
@@ -281,35 +309,105 @@ RedisClient::Connection* RedisClient::NextReadyConnection() {
 
 void RedisClient::Connect(Connection& connection) {
   connection.close_reason.clear();
-  redisAsyncContext* context = endpoint_.unix_path.empty()
-                                   ? redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port)
-                                   : redisAsyncConnectUnix(endpoint_.unix_path.c_str());
+  if (sentinels_.empty()) {
+    if (!Open(connection, endpoint_, Peer::kRedis)) return;
+  } else if (!connection.primary.has_value()) {
+    AskSentinel(connection);
+    return;
+  } else if (!Open(connection, *connection.primary, Peer::kRedis)) {
+    return;
+  }
+  // hiredis buffers the handshake until the socket is connected; its deadline bounds the attempt.
+  const absl::Time deadline = absl::Now() + options_.connect_timeout;
+  if (!Send(connection, handshake_, deadline,
+            [this, &connection](absl::StatusOr<const redisReply*> reply) {
+              OnHandshakeReply(connection, std::move(reply));
+            })) {
+    Close(connection, "cannot queue the handshake");
+    return;
+  }
+  if (!sentinels_.empty() && !Send(connection, {"ROLE"}, deadline,
+                                   [this, &connection](absl::StatusOr<const redisReply*> reply) {
+                                     OnRoleReply(connection, std::move(reply));
+                                   })) {
+    Close(connection, "cannot queue ROLE");
+  }
+}
+
+bool RedisClient::Open(Connection& connection, const Endpoint& endpoint, Peer peer) {
+  connection.peer = peer;
+  connection.last_reply = absl::InfinitePast();
+  redisAsyncContext* context = endpoint.unix_path.empty()
+                                   ? redisAsyncConnect(endpoint.host.c_str(), endpoint.port)
+                                   : redisAsyncConnectUnix(endpoint.unix_path.c_str());
   if (context == nullptr) {
     OnConnectionLost(connection, "cannot allocate a connection");
-    return;
+    return false;
   }
   if (context->err != 0) {
     const std::string why = HiredisError(context, "connect failed");
     redisAsyncFree(context);
     OnConnectionLost(connection, why);
-    return;
+    return false;
   }
   context->data = &connection;
   if (redisLibeventAttach(context, base_.get()) != REDIS_OK) {
     redisAsyncFree(context);
     OnConnectionLost(connection, "cannot attach the connection to the event loop");
-    return;
+    return false;
   }
   redisAsyncSetConnectCallback(context, &RedisClient::OnConnect);
   redisAsyncSetDisconnectCallback(context, &RedisClient::OnDisconnect);
   connection.context.reset(context);
-  // hiredis buffers the handshake until the socket is connected; its deadline bounds the attempt.
-  if (!Send(connection, handshake_, absl::Now() + options_.connect_timeout,
-            [this, &connection](absl::StatusOr<const redisReply*> reply) {
-              OnHandshakeReply(connection, std::move(reply));
-            })) {
-    Close(connection, "cannot queue the handshake");
+  return true;
+}
+
+void RedisClient::AskSentinel(Connection& connection) {
+  connection.sentinel = (next_sentinel_ + connection.sentinels_asked) % sentinels_.size();
+  if (!Open(connection, sentinels_[connection.sentinel], Peer::kSentinel)) return;
+  const absl::Time deadline = absl::Now() + options_.sentinel_timeout;
+  bool queued = true;
+  if (!options_.sentinel_password.empty()) {
+    queued = Send(connection, {"AUTH", options_.sentinel_password}, deadline,
+                  [this, &connection](absl::StatusOr<const redisReply*> reply) {
+                    if (reply.ok() && (*reply)->type == REDIS_REPLY_ERROR) {
+                      Close(connection,
+                            absl::StrCat("sentinel ", Describe(sentinels_[connection.sentinel]),
+                                         " refused AUTH: ", ReplyText(**reply)));
+                    }
+                  });
   }
+  queued = queued && Send(connection, {"SENTINEL", "get-master-addr-by-name", options_.master_name},
+                          deadline, [this, &connection](absl::StatusOr<const redisReply*> reply) {
+                            OnSentinelReply(connection, std::move(reply));
+                          });
+  if (!queued) Close(connection, "cannot queue the sentinel query");
+}
+
+void RedisClient::OnSentinelReply(Connection& connection, absl::StatusOr<const redisReply*> reply) {
+  if (!reply.ok() || connection.context == nullptr) return;  // being closed already
+  const std::string sentinel = Describe(sentinels_[connection.sentinel]);
+  if ((*reply)->type == REDIS_REPLY_ERROR) {
+    Close(connection, absl::StrCat("sentinel ", sentinel, ": ", ReplyText(**reply)));
+    return;
+  }
+  absl::StatusOr<std::vector<absl::string_view>> parts = ReplyStrings(**reply);
+  Endpoint primary;
+  if (!parts.ok() || parts->size() != 2 || !absl::SimpleAtoi((*parts)[1], &primary.port)) {
+    Close(connection, absl::StrCat("sentinel ", sentinel, " does not know the primary \"",
+                                   absl::CHexEscape(options_.master_name), "\""));
+    return;
+  }
+  primary.host = std::string((*parts)[0]);
+  // The sentinel that answered is asked first from now on.
+  next_sentinel_ = connection.sentinel;
+  connection.sentinels_asked = 0;
+  connection.primary = std::move(primary);
+  // Hop to the primary once hiredis has let go of the sentinel's context (it is freed after
+  // this callback returns): closed, then an immediate new attempt.
+  connection.context.reset();
+  const timeval now = {0, 0};
+  evtimer_add(connection.retry_timer.get(), &now);
 }
 
 void RedisClient::OnHandshakeReply(Connection& connection,
@@ -321,10 +419,44 @@ void RedisClient::OnHandshakeReply(Connection& connection,
     Close(connection, absl::StrCat("handshake refused: ", ReplyText(**reply)));
     return;
   }
+  if (sentinels_.empty()) MarkReady(connection);  // else ready once ROLE says master
+}
+
+void RedisClient::OnRoleReply(Connection& connection, absl::StatusOr<const redisReply*> reply) {
+  if (!reply.ok() || connection.context == nullptr) return;  // being closed already
+  absl::StatusOr<absl::Span<const redisReply* const>> role = ReplyArray(**reply);
+  const absl::string_view name =
+      role.ok() && !role->empty() ? ReplyText(*(*role)[0]) : absl::string_view();
+  if (name != "master") {
+    Close(connection, absl::StrCat(Describe(*connection.primary), " is not the primary (ROLE ",
+                                   name.empty() ? ReplyText(**reply) : name, ")"));
+    return;
+  }
+  const std::string address = Describe(*connection.primary);
+  if (address != primary_) {
+    primary_ = address;
+    Log(LogLevel::kInfo,
+        absl::StrCat("event=redis_primary master=", options_.master_name, " address=", address));
+  }
+  MarkReady(connection);
+}
+
+void RedisClient::MarkReady(Connection& connection) {
   connection.ready = true;
   connection.resolved = true;
   connection.failures = 0;
   UpdateConnected();
+}
+
+std::string RedisClient::Target() const {
+  if (sentinels_.empty()) return options_.address;
+  return absl::StrCat("sentinel:", options_.master_name,
+                      primary_.empty() ? "" : absl::StrCat("@", primary_));
+}
+
+std::string RedisClient::Describe(const Endpoint& endpoint) {
+  if (!endpoint.unix_path.empty()) return absl::StrCat(kUnixPrefix, endpoint.unix_path);
+  return absl::StrCat(endpoint.host, ":", endpoint.port);
 }
 
 void RedisClient::Close(Connection& connection, absl::string_view why) {
@@ -337,8 +469,19 @@ void RedisClient::Close(Connection& connection, absl::string_view why) {
 }
 
 void RedisClient::OnConnectionLost(Connection& connection, absl::string_view why) {
-  last_error_ = std::string(why);
+  const bool from_sentinel = connection.peer == Peer::kSentinel;
+  last_error_ =
+      from_sentinel && !absl::StartsWith(why, "sentinel ")
+          ? absl::StrCat("sentinel ", Describe(sentinels_[connection.sentinel]), ": ", why)
+          : std::string(why);
   connection.ready = false;
+  connection.primary.reset();  // every reconnect asks the sentinels again
+  if (from_sentinel && ++connection.sentinels_asked < sentinels_.size()) {
+    const timeval now = {0, 0};  // ask the next sentinel at once
+    evtimer_add(connection.retry_timer.get(), &now);
+    return;
+  }
+  connection.sentinels_asked = 0;
   connection.resolved = true;
   const int exponent = std::min(connection.failures, 16);
   ++connection.failures;
@@ -366,10 +509,10 @@ void RedisClient::UpdateConnected() {
     logged_any_ = true;
     logged_down_ = !up;
     if (up) {
-      Log(LogLevel::kInfo, absl::StrCat("event=redis_up address=", options_.address));
+      Log(LogLevel::kInfo, absl::StrCat("event=redis_up address=", Target()));
     } else {
-      Log(LogLevel::kWarning, absl::StrCat("event=redis_down address=", options_.address,
-                                           " error=\"", absl::CHexEscape(last_error_), "\""));
+      Log(LogLevel::kWarning, absl::StrCat("event=redis_down address=", Target(), " error=\"",
+                                           absl::CHexEscape(last_error_), "\""));
     }
   }
   if (up) {
@@ -377,7 +520,7 @@ void RedisClient::UpdateConnected() {
     parked.swap(parked_);
     for (Request& request : parked) Dispatch(std::move(request));
   } else if (!starting) {
-    FailParked(absl::StrCat("cannot connect to ", options_.address, ": ", last_error_));
+    FailParked(absl::StrCat("cannot connect to ", Target(), ": ", last_error_));
   }
 }
 
@@ -416,8 +559,15 @@ void RedisClient::CheckDeadlines() {
       in_flight->done = nullptr;
       done(RedisUnavailable("no reply within the deadline"));
     }
-    if (!connection->in_flight.empty() && connection->in_flight.front()->deadline <= now) {
+    if (connection->in_flight.empty()) continue;
+    // Dead: its oldest command is overdue and nothing came for connect_timeout. A connection
+    // that still answers is only slow (commands pipelined behind a blocking one, e.g. WAIT).
+    const absl::Time dead_at = std::max(connection->in_flight.front()->deadline,
+                                        connection->last_reply + options_.connect_timeout);
+    if (dead_at <= now) {
       dead.push_back(connection.get());
+    } else {
+      next = std::min(next, dead_at);
     }
   }
   for (Connection* connection : dead) {
@@ -435,22 +585,35 @@ void RedisClient::ArmDeadlineTimer(absl::Time at) {
 
 void RedisClient::OnReply(redisAsyncContext* context, void* reply, void* privdata) {
   Connection& connection = *static_cast<Connection*>(context->data);
+  RedisClient& client = *connection.client;
   std::unique_ptr<InFlight> in_flight = std::move(connection.in_flight.front());
   connection.in_flight.pop_front();
   assert(in_flight.get() == privdata);
+  if (reply != nullptr) connection.last_reply = absl::Now();  // late replies count too
   if (in_flight->done != nullptr) {
     if (reply != nullptr) {
+      client.replying_ = &connection;
       in_flight->done(static_cast<const redisReply*>(reply));
+      client.replying_ = nullptr;
     } else {
       in_flight->done(RedisUnavailable(connection.close_reason.empty()
                                            ? HiredisError(context, "connection lost")
                                            : connection.close_reason));
     }
   }
+  // In sentinel mode, a primary that answers READONLY or LOADING is no longer (or not yet) the
+  // primary: ask the sentinels again.
+  if (reply != nullptr && !client.sentinels_.empty() && connection.ready) {
+    const auto& answer = *static_cast<const redisReply*>(reply);
+    if (IsErrorReply(answer, "READONLY") || IsErrorReply(answer, "LOADING")) {
+      client.Close(connection, absl::StrCat("the primary moved: ", ErrorCode(ReplyText(answer))));
+      return;
+    }
+  }
   // The next command already timed out without a reply: the connection is dead. Let the
   // deadline check close it, outside this hiredis callback.
   if (!connection.in_flight.empty() && connection.in_flight.front()->done == nullptr) {
-    connection.client->ArmDeadlineTimer(absl::Now());
+    client.ArmDeadlineTimer(absl::Now());
   }
 }
 

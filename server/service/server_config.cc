@@ -11,12 +11,15 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/common/flag_sources.h"
 #include "server/common/status_util.h"
@@ -26,6 +29,19 @@ ABSL_FLAG(std::string, health_listen, "",
           "host:port serving only grpc.health.v1, in plaintext (for probes that cannot speak "
           "TLS); empty: none");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address: host:port or unix:/path");
+ABSL_FLAG(std::string, redis_sentinels, "",
+          "host:port,... of the Redis Sentinels to ask where the primary is (instead of --redis; "
+          "needs --redis_master_name)");
+ABSL_FLAG(std::string, redis_master_name, "", "the name the sentinels know the primary by");
+ABSL_FLAG(std::string, redis_sentinel_password_file, "",
+          "file holding the sentinels' password (or set TOKENSTATUS_REDIS_SENTINEL_PASSWORD)");
+ABSL_FLAG(int32_t, min_replicas_acked, 0,
+          "replicas that must confirm each change (WAIT) before it is acknowledged (0..16)");
+ABSL_FLAG(absl::Duration, replica_ack_timeout, absl::Seconds(1),
+          "how long a change waits for --min_replicas_acked confirmations (> 0)");
+ABSL_FLAG(absl::Duration, redis_outage_grace, absl::Seconds(10),
+          "how long health stays SERVING (reads from the mirror) after Redis became unreachable "
+          "(>= 0)");
 ABSL_FLAG(std::string, redis_user, "", "Redis ACL user (needs a password)");
 ABSL_FLAG(std::string, redis_password_file, "",
           "file holding the Redis password (or set TOKENSTATUS_REDIS_PASSWORD)");
@@ -76,12 +92,19 @@ namespace {
 
 constexpr char kEnvPrefix[] = "TOKENSTATUS_";
 constexpr char kPasswordEnv[] = "TOKENSTATUS_REDIS_PASSWORD";
+constexpr char kSentinelPasswordEnv[] = "TOKENSTATUS_REDIS_SENTINEL_PASSWORD";
 
 // Every flag above; each has the environment fallback TOKENSTATUS_<NAME>.
 constexpr const char* kFlagNames[] = {
     "listen",
     "health_listen",
     "redis",
+    "redis_sentinels",
+    "redis_master_name",
+    "redis_sentinel_password_file",
+    "min_replicas_acked",
+    "replica_ack_timeout",
+    "redis_outage_grace",
     "redis_user",
     "redis_password_file",
     "redis_key_prefix",
@@ -153,18 +176,83 @@ absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::stri
   return content.str();
 }
 
-// Reads the password from `path`: the file's content without its trailing line break.
-absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
-  absl::StatusOr<std::string> content = ReadFlagFile("redis_password_file", path);
+// Reads a password from `path` (the value of --`flag`): the file's content without its trailing
+// line break.
+absl::StatusOr<std::string> ReadPasswordFile(absl::string_view flag, const std::string& path) {
+  absl::StatusOr<std::string> content = ReadFlagFile(flag, path);
   if (!content.ok()) return content.status();
   std::string password = *std::move(content);
   while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
     password.pop_back();
   }
-  if (password.empty()) {
-    return InvalidConfig(absl::StrCat("--redis_password_file: \"", path, "\" is empty"));
-  }
+  if (password.empty()) return InvalidConfig(absl::StrCat("--", flag, ": \"", path, "\" is empty"));
   return password;
+}
+
+// A password from the file named by --`flag` or from the environment variable `env`, into
+// `password`; `source` becomes "file", "env" or "" (neither). INVALID_ARGUMENT if both are set
+// or the file cannot be read.
+absl::Status LoadPassword(absl::string_view flag, const std::string& path, const char* env,
+                          std::string& password, std::string& source) {
+  const char* from_env = std::getenv(env);
+  if (from_env != nullptr && *from_env == '\0') from_env = nullptr;
+  if (!path.empty() && from_env != nullptr) {
+    return InvalidConfig(
+        absl::StrCat("a password is given twice: set either --", flag, " or ", env));
+  }
+  if (!path.empty()) {
+    absl::StatusOr<std::string> read = ReadPasswordFile(flag, path);
+    if (!read.ok()) return read.status();
+    password = *std::move(read);
+    source = "file";
+  } else if (from_env != nullptr) {
+    password = from_env;
+    source = "env";
+  }
+  return absl::OkStatus();
+}
+
+// Where Redis is: --redis, or --redis_sentinels with --redis_master_name (and the sentinels'
+// password), into `config`.
+absl::Status LoadRedisTarget(ServerConfig& config) {
+  config.redis.address = absl::GetFlag(FLAGS_redis);
+  const std::string sentinels = absl::GetFlag(FLAGS_redis_sentinels);
+  config.redis.master_name = absl::GetFlag(FLAGS_redis_master_name);
+  if (sentinels.empty()) {
+    if (config.redis.address.empty()) {
+      return InvalidConfig("no Redis: set --redis, or --redis_sentinels and --redis_master_name");
+    }
+    if (!config.redis.master_name.empty()) {
+      return InvalidConfig("--redis_master_name needs --redis_sentinels");
+    }
+    if (!absl::GetFlag(FLAGS_redis_sentinel_password_file).empty()) {
+      return InvalidConfig("--redis_sentinel_password_file needs --redis_sentinels");
+    }
+    return absl::OkStatus();
+  }
+  // --redis left at its default counts as not given.
+  if (config.redis.address != absl::FindCommandLineFlag("redis")->DefaultValue()) {
+    return InvalidConfig(
+        "--redis and --redis_sentinels exclude each other: with sentinels, the sentinels say "
+        "where the primary is");
+  }
+  config.redis.address.clear();
+  if (config.redis.master_name.empty()) {
+    return InvalidConfig("--redis_sentinels needs --redis_master_name");
+  }
+  for (absl::string_view sentinel : absl::StrSplit(sentinels, ',')) {
+    sentinel = absl::StripAsciiWhitespace(sentinel);
+    const size_t colon = sentinel.rfind(':');
+    if (colon == absl::string_view::npos || colon == 0 || !IsPort(sentinel.substr(colon + 1)) ||
+        sentinel.substr(colon + 1) == "0") {
+      return InvalidConfig(
+          absl::StrCat("--redis_sentinels must be host:port,..., not \"", sentinels, "\""));
+    }
+    config.redis.sentinels.emplace_back(sentinel);
+  }
+  return LoadPassword("redis_sentinel_password_file",
+                      absl::GetFlag(FLAGS_redis_sentinel_password_file), kSentinelPasswordEnv,
+                      config.redis.sentinel_password, config.sentinel_password_source);
 }
 
 // `value` of the flag `name` if it is within [min, max], else INVALID_ARGUMENT naming it.
@@ -287,28 +375,31 @@ absl::StatusOr<ServerConfig> LoadServerConfig() {
     }
   }
 
-  config.redis.address = absl::GetFlag(FLAGS_redis);
+  if (absl::Status status = LoadRedisTarget(config); !status.ok()) return status;
   config.redis.user = absl::GetFlag(FLAGS_redis_user);
   config.redis.connections = absl::GetFlag(FLAGS_redis_connections);
   if (config.redis.connections < 1 || config.redis.connections > 64) {
     return InvalidConfig(
         absl::StrCat("--redis_connections must be 1..64, not ", config.redis.connections));
   }
-  const std::string password_file = absl::GetFlag(FLAGS_redis_password_file);
-  const char* password_env = std::getenv(kPasswordEnv);
-  if (password_env != nullptr && *password_env == '\0') password_env = nullptr;
-  if (!password_file.empty() && password_env != nullptr) {
-    return InvalidConfig(absl::StrCat("the Redis password is given twice: set either ",
-                                      "--redis_password_file or ", kPasswordEnv));
+  if (absl::Status status =
+          LoadPassword("redis_password_file", absl::GetFlag(FLAGS_redis_password_file),
+                       kPasswordEnv, config.redis.password, config.redis_password_source);
+      !status.ok()) {
+    return status;
   }
-  if (!password_file.empty()) {
-    absl::StatusOr<std::string> password = ReadPasswordFile(password_file);
-    if (!password.ok()) return password.status();
-    config.redis.password = *std::move(password);
-    config.redis_password_source = "file";
-  } else if (password_env != nullptr) {
-    config.redis.password = password_env;
-    config.redis_password_source = "env";
+  config.store.min_replicas_acked = absl::GetFlag(FLAGS_min_replicas_acked);
+  if (config.store.min_replicas_acked < 0 || config.store.min_replicas_acked > 16) {
+    return InvalidConfig(
+        absl::StrCat("--min_replicas_acked must be 0..16, not ", config.store.min_replicas_acked));
+  }
+  config.store.replica_ack_timeout = absl::GetFlag(FLAGS_replica_ack_timeout);
+  if (config.store.replica_ack_timeout <= absl::ZeroDuration()) {
+    return InvalidConfig("--replica_ack_timeout must be > 0");
+  }
+  config.redis_outage_grace = absl::GetFlag(FLAGS_redis_outage_grace);
+  if (config.redis_outage_grace < absl::ZeroDuration()) {
+    return InvalidConfig("--redis_outage_grace must be >= 0");
   }
 
   config.store.key_prefix = absl::GetFlag(FLAGS_redis_key_prefix);
@@ -349,7 +440,16 @@ std::string DescribeConfig(const ServerConfig& config) {
   return absl::StrCat(
       "event=config listen=", config.listen,
       " health_listen=", config.health_listen.empty() ? "-" : config.health_listen,
-      " redis=", config.redis.address,
+      " redis=", config.redis.address.empty() ? "-" : config.redis.address, " redis_sentinels=",
+      config.redis.sentinels.empty() ? "-" : absl::StrJoin(config.redis.sentinels, ","),
+      " redis_master_name=", config.redis.master_name.empty() ? "-" : config.redis.master_name,
+      " sentinel_password=", config.redis.sentinel_password.empty() ? "unset" : "set",
+      config.sentinel_password_source.empty()
+          ? ""
+          : absl::StrCat(" sentinel_password_from=", config.sentinel_password_source),
+      " min_replicas_acked=", config.store.min_replicas_acked,
+      " replica_ack_timeout=", absl::FormatDuration(config.store.replica_ack_timeout),
+      " redis_outage_grace=", absl::FormatDuration(config.redis_outage_grace),
       " redis_user=", config.redis.user.empty() ? "-" : config.redis.user,
       " password=", config.redis.password.empty() ? "unset" : "set",
       config.redis_password_source.empty()

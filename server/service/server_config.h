@@ -41,20 +41,34 @@ struct AccessConfig {
 
 // The effective configuration of tokenstatus-server.
 struct ServerConfig {
-  std::string listen;                 // "host:port"; port 0 = any free port
-  std::string health_listen;          // "" or "host:port": plaintext grpc.health.v1 only
-  RedisClientOptions redis;           // address, user, password, connections
-  RedisTokenStoreOptions store;       // key prefix, event retention, call timeout
-  WatchHubOptions watch;              // watcher limits, per-stream queue size
-  int max_request_bytes = 0;          // largest request message accepted
-  absl::Duration shutdown_grace;      // how long SIGTERM waits for calls in flight
-  std::string redis_password_source;  // "file", "env" or "" (unset); for the start-up log
-  AccessConfig access;                // TLS, credentials, unauthenticated access
+  std::string listen;                    // "host:port"; port 0 = any free port
+  std::string health_listen;             // "" or "host:port": plaintext grpc.health.v1 only
+  RedisClientOptions redis;              // address, user, password, connections
+  RedisTokenStoreOptions store;          // key prefix, event retention, call timeout
+  WatchHubOptions watch;                 // watcher limits, per-stream queue size
+  int max_request_bytes = 0;             // largest request message accepted
+  absl::Duration shutdown_grace;         // how long SIGTERM waits for calls in flight
+  std::string redis_password_source;     // "file", "env" or "" (unset); for the start-up log
+  std::string sentinel_password_source;  // the same for the sentinels' password
+  // How long health stays SERVING after Redis became unreachable (see HealthPublisher).
+  absl::Duration redis_outage_grace;
+  AccessConfig access;  // TLS, credentials, unauthenticated access
 };
 
 // The server's flags (Abseil flags, defined in server_config.cc):
 //   --listen               127.0.0.1:50051  host:port to serve gRPC on (port 0: pick one)
 //   --redis                127.0.0.1:6379   host:port or unix:/path of Redis
+//   --redis_sentinels      ""               host:port,... of Redis Sentinels: follow the primary
+//                                           they name (instead of --redis, which must then be
+//                                           left at its default; needs --redis_master_name)
+//   --redis_master_name    ""               the primary's name at the sentinels
+//   --redis_sentinel_password_file ""       file holding the sentinels' password (or
+//                                           TOKENSTATUS_REDIS_SENTINEL_PASSWORD)
+//   --min_replicas_acked   0                replicas that must confirm a change (WAIT) before it
+//                                           is acknowledged (0..16); else REPLICATION_UNCONFIRMED
+//   --replica_ack_timeout  1s               how long a change waits for them (> 0)
+//   --redis_outage_grace   10s              health stays SERVING this long after Redis became
+//                                           unreachable, then NOT_SERVING until it is back (>= 0)
 //   --redis_user           ""               ACL user (needs a password)
 //   --redis_password_file  ""               file holding the Redis password (one line)
 //   --redis_key_prefix     {apitoken}       prefix of every key; must contain a {hash tag}
@@ -106,8 +120,10 @@ std::string ServerFlagsHelp();
 
 // Builds the configuration from the flags (after parsing) and reads the password and the TLS
 // files. Returns INVALID_ARGUMENT with a message naming the flag for an invalid value, an
-// unreadable password or TLS file, a password given both by file and by
-// TOKENSTATUS_REDIS_PASSWORD, or an access configuration the rules above refuse.
+// unreadable password or TLS file, a password given both by file and by its environment
+// variable, --redis set (not to its default) together with --redis_sentinels, --redis set to ""
+// without sentinels, sentinels without a master name (or the reverse), or an access
+// configuration the rules above refuse.
 absl::StatusOr<ServerConfig> LoadServerConfig();
 
 // One line describing `config` for the start-up log, in key=value form; the password only as

@@ -310,11 +310,14 @@ void RedisTokenStore::Create(CreateTokenParams params, absl::Time deadline,
   args->push_back(std::move(params.description));
   args->push_back(Sha256ToHex(params.secret_sha256));
   std::vector<std::string> keys = ChangeKeys(params.token_id);
-  CreateTokenScript().Run(client_, std::move(keys), *std::move(args), CallDeadline(deadline),
-                          [id = std::move(params.token_id), done = std::move(done)](
-                              absl::StatusOr<const redisReply*> reply) mutable {
-                            done(ParseRecordReply(std::move(reply), id));
-                          });
+  CreateTokenScript().Run(
+      client_, std::move(keys), *std::move(args), CallDeadline(deadline),
+      [this, id = std::move(params.token_id), deadline,
+       done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        absl::StatusOr<Token> token = ParseRecordReply(std::move(reply), id);
+        const int64_t revision = token.ok() ? token->revision() : 0;
+        ConfirmReplicated(std::move(token), revision, deadline, std::move(done));
+      });
 }
 
 void RedisTokenStore::Apply(TransitionParams params, absl::Time deadline,
@@ -328,11 +331,49 @@ void RedisTokenStore::Apply(TransitionParams params, absl::Time deadline,
   args->push_back(absl::StrCat(std::max<int64_t>(params.expected_revision, 0)));
   args->push_back(std::move(params.reason));
   std::vector<std::string> keys = ChangeKeys(params.token_id);
-  ApplyTransitionScript().Run(client_, std::move(keys), *std::move(args), CallDeadline(deadline),
-                              [id = std::move(params.token_id), done = std::move(done)](
-                                  absl::StatusOr<const redisReply*> reply) mutable {
-                                done(ParseApplyReply(std::move(reply), id));
-                              });
+  ApplyTransitionScript().Run(
+      client_, std::move(keys), *std::move(args), CallDeadline(deadline),
+      [this, id = std::move(params.token_id), deadline,
+       done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        absl::StatusOr<AppliedTransition> applied = ParseApplyReply(std::move(reply), id);
+        const int64_t revision = applied.ok() ? applied->token.revision() : 0;
+        ConfirmReplicated(std::move(applied), revision, deadline, std::move(done));
+      });
+}
+
+template <typename T>
+void RedisTokenStore::ConfirmReplicated(absl::StatusOr<T> result, int64_t revision,
+                                        absl::Time deadline, StoreCallback<T> done) const {
+  if (!result.ok() || options_.min_replicas_acked <= 0) {
+    done(std::move(result));
+    return;
+  }
+  const absl::Time now = absl::Now();
+  // WAIT 0 would wait forever: at least 1 ms.
+  const int64_t wait_ms = std::max<int64_t>(
+      absl::ToInt64Milliseconds(std::min(options_.replica_ack_timeout, deadline - now)), 1);
+  client_.FollowUp(
+      {"WAIT", absl::StrCat(options_.min_replicas_acked), absl::StrCat(wait_ms)},
+      now + absl::Milliseconds(wait_ms) + options_.call_timeout,
+      [needed = options_.min_replicas_acked, wait_ms, revision, result = std::move(result),
+       done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+        absl::StatusOr<int64_t> acked =
+            checked.ok() ? ReplyInteger(**checked) : absl::StatusOr<int64_t>(checked.status());
+        if (acked.ok() && *acked >= needed) {
+          done(std::move(result));
+          return;
+        }
+        const std::string count = acked.ok() ? absl::StrCat(*acked) : "unknown";
+        done(MakeError(
+            absl::StatusCode::kUnavailable, reason::kReplicationUnconfirmed,
+            absl::StrCat("the change at revision ", revision,
+                         " was made on the Redis primary, but ", count, " of the ", needed,
+                         " replicas required confirmed it within ", wait_ms,
+                         " ms: it may or may not survive a failover",
+                         acked.ok() ? "" : absl::StrCat(" (", acked.status().message(), ")")),
+            {{"revision", absl::StrCat(revision)}, {"replicas_acked", count}}));
+      });
 }
 
 void RedisTokenStore::Get(std::string token_id, absl::Time deadline,

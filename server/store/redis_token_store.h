@@ -14,6 +14,10 @@ struct RedisTokenStoreOptions {
   std::string key_prefix = "{apitoken}";  // must contain a {hash tag}; tests use unique ones
   int64_t event_retention = 1000000;      // XADD MAXLEN ~
   absl::Duration call_timeout = absl::Seconds(1);  // upper bound of every Redis call
+  // After each change, WAIT until this many replicas have it (0: do not wait), for at most
+  // replica_ack_timeout (and never past the caller's deadline).
+  int min_replicas_acked = 0;
+  absl::Duration replica_ack_timeout = absl::Seconds(1);
 };
 
 // The TokenStore on Redis, with the layout of the shared DESIGN.md (every key starts with
@@ -34,7 +38,11 @@ struct RedisTokenStoreOptions {
 // ReadHistory and ReadHead are read-only scripts, so every answer is one consistent state. Each
 // Redis call is bounded by min(caller deadline, now + call_timeout); WaitEvents's XREAD BLOCK
 // blocks for at most min(block, time left to its deadline) and is then bounded by call_timeout
-// more. Callbacks run on the I/O thread of the client that made the call. Thread-safe.
+// more. With min_replicas_acked = N > 0, a change that the script made is acknowledged only
+// once `WAIT N <ms>` on the same connection (RedisClient::FollowUp) reports at least N
+// replicas; else Create/Apply fail with UNAVAILABLE / REPLICATION_UNCONFIRMED (the change is on
+// the primary and may or may not survive a failover). Callbacks run on the I/O thread of the
+// client that made the call. Thread-safe.
 class RedisTokenStore : public TokenStore {
  public:
   // `client` serves every call but WaitEvents; `blocking_client` (a RedisClient of its own,
@@ -66,6 +74,12 @@ class RedisTokenStore : public TokenStore {
   absl::StatusOr<std::vector<std::string>> ChangeArgs(absl::string_view actor) const;
   absl::Time CallDeadline(absl::Time deadline) const;
   void ReadHeadOn(RedisClient& client, absl::Time deadline, StoreCallback<StoreHead> done) const;
+  // Inside the callback of a change script: `done(result)` at once if the change failed or no
+  // replica confirmation is asked for; else after WAIT (see the class comment), with `result`
+  // or UNAVAILABLE / REPLICATION_UNCONFIRMED for the change at `revision`.
+  template <typename T>
+  void ConfirmReplicated(absl::StatusOr<T> result, int64_t revision, absl::Time deadline,
+                         StoreCallback<T> done) const;
 
   RedisClient& client_;
   RedisClient& blocking_client_;

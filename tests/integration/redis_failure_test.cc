@@ -1,6 +1,7 @@
 // redis-server SIGKILLed under a running tokenstatus-server: calls fail fast with UNAVAILABLE,
-// health goes NOT_SERVING, and after a Redis restart the same server process serves again
-// with every acknowledged change intact (AOF, appendfsync always).
+// health goes NOT_SERVING (at once with --redis_outage_grace=0s; after the grace otherwise, reads
+// being served from the mirror meanwhile), and after a Redis restart the same server process
+// serves again with every acknowledged change intact (AOF, appendfsync always).
 
 #include <algorithm>
 #include <map>
@@ -35,8 +36,9 @@ TEST(RedisFailureTest, KilledRedisIsUnavailableThenRecoversWithEveryAcknowledged
   ASSERT_TRUE(started_redis.ok()) << started_redis.status();
   testing::RedisInstance& redis = **started_redis;
   absl::StatusOr<std::unique_ptr<testing::ServerProcess>> started_server =
-      testing::ServerProcess::Start(
-          {.redis_address = redis.address(), .key_prefix = testing::UniqueKeyPrefix()});
+      testing::ServerProcess::Start({.redis_address = redis.address(),
+                                     .key_prefix = testing::UniqueKeyPrefix(),
+                                     .extra_flags = {"--redis_outage_grace=0s"}});
   ASSERT_TRUE(started_server.ok()) << started_server.status();
   testing::ServerProcess& server = **started_server;
   const Api api(server.NewChannel());
@@ -152,6 +154,43 @@ TEST(RedisFailureTest, KilledRedisIsUnavailableThenRecoversWithEveryAcknowledged
   const std::string new_id = NewTokenId();
   Rpc<CreateTokenResponse> created = api.Create(ImportRequest(new_id, NewSecret(new_id), account));
   EXPECT_TRUE(created.ok()) << Describe(created.status);
+}
+
+TEST(RedisFailureTest, HealthStaysServingFromTheMirrorForTheOutageGraceThenNotServing) {
+  constexpr absl::Duration kGrace = absl::Seconds(2);
+  absl::StatusOr<std::unique_ptr<testing::RedisInstance>> started_redis =
+      testing::RedisInstance::Start();
+  ASSERT_TRUE(started_redis.ok()) << started_redis.status();
+  testing::RedisInstance& redis = **started_redis;
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> started_server =
+      testing::ServerProcess::Start({.redis_address = redis.address(),
+                                     .key_prefix = testing::UniqueKeyPrefix(),
+                                     .extra_flags = {"--redis_outage_grace=2s"}});
+  ASSERT_TRUE(started_server.ok()) << started_server.status();
+  testing::ServerProcess& server = **started_server;
+  const Api api(server.NewChannel(), kDownDeadline);
+  HealthWatcher health(server.NewChannel());
+  ASSERT_TRUE(health.WaitFor(HealthCheckResponse::SERVING, kHealthTimeout)) << health.History();
+  const std::string id = NewTokenId();
+  Rpc<CreateTokenResponse> created = api.Create(ImportRequest(id, NewSecret(id), NewAccountId()));
+  ASSERT_TRUE(created.ok()) << Describe(created.status);
+
+  redis.Kill();
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(server.WaitForLogLine("event=redis_down", kHealthTimeout));
+  // Within the grace: reads from the mirror, changes fail fast, health unchanged.
+  Rpc<GetTokenResponse> read = api.Get(id);
+  ASSERT_TRUE(read.ok()) << Describe(read.status);
+  EXPECT_EQ(read.response.token().revision(), created.response.token().revision());
+  EXPECT_TRUE(IsStoreUnavailable(api.Disable(id).status));
+  // Then NOT_SERVING: a replica cut off for longer may miss disables made elsewhere.
+  ASSERT_TRUE(health.WaitFor(HealthCheckResponse::NOT_SERVING, kHealthTimeout)) << health.History();
+  const absl::Duration serving_after_kill = absl::Now() - killed;
+  EXPECT_GE(serving_after_kill, kGrace - absl::Milliseconds(100)) << health.History();
+  EXPECT_LT(serving_after_kill, kGrace + absl::Seconds(3)) << health.History();
+
+  ASSERT_TRUE(redis.Restart().ok());
+  EXPECT_TRUE(health.WaitFor(HealthCheckResponse::SERVING, kHealthTimeout)) << health.History();
 }
 
 TEST(ServerLifecycleTest, SigtermExitsZero) {

@@ -131,13 +131,15 @@ void Flatten(const RedisReply& reply, std::vector<std::string>& out) {
 
 void RedisInstance::ContextDeleter::operator()(redisContext* context) const { redisFree(context); }
 
-RedisInstance::RedisInstance(std::string host, int port, std::string dir)
-    : host_(std::move(host)), port_(port), dir_(std::move(dir)) {}
+RedisInstance::RedisInstance(std::string host, int port, std::string dir,
+                             RedisInstanceOptions options)
+    : host_(std::move(host)), port_(port), dir_(std::move(dir)), options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<RedisInstance>> RedisInstance::Start() {
+absl::StatusOr<std::unique_ptr<RedisInstance>> RedisInstance::Start(RedisInstanceOptions options) {
   absl::StatusOr<std::string> dir = MakeTempDir();
   if (!dir.ok()) return dir.status();
-  std::unique_ptr<RedisInstance> instance(new RedisInstance(kLocalhost, 0, *dir));
+  std::unique_ptr<RedisInstance> instance(
+      new RedisInstance(kLocalhost, 0, *dir, std::move(options)));
   absl::Status status;
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
     absl::StatusOr<int> port = PickFreePort();
@@ -145,6 +147,10 @@ absl::StatusOr<std::unique_ptr<RedisInstance>> RedisInstance::Start() {
     instance->port_ = *port;
     std::filesystem::remove(instance->dir_ + "/redis.log");
     status = instance->StartProcess();
+    if (status.ok() && !instance->options_.replica_of.empty() &&
+        instance->options_.sentinel_config.empty()) {
+      status = instance->AwaitSync();
+    }
     if (status.ok()) return instance;
     // Only a lost race for the port is worth another try.
     if (!absl::StrContains(status.message(), "Address already in use")) break;
@@ -153,9 +159,12 @@ absl::StatusOr<std::unique_ptr<RedisInstance>> RedisInstance::Start() {
 }
 
 RedisInstance::~RedisInstance() {
-  if (process_ != nullptr && !process_->Wait(absl::ZeroDuration()).ok()) {
-    // The connection drops when the server exits, so the reply is always an error.
-    CommandReply({"SHUTDOWN", "NOSAVE"}).IgnoreError();
+  if (process_ != nullptr && !options_.sentinel_config.empty()) {
+    process_->Kill();  // nothing of a sentinel's is worth a clean shutdown
+  } else if (process_ != nullptr && !process_->Wait(absl::ZeroDuration()).ok()) {
+    // The connection drops when the server exits, so the reply is always an error. NOW: a
+    // primary does not wait (up to 10 s) for replicas that are gone.
+    CommandReply({"SHUTDOWN", "NOSAVE", "NOW"}).IgnoreError();
     if (!process_->Wait(kShutdownTimeout).ok()) process_->Kill();
   }
   Disconnect();
@@ -180,6 +189,15 @@ void RedisInstance::Kill() {
   process_->Kill();
 }
 
+void RedisInstance::Signal(int signo) {
+  if (process_ == nullptr) {
+    ADD_FAILURE() << "RedisInstance::Signal: the external Redis at " << address()
+                  << " (TOKENSTATUS_TEST_REDIS) cannot be signalled; use RedisInstance::Start()";
+    return;
+  }
+  process_->Signal(signo);
+}
+
 absl::Status RedisInstance::Restart() {
   if (dir_.empty()) {
     return absl::FailedPreconditionError(
@@ -202,23 +220,35 @@ absl::Status RedisInstance::StartProcess() {
   } close_notify{*notify_fd};
 
   SpawnOptions options;
-  options.argv = {"redis-server",
-                  "--port",
-                  absl::StrCat(port_),
-                  "--bind",
-                  kLocalhost,
-                  "--appendonly",
-                  "yes",
-                  "--appendfsync",
-                  "always",
-                  "--save",
-                  "",
-                  "--dir",
-                  dir_,
-                  "--logfile",
-                  dir_ + "/redis.log",
-                  "--supervised",
-                  "systemd"};
+  const bool sentinel = !options_.sentinel_config.empty();
+  if (sentinel) {
+    const std::string config_path = dir_ + "/sentinel.conf";
+    if (!std::filesystem::exists(config_path)) {  // a restart keeps what the sentinel learnt
+      std::ofstream config(config_path);
+      config << options_.sentinel_config << "\n";
+      if (!config.good()) return ErrnoError(absl::StrCat("write ", config_path));
+    }
+    options.argv = {"redis-sentinel", config_path};
+  } else {
+    // A replica's full sync starts at once, not after the default 5 s of waiting for others.
+    options.argv = {"redis-server",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                    "--repl-diskless-sync-delay",
+                    "0"};
+    if (!options_.replica_of.empty()) {
+      const std::pair<std::string, std::string> host_port =
+          absl::StrSplit(options_.replica_of, absl::MaxSplits(':', 1));
+      options.argv.insert(options.argv.end(), {"--replicaof", host_port.first, host_port.second});
+    }
+  }
+  options.argv.insert(options.argv.end(),
+                      {"--port", absl::StrCat(port_), "--bind", kLocalhost, "--dir", dir_,
+                       "--logfile", dir_ + "/redis.log", "--supervised", "systemd"});
   options.extra_env = {absl::StrCat("NOTIFY_SOCKET=", notify_path)};
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Spawn(options);
   if (!process.ok()) return process.status();
@@ -253,6 +283,22 @@ absl::Status RedisInstance::StartProcess() {
           wait_status.ok() ? DescribeWaitStatus(*wait_status) : wait_status.status().ToString(),
           "); log:\n", LogTail()));
     }
+  }
+}
+
+absl::Status RedisInstance::AwaitSync() {
+  const absl::Time deadline = absl::Now() + kReadyTimeout;
+  while (true) {
+    absl::StatusOr<std::vector<std::string>> info = Command({"INFO", "replication"});
+    if (info.ok() && !info->empty() && absl::StrContains(info->front(), "master_link_status:up")) {
+      return absl::OkStatus();
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("replica on port ", port_, " not in sync with ", options_.replica_of,
+                       " within ", absl::FormatDuration(kReadyTimeout), "; log:\n", LogTail()));
+    }
+    absl::SleepFor(absl::Milliseconds(20));  // polling: Redis announces no sync event
   }
 }
 

@@ -22,8 +22,19 @@ struct RedisReply {
   std::vector<RedisReply> elements;  // kArray
 };
 
-// A throwaway redis-server for tests: loopback, a free port, its data (AOF, appendfsync
-// always) in a fresh temporary directory that is removed on destruction.
+// How RedisInstance::Start runs its server ({} initializers: any field may be omitted).
+struct RedisInstanceOptions {
+  // "127.0.0.1:<port>": start as a replica of that server (--replicaof); Start() then returns
+  // once the replica has completed its first sync.
+  std::string replica_of{};
+  // Run redis-sentinel instead of redis-server, with this configuration (SENTINEL MONITOR
+  // lines, ...) in a sentinel.conf it may rewrite; replica_of is then ignored. Start() returns
+  // once the sentinel answers PING.
+  std::string sentinel_config{};
+};
+
+// A throwaway redis-server (or redis-sentinel) for tests: loopback, a free port, its data (AOF,
+// appendfsync always) in a fresh temporary directory that is removed on destruction.
 //
 // Thread-compatible: one test thread drives it, except Command() and CommandReply(), which
 // are thread-safe (they share one connection under a mutex).
@@ -32,9 +43,10 @@ class RedisInstance {
   // Starts redis-server (from PATH) and returns once it is ready to accept connections (its
   // own systemd-style readiness notification, sent after it has loaded its data). Retries on
   // another port if a port picked as free was taken before redis-server could bind it.
-  static absl::StatusOr<std::unique_ptr<RedisInstance>> Start();
+  static absl::StatusOr<std::unique_ptr<RedisInstance>> Start(RedisInstanceOptions options = {});
 
-  // Stops the server (SIGKILL if it does not exit on SHUTDOWN NOSAVE) and removes its data.
+  // Stops the server (SIGKILL if it does not exit on SHUTDOWN NOSAVE NOW; a sentinel is killed
+  // at once) and removes its data.
   ~RedisInstance();
 
   RedisInstance(const RedisInstance&) = delete;
@@ -51,6 +63,9 @@ class RedisInstance {
   // SIGKILLs the server process and waits for it to exit. Data survives in the AOF.
   // Not possible on an external Redis (TOKENSTATUS_TEST_REDIS): records a test failure.
   void Kill();
+  // Sends `signo` to the server process (e.g. SIGSTOP, SIGCONT). Not possible on an external
+  // Redis: records a test failure.
+  void Signal(int signo);
   // Starts the server again on the same port and directory; returns once it is ready.
   // FAILED_PRECONDITION on an external Redis.
   absl::Status Restart();
@@ -66,10 +81,12 @@ class RedisInstance {
  private:
   friend RedisInstance& SharedRedis();
 
-  RedisInstance(std::string host, int port, std::string dir);
+  RedisInstance(std::string host, int port, std::string dir, RedisInstanceOptions options = {});
 
   // Starts redis-server on port_ in dir_ and waits until it is ready.
   absl::Status StartProcess();
+  // Waits until this replica reports its link to the primary up (its first sync is done).
+  absl::Status AwaitSync();
   // The last lines of the server's log file, for error messages.
   std::string LogTail() const;
   // Drops the cached connection (the next command reconnects).
@@ -78,6 +95,7 @@ class RedisInstance {
   const std::string host_;
   int port_;
   const std::string dir_;  // empty for an external Redis, which has no process
+  const RedisInstanceOptions options_;
   std::unique_ptr<Subprocess> process_;
 
   struct ContextDeleter {

@@ -41,7 +41,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerOption
       TOKENSTATUS_SERVER_BINARY,
       absl::StrCat("--listen=",
                    options.listen_address.empty() ? "127.0.0.1:0" : options.listen_address),
-      absl::StrCat("--redis=", options.redis_address), "--insecure_allow_unauthenticated"};
+      "--insecure_allow_unauthenticated"};
+  if (!options.redis_address.empty()) {
+    argv.push_back(absl::StrCat("--redis=", options.redis_address));
+  }
   if (!options.key_prefix.empty()) {
     argv.push_back(absl::StrCat("--redis_key_prefix=", options.key_prefix));
   }

@@ -17,7 +17,7 @@ namespace tokenstatus::testing {
 
 // ({} initializers: designated initializers may omit any field without a GCC warning.)
 struct ServerOptions {
-  std::string redis_address{};             // --redis
+  std::string redis_address{};             // --redis (empty: not given; see --redis_sentinels)
   std::string key_prefix{};                // --redis_key_prefix (empty: the server's default)
   std::vector<std::string> extra_flags{};  // e.g. {"--redis_timeout=200ms"}
   // --listen. Empty: "127.0.0.1:0" (a free port the server picks). A fixed "127.0.0.1:<port>"

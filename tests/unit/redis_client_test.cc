@@ -33,11 +33,13 @@
 #include "server/redis/redis_reply.h"
 #include "server/redis/redis_script.h"
 #include "tests/testing/redis_instance.h"
+#include "tests/testing/sentinel_instance.h"
 
 namespace tokenstatus {
 namespace {
 
 using ::tokenstatus::testing::RedisInstance;
+using ::tokenstatus::testing::SentinelInstance;
 using ::tokenstatus::testing::SharedRedis;
 using ::tokenstatus::testing::UniqueKeyPrefix;
 
@@ -408,6 +410,102 @@ TEST(RedisClientTest, AuthenticatesAfterEachConnect) {
   EXPECT_NE(reply.status().message().find("WRONGPASS"), absl::string_view::npos) << reply.status();
   EXPECT_EQ(reply.status().message().find(wrong.password), absl::string_view::npos)
       << "the password leaked into " << reply.status();
+}
+
+TEST(RedisClientTest, FollowUpGoesOnTheConnectionOfTheReply) {
+  RedisClientOptions options;
+  options.address = SharedRedis().address();
+  options.connections = 4;
+  std::unique_ptr<RedisClient> client = StartClient(options);
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 8; ++i) {
+    Outcome first;
+    Outcome follow_up;
+    RedisClient::ReplyCallback record_first = first.Callback();
+    client->Command(
+        {"CLIENT", "ID"}, absl::Now() + absl::Seconds(5),
+        [&,
+         record_first = std::move(record_first)](absl::StatusOr<const redisReply*> reply) mutable {
+          client->FollowUp({"CLIENT", "ID"}, absl::Now() + absl::Seconds(5), follow_up.Callback());
+          record_first(std::move(reply));
+        });
+    absl::StatusOr<std::string> id = first.Get();
+    ASSERT_TRUE(id.ok()) << id.status();
+    absl::StatusOr<std::string> same = follow_up.Get();
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ(*same, *id);
+  }
+  // Outside a reply callback there is no connection to follow up on.
+  Outcome outside;
+  client->FollowUp({"PING"}, absl::Now() + absl::Seconds(5), outside.Callback());
+  ExpectUnavailable(outside.Get());
+}
+
+// A command pipelined behind a blocking one (as behind the store's WAIT) fails by its deadline,
+// but the connection, which still answers, is kept: no reconnect.
+TEST(RedisClientTest, CommandBehindABlockingOneTimesOutButTheConnectionIsKept) {
+  RedisClientOptions options;
+  options.address = SharedRedis().address();
+  options.connections = 1;
+  std::unique_ptr<RedisClient> client = StartClient(options);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<std::string> id = Call(*client, {"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  // The second BLPOP times out while it waits behind the first, then blocks by itself after the
+  // first's reply: its connection answers, but not yet to it.
+  const std::string key = UniqueKeyPrefix() + ":empty";
+  Outcome blocking;
+  Outcome behind;
+  client->Command({"BLPOP", key, "0.6"}, absl::Now() + absl::Seconds(5), blocking.Callback());
+  client->Command({"BLPOP", key, "0.3"}, absl::Now() + absl::Milliseconds(200), behind.Callback());
+  ExpectUnavailable(behind.Get());
+  EXPECT_EQ(blocking.Get().value_or("error"), "(nil)");
+  absl::StatusOr<std::string> same = Call(*client, {"CLIENT", "ID"});
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(*same, *id) << "the connection was closed and reconnected";
+}
+
+// Sentinel mode against a real redis-sentinel: a sentinel that is down is skipped; a primary
+// turned replica behind the client's back answers READONLY, after which the client asks again
+// and refuses it (ROLE) until it is a primary again.
+TEST(RedisClientTest, FollowsThePrimaryTheSentinelsName) {
+  std::unique_ptr<RedisInstance> primary = StartPrivateRedis();
+  ASSERT_NE(primary, nullptr);
+  absl::StatusOr<std::unique_ptr<SentinelInstance>> sentinel =
+      SentinelInstance::Start(primary->address(), {.quorum = 1});
+  ASSERT_TRUE(sentinel.ok()) << sentinel.status();
+  RedisClientOptions options;
+  options.sentinels = {absl::StrCat("127.0.0.1:", UnusedPort()), (*sentinel)->address()};
+  options.master_name = (*sentinel)->options().master_name;
+  options.connections = 1;
+  std::unique_ptr<RedisClient> client = StartClient(options);
+  ASSERT_NE(client, nullptr);
+  ConnectionWatch watch(*client);
+  ASSERT_TRUE(watch.WaitFor(true));
+  const std::string key = UniqueKeyPrefix() + ":k";
+  EXPECT_EQ(Call(*client, {"SET", key, "1"}).value_or("error"), "OK");
+
+  ASSERT_TRUE(primary->Command({"REPLICAOF", "127.0.0.1", absl::StrCat(UnusedPort())}).ok());
+  absl::StatusOr<std::string> refused = Call(*client, {"SET", key, "2"});
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_TRUE(absl::StartsWith(*refused, "ERROR READONLY")) << *refused;
+  ASSERT_TRUE(watch.WaitFor(false));
+  ExpectUnavailable(Call(*client, {"SET", key, "3"}));  // ROLE: not a master
+
+  ASSERT_TRUE(primary->Command({"REPLICAOF", "NO", "ONE"}).ok());
+  ASSERT_TRUE(watch.WaitFor(true));
+  EXPECT_EQ(Call(*client, {"SET", key, "4"}).value_or("error"), "OK");
+}
+
+TEST(RedisClientTest, RejectsBadSentinelOptions) {
+  RedisClientOptions no_name;
+  no_name.sentinels = {"127.0.0.1:26379"};
+  EXPECT_EQ(RedisClient::Start(no_name).status().code(), absl::StatusCode::kInvalidArgument);
+  RedisClientOptions bad_address;
+  bad_address.sentinels = {"sentinel"};
+  bad_address.master_name = "m";
+  EXPECT_EQ(RedisClient::Start(bad_address).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RedisScriptTest, HashesTheSourceWithSha1) {

@@ -66,6 +66,10 @@ TEST_F(ServerConfigTest, Defaults) {
   EXPECT_EQ(config->watch.max_snapshots_per_principal, 8);
   EXPECT_EQ(config->watch.snapshot_max_wait, absl::Seconds(30));
   EXPECT_FALSE(config->access.allow_empty_credentials_file);
+  EXPECT_TRUE(config->redis.sentinels.empty());
+  EXPECT_EQ(config->store.min_replicas_acked, 0);
+  EXPECT_EQ(config->store.replica_ack_timeout, absl::Seconds(1));
+  EXPECT_EQ(config->redis_outage_grace, absl::Seconds(10));
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("password=unset"));
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("snapshot_memory_budget=67108864"));
   EXPECT_THAT(DescribeConfig(*config), HasSubstr("max_watchers=20000"));
@@ -133,6 +137,15 @@ TEST_F(ServerConfigTest, InvalidValuesAreRefused) {
       {"--snapshot_memory_budget=1099511627777", "--snapshot_memory_budget"},
       {"--max_snapshots_per_principal=0", "--max_snapshots_per_principal"},
       {"--snapshot_max_wait=0s", "--snapshot_max_wait"},
+      {"--min_replicas_acked=-1", "--min_replicas_acked"},
+      {"--min_replicas_acked=17", "--min_replicas_acked"},
+      {"--replica_ack_timeout=0s", "--replica_ack_timeout"},
+      {"--redis_outage_grace=-1s", "--redis_outage_grace"},
+      {"--redis=", "--redis"},
+      {"--redis_master_name=mymaster", "--redis_master_name needs --redis_sentinels"},
+      {"--redis_sentinels=127.0.0.1:26379", "--redis_master_name"},
+      {"--redis_sentinels=sentinel", "--redis_sentinels"},
+      {"--redis_sentinels=a:1,b:0", "--redis_sentinels"},
   };
   for (const auto& [arg, flag] : cases) {
     absl::FlagSaver saver;
@@ -169,6 +182,36 @@ TEST_F(ServerConfigTest, PasswordFromAFileOrTheEnvironmentNeverShown) {
   EXPECT_THAT(std::string(LoadServerConfig().status().message()), HasSubstr("empty"));
   ASSERT_TRUE(CheckArgs({"--redis_password_file=/nonexistent/pw"}).ok());
   EXPECT_THAT(std::string(LoadServerConfig().status().message()), HasSubstr("cannot read"));
+}
+
+TEST_F(ServerConfigTest, SentinelsInsteadOfRedis) {
+  ASSERT_TRUE(CheckArgs({"--redis_sentinels=10.0.0.1:26379, s2:26380", "--redis_master_name=m",
+                         "--min_replicas_acked=1", "--replica_ack_timeout=250ms"})
+                  .ok());
+  SetEnv("TOKENSTATUS_REDIS_SENTINEL_PASSWORD", "sentinel-pw");
+  absl::StatusOr<ServerConfig> config = LoadServerConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->redis.sentinels, (std::vector<std::string>{"10.0.0.1:26379", "s2:26380"}));
+  EXPECT_EQ(config->redis.master_name, "m");
+  EXPECT_EQ(config->redis.address, "");
+  EXPECT_EQ(config->redis.sentinel_password, "sentinel-pw");
+  EXPECT_EQ(config->store.min_replicas_acked, 1);
+  EXPECT_EQ(config->store.replica_ack_timeout, absl::Milliseconds(250));
+  EXPECT_THAT(DescribeConfig(*config), HasSubstr("sentinel_password=set"));
+  EXPECT_THAT(DescribeConfig(*config), Not(HasSubstr("sentinel-pw")));
+
+  // A password file and the environment variable at once are refused.
+  ASSERT_TRUE(CheckArgs({"--redis_sentinel_password_file=" + WriteFile("file-pw\n")}).ok());
+  EXPECT_EQ(LoadServerConfig().status().code(), absl::StatusCode::kInvalidArgument);
+  unsetenv("TOKENSTATUS_REDIS_SENTINEL_PASSWORD");
+  config = LoadServerConfig();
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->redis.sentinel_password, "file-pw");
+
+  // --redis and --redis_sentinels exclude each other.
+  ASSERT_TRUE(CheckArgs({"--redis=10.0.0.2:6379"}).ok());
+  EXPECT_THAT(std::string(LoadServerConfig().status().message()),
+              HasSubstr("--redis and --redis_sentinels"));
 }
 
 TEST_F(ServerConfigTest, AccessRules) {

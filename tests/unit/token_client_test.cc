@@ -57,10 +57,12 @@ class FakeTokenService final : public TokenService::Service {
     absl::MutexLock lock(&mu_);
     failures_left_ = count;
   }
-  // The next change that succeeds is applied, but its caller gets UNAVAILABLE (a lost reply).
-  void DropNextChangeReply() {
+  // The next change that succeeds is applied, but its caller gets UNAVAILABLE with `reason` (a
+  // lost reply, or a change the server could not confirm).
+  void DropNextChangeReply(std::string reason = reason::kStoreUnavailable) {
     absl::MutexLock lock(&mu_);
     drop_next_reply_ = true;
+    drop_reason_ = std::move(reason);
   }
   void SetState(Token::State state) {
     absl::MutexLock lock(&mu_);
@@ -148,8 +150,7 @@ class FakeTokenService final : public TokenService::Service {
     token_.set_revision(token_.revision() + 1);
     if (drop_next_reply_) {
       drop_next_reply_ = false;
-      return ToGrpcStatus(
-          MakeError(absl::StatusCode::kUnavailable, reason::kStoreUnavailable, "reply lost"));
+      return ToGrpcStatus(MakeError(absl::StatusCode::kUnavailable, drop_reason_, "reply lost"));
     }
     *reply = token_;
     return grpc::Status::OK;
@@ -158,6 +159,7 @@ class FakeTokenService final : public TokenService::Service {
   absl::Mutex mu_;
   Token token_ ABSL_GUARDED_BY(mu_);
   int failures_left_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string drop_reason_ ABSL_GUARDED_BY(mu_);
   bool drop_next_reply_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
 };
@@ -303,6 +305,20 @@ TEST_F(TokenClientTest, LostDisableReplyIsReportedAsAlreadyDisabledWithTheToken)
   EXPECT_EQ(result->token.id(), kTokenId);
   EXPECT_EQ(result->token.state(), Token::STATE_DISABLED);
   EXPECT_EQ(result->token.revision(), 2);  // the one change the lost reply hid
+  EXPECT_EQ(service_.Calls("DisableToken"), 2);
+  EXPECT_EQ(service_.Calls("GetToken"), 1);
+}
+
+// A change the server made but its Redis replicas did not confirm (--min_replicas_acked) is
+// ambiguous like a lost reply: retried, and the retry's refusal reported as already in state.
+TEST_F(TokenClientTest, ReplicationUnconfirmedDisableIsRetriedAsAnAmbiguousChange) {
+  TokenClient client = Client();
+  service_.DropNextChangeReply(reason::kReplicationUnconfirmed);
+  absl::StatusOr<ChangeResult> result = client.Disable(ChangeRequest<DisableTokenRequest>());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->already_in_state);
+  EXPECT_EQ(result->token.state(), Token::STATE_DISABLED);
+  EXPECT_EQ(result->token.revision(), 2);
   EXPECT_EQ(service_.Calls("DisableToken"), 2);
   EXPECT_EQ(service_.Calls("GetToken"), 1);
 }
