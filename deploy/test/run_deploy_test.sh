@@ -5,8 +5,10 @@
 #   2. the compose file is validated by Debian's docker-compose 1.29 and started with Debian's
 #      podman-compose (Redis, server, sidecar, throwaway secrets in var/deploy-test/secrets);
 #   3. over TLS from this machine, with the host's tokenctl: health, create, disable, the
-#      sidecar answering the disable, a credentials file rewritten in place taking effect, the
-#      server stopping cleanly;
+#      sidecar answering the disable, a credentials file rewritten in place taking effect, a
+#      Redis failover (the primary SIGKILLed: writes resume through the promoted replica,
+#      nothing acknowledged is lost, the old primary comes back as a replica), the server
+#      stopping cleanly;
 #   4. the Kubernetes overlays render (kubectl kustomize), pass yamllint and an offline schema
 #      check (deploy/test/validate_k8s.mjs, npm package kubernetes-models).
 # Each step prints its time. Runs as root (podman); podman's settings come from
@@ -66,10 +68,11 @@ for target in server sidecar; do
   name=tokenstatus
   [[ "${target}" == sidecar ]] && name=token-sidecar
   podman build -q --format docker -f "${ROOT}/deploy/Dockerfile" --target "${target}" \
-    -t "${name}:0.1.0" "${ROOT}" >/dev/null
+    --ignorefile "${ROOT}/deploy/Dockerfile.dockerignore" -t "${name}:0.1.0" "${ROOT}" >/dev/null
 done
-podman run --rm --entrypoint /usr/local/bin/tokenstatus-server tokenstatus:0.1.0 --help |
-  grep -q -- '--credentials_file' || die "tokenstatus-server --help does not list the flags"
+help="$(podman run --rm --entrypoint /usr/local/bin/tokenstatus-server tokenstatus:0.1.0 --help)" ||
+  die "tokenstatus-server --help did not exit 0"
+[[ "${help}" == *--credentials_file* ]] || die "tokenstatus-server --help does not list the flags"
 [[ "$(podman run --rm --entrypoint id tokenstatus:0.1.0 -u)" == 65532 ]] ||
   die "the server image does not run as uid 65532"
 podman run --rm --entrypoint /usr/local/bin/tokenctl tokenstatus:0.1.0 --help >/dev/null ||
@@ -78,7 +81,8 @@ log "$(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'to
 
 step "secrets (throwaway, in ${SECRETS})"
 rm -rf "${SECRETS}"
-mkdir -p -m 700 "${SECRETS}"
+mkdir -p "${WORK}"
+mkdir -m 700 "${SECRETS}"
 "${ROOT}/scripts/make-dev-certs.sh" "${SECRETS}" tokenstatus >/dev/null
 openssl rand -hex 24 >"${SECRETS}/redis_password"
 for who in admin sidecar other-admin; do openssl rand -hex 32 >"${SECRETS}/${who}"; done
@@ -99,7 +103,8 @@ compose up -d >"${WORK}/compose-up.log" 2>&1 || {
 server_container="${PROJECT}_tokenstatus_1"
 sidecar_container="${PROJECT}_sidecar_1"
 wait_until 90 podman healthcheck run "${server_container}" || {
-  podman logs "${server_container}" 2>&1 | tail -20 >&2 || true
+  podman logs "${server_container}" >"${WORK}/server.log" 2>&1 || true
+  tail -20 "${WORK}/server.log" >&2
   die "the server's healthcheck did not pass within 90 s"
 }
 log "server healthy: $(podman exec "${server_container}" tokenctl --server 127.0.0.1:8081 health)"
@@ -136,11 +141,43 @@ if ctl admin get "${token_id}" >/dev/null 2>"${WORK}/refused.err"; then
   die "the removed credential is still accepted"
 fi
 grep -q UNAUTHENTICATED "${WORK}/refused.err" || die "the removed credential: $(cat "${WORK}/refused.err")"
-podman logs "${server_container}" 2>&1 | grep -q 'event=credentials_reloaded reload=1 cause=file_changed' ||
+# (The log goes to a file first: grep -q ending a pipe early would fail the pipe.)
+podman logs "${server_container}" >"${WORK}/server.log" 2>&1
+grep -q 'event=credentials_reloaded reload=1 cause=file_changed' "${WORK}/server.log" ||
   die "the server did not log the reload"
 
+step "failover: the Redis primary is killed, the sentinels promote the replica"
+redis_role() {
+  podman exec "${PROJECT}_$1_1" sh -c \
+    'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" redis-cli role | head -1'
+}
+redis_role_is() { [[ "$(redis_role "$1" 2>/dev/null)" == "$2" ]]; }
+wait_until 30 redis_role_is redis-replica-1 slave && wait_until 30 redis_role_is redis-replica-2 slave ||
+  die "the replicas did not become the primary's replicas"
+redis_role_is redis-primary master || die "redis-primary is not the primary"
+# SIGKILL at once (stop with no grace, so that its restart policy leaves it down, as a dead
+# machine would be).
+podman stop --time 0 "${PROJECT}_redis-primary_1" >/dev/null
+killed=${SECONDS}
+# The first change after the kill that is acknowledged (changes fail fast meanwhile).
+wait_until 60 ctl other-admin enable "${token_id}" --reason "after the failover" ||
+  die "no change was acknowledged within 60 s of the primary's loss"
+log "writes resumed $((SECONDS - killed)) s after the primary was killed (sentinel down-after 3 s)"
+redis_role_is redis-replica-1 master || redis_role_is redis-replica-2 master ||
+  die "no replica was promoted"
+# Nothing acknowledged was lost: the disable made before the kill is in the token's history.
+history="$(ctl other-admin history "${token_id}")"
+[[ "${history}" == *'reason="deploy test"'* ]] ||
+  die "the disable acknowledged before the failover is gone: ${history}"
+podman start "${PROJECT}_redis-primary_1" >/dev/null
+wait_until 60 redis_role_is redis-primary slave ||
+  die "the old primary did not come back as a replica"
+log "the old primary is a replica of the new one"
+
 step "no secret in the server's logs; SIGTERM stops it cleanly"
-if podman logs "${server_container}" 2>&1 | grep -q -F -e "${secret}" -e "$(head -1 "${SECRETS}/admin")"; then
+podman logs "${server_container}" >"${WORK}/server.log" 2>&1
+if grep -q -F -e "${secret}" -e "$(head -1 "${SECRETS}/admin")" \
+  -e "$(head -1 "${SECRETS}/redis_password")" "${WORK}/server.log"; then
   die "a secret appears in the server's log"
 fi
 podman stop -t 15 "${server_container}" >/dev/null

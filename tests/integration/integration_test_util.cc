@@ -381,4 +381,15 @@ std::string ServerTest::Key(absl::string_view suffix) {
   return absl::StrCat(*key_prefix_, ":", suffix);
 }
 
+std::unique_ptr<TokenCache> NewCache(const std::string& address, TokenCacheOptions options) {
+  grpc::ChannelArguments args = TokenCache::ChannelArguments(options);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  absl::StatusOr<std::unique_ptr<TokenCache>> cache =
+      TokenCache::Create(grpc::CreateCustomChannel(absl::StrCat("ipv4:", address),
+                                                   grpc::InsecureChannelCredentials(), args),
+                         options);
+  EXPECT_TRUE(cache.ok()) << cache.status();
+  return cache.ok() ? *std::move(cache) : nullptr;
+}
+
 }  // namespace tokenstatus::integration

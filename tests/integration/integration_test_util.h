@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "client/token_cache.h"
 #include "google/rpc/error_details.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -214,5 +215,9 @@ class ServerTest : public ::testing::Test {
   static Api* api_;
   static std::string* start_error_;
 };
+
+// A TokenCache of the server at `address` (plaintext) on a connection of its own, with
+// `options`; null (and a test failure) if it cannot be created.
+std::unique_ptr<TokenCache> NewCache(const std::string& address, TokenCacheOptions options = {});
 
 }  // namespace tokenstatus::integration

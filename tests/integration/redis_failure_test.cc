@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/integration/integration_test_util.h"
 
@@ -30,17 +33,31 @@ bool IsStoreUnavailable(const grpc::Status& status) {
   return IsRpcError(status, StatusCode::UNAVAILABLE, "STORE_UNAVAILABLE");
 }
 
+// A private redis-server and a server on it with --redis_outage_grace=`grace`.
+struct RedisAndServer {
+  std::unique_ptr<testing::RedisInstance> redis;
+  std::unique_ptr<testing::ServerProcess> server;
+};
+RedisAndServer StartRedisAndServer(absl::Duration grace) {
+  RedisAndServer started;
+  absl::StatusOr<std::unique_ptr<testing::RedisInstance>> redis = testing::RedisInstance::Start();
+  EXPECT_TRUE(redis.ok()) << redis.status();
+  if (!redis.ok()) return started;
+  started.redis = *std::move(redis);
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server = testing::ServerProcess::Start(
+      {.redis_address = started.redis->address(),
+       .key_prefix = testing::UniqueKeyPrefix(),
+       .extra_flags = {absl::StrCat("--redis_outage_grace=", absl::FormatDuration(grace))}});
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (server.ok()) started.server = *std::move(server);
+  return started;
+}
+
 TEST(RedisFailureTest, KilledRedisIsUnavailableThenRecoversWithEveryAcknowledgedChange) {
-  absl::StatusOr<std::unique_ptr<testing::RedisInstance>> started_redis =
-      testing::RedisInstance::Start();
-  ASSERT_TRUE(started_redis.ok()) << started_redis.status();
-  testing::RedisInstance& redis = **started_redis;
-  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> started_server =
-      testing::ServerProcess::Start({.redis_address = redis.address(),
-                                     .key_prefix = testing::UniqueKeyPrefix(),
-                                     .extra_flags = {"--redis_outage_grace=0s"}});
-  ASSERT_TRUE(started_server.ok()) << started_server.status();
-  testing::ServerProcess& server = **started_server;
+  RedisAndServer started = StartRedisAndServer(absl::ZeroDuration());
+  ASSERT_NE(started.server, nullptr);
+  testing::RedisInstance& redis = *started.redis;
+  testing::ServerProcess& server = *started.server;
   const Api api(server.NewChannel());
   const Api down_api(server.NewChannel(), kDownDeadline);
   HealthWatcher health(server.NewChannel());
@@ -158,16 +175,10 @@ TEST(RedisFailureTest, KilledRedisIsUnavailableThenRecoversWithEveryAcknowledged
 
 TEST(RedisFailureTest, HealthStaysServingFromTheMirrorForTheOutageGraceThenNotServing) {
   constexpr absl::Duration kGrace = absl::Seconds(2);
-  absl::StatusOr<std::unique_ptr<testing::RedisInstance>> started_redis =
-      testing::RedisInstance::Start();
-  ASSERT_TRUE(started_redis.ok()) << started_redis.status();
-  testing::RedisInstance& redis = **started_redis;
-  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> started_server =
-      testing::ServerProcess::Start({.redis_address = redis.address(),
-                                     .key_prefix = testing::UniqueKeyPrefix(),
-                                     .extra_flags = {"--redis_outage_grace=2s"}});
-  ASSERT_TRUE(started_server.ok()) << started_server.status();
-  testing::ServerProcess& server = **started_server;
+  RedisAndServer started = StartRedisAndServer(kGrace);
+  ASSERT_NE(started.server, nullptr);
+  testing::RedisInstance& redis = *started.redis;
+  testing::ServerProcess& server = *started.server;
   const Api api(server.NewChannel(), kDownDeadline);
   HealthWatcher health(server.NewChannel());
   ASSERT_TRUE(health.WaitFor(HealthCheckResponse::SERVING, kHealthTimeout)) << health.History();

@@ -49,18 +49,6 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer(RedisInstance& redis,
   return server;
 }
 
-// A cache of the server at `address` on its own connection, with `options`.
-std::unique_ptr<TokenCache> NewCache(const std::string& address, TokenCacheOptions options = {}) {
-  grpc::ChannelArguments args = TokenCache::ChannelArguments(options);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  absl::StatusOr<std::unique_ptr<TokenCache>> cache =
-      TokenCache::Create(grpc::CreateCustomChannel(absl::StrCat("ipv4:", address),
-                                                   grpc::InsecureChannelCredentials(), args),
-                         options);
-  EXPECT_TRUE(cache.ok()) << cache.status();
-  return cache.ok() ? *std::move(cache) : nullptr;
-}
-
 // A token imported through `api` with a known secret.
 struct Imported {
   Token token;
