@@ -4,11 +4,11 @@
 // reconnect by themselves; the second, one connection, carries only the event tailer's
 // blocking reads) -> token mirror, watch hub, event tailer (loads the mirror, then follows the
 // event stream) -> gRPC server. Redis is --redis, or the primary that --redis_sentinels name
-// (followed across failovers). Health ("" and apitoken.v1.TokenService): HealthPublisher (SERVING
-// once the mirror has loaded, while Redis is reachable or has not been for more than
-// --redis_outage_grace). SIGTERM/SIGINT: watch streams
-// end with UNAVAILABLE (clients resume elsewhere), the other calls drain for --shutdown_grace,
-// then the tailer, the store and Redis stop; exit 0. SIGHUP, and a change of its contents
+// (followed across failovers). Health ("" and apitoken.v1.TokenService): HealthPublisher
+// (SERVING once the mirror has loaded, while Redis is reachable or has not been for more than
+// --redis_outage_grace). SIGTERM/SIGINT: watch streams end with UNAVAILABLE (clients resume
+// elsewhere), the other calls drain for --shutdown_grace, then the tailer, the store and Redis
+// stop; exit 0. SIGHUP, and a change of its contents
 // (checked every --reload_check_interval), reload --credentials_file (a file that does not
 // parse, or holds no credential without --allow_empty_credentials_file, keeps the old
 // credentials); changed TLS files are picked up by new handshakes. --help prints the flags and
@@ -96,9 +96,9 @@ std::shared_ptr<grpc::ServerCredentials> TransportCredentials(const AccessConfig
 
 // Loads --credentials_file into `authenticator` (nothing to do without one). `reload`: the
 // number of the reload (SIGHUP or a change of the file's contents, as `cause` says), 0 at start,
-// where a bad file is fatal; on a reload it is logged and the old credentials stay. A file without
-// a credential is bad unless
-// --allow_empty_credentials_file: it would lock everyone out (a truncated or half-written file).
+// where a bad file is fatal; on a reload it is logged and the old credentials stay. A file
+// without a credential is bad unless --allow_empty_credentials_file: it would lock everyone out
+// (a truncated or half-written file).
 bool LoadCredentials(const AccessConfig& access, Authenticator& authenticator, int reload,
                      absl::string_view cause = "") {
   if (access.credentials_file.empty()) return true;

@@ -43,9 +43,9 @@ void AddHealthCommand(CommandSet& commands) {
   CLI::App* sub = commands.Add(
       "health", "Ask grpc.health.v1 whether the server serves (exit 0 only when SERVING)",
       [service](const CommandEnv& env) { return RunHealth(env, *service); });
-  sub->add_option(
-      "--service", *service,
-      "Service to ask about (default: the server as a whole; apitoken.v1.TokenService)");
+  sub->add_option("--service", *service,
+                  "Service to ask about: empty (the default) for the server as a whole, or "
+                  "apitoken.v1.TokenService");
 }
 
 }  // namespace tokenstatus::tokenctl

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/integration/integration_test_util.h"
+#include "tests/testing/subprocess.h"
 
 namespace tokenstatus::integration {
 namespace {
@@ -239,6 +241,27 @@ TEST(ServerLifecycleTest, UnknownFlagFailsToStartWithItsLog) {
   EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable) << server.status();
   EXPECT_NE(server.status().message().find("no_such_flag"), std::string::npos)
       << "the error carries the server's log: " << server.status();
+}
+
+// --help lists every flag with its default and environment variable, and exits 0 (Abseil's own
+// --help lists only the flags of the main file, and exits 1).
+TEST(ServerLifecycleTest, HelpListsEveryFlagAndExits0) {
+  for (const auto& [binary, flags] :
+       {std::pair<std::string, std::vector<std::string>>{
+            TOKENSTATUS_SERVER_BINARY,
+            {"--credentials_file (default: \"\"; env: TOKENSTATUS_CREDENTIALS_FILE)",
+             "--reload_check_interval", "--redis_sentinels", "--listen"}},
+        {TOKENSTATUS_SIDECAR_BINARY,
+         {"--upstream (default: 127.0.0.1:50051; env: TOKENSTATUS_SIDECAR_UPSTREAM)",
+          "--stale_policy"}}}) {
+    absl::StatusOr<testing::CommandResult> help =
+        testing::RunCommand({binary, "--help"}, absl::Seconds(10));
+    ASSERT_TRUE(help.ok()) << help.status();
+    EXPECT_EQ(help->exit_code, 0) << binary << ": " << help->err;
+    for (const std::string& flag : flags) {
+      EXPECT_NE(help->out.find(flag), std::string::npos) << binary << " --help:\n" << help->out;
+    }
+  }
 }
 
 }  // namespace
