@@ -7,6 +7,7 @@
 #include "absl/memory/memory.h"
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/token_client.h"
 #include "server/common/log.h"
@@ -26,6 +27,21 @@ using apitoken::v1::WatchTokensResponse;
 
 // The server's lower bound of progress_interval, and so of max_staleness.
 constexpr absl::Duration kMinProgressInterval = absl::Milliseconds(100);
+// The longest server retry hint the cache follows.
+constexpr absl::Duration kMaxRetryHint = absl::Minutes(5);
+
+// How long the server asked the client to wait before it tries again (ErrorInfo metadata
+// retry_after_ms, e.g. with SNAPSHOT_BUDGET_EXHAUSTED), at most kMaxRetryHint; zero without a
+// valid hint.
+absl::Duration RetryHint(const absl::Status& status) {
+  const google::rpc::ErrorInfo info = ErrorInfoOf(status);
+  const auto hint = info.metadata().find("retry_after_ms");
+  int64_t millis = 0;
+  if (hint == info.metadata().end() || !absl::SimpleAtoi(hint->second, &millis) || millis <= 0) {
+    return absl::ZeroDuration();
+  }
+  return std::min(absl::Milliseconds(millis), kMaxRetryHint);
+}
 
 absl::Status InvalidOption(absl::string_view field, absl::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
@@ -271,7 +287,8 @@ void TokenCache::Run() {
     pending_.reset();  // a snapshot cut short: the next stream sends a whole one
     if (stopping) return;
     failures = heard ? 1 : failures + 1;
-    const absl::Duration delay = JitteredBackoff(policy, failures, random);
+    const absl::Duration delay =
+        std::max(JitteredBackoff(policy, failures, random), RetryHint(status));
     // The end of a stream that worked, then failed attempts 2, 4, 8, ... (not every retry).
     if ((failures & (failures - 1)) == 0) {
       Log(LogLevel::kWarning,

@@ -47,7 +47,9 @@ struct TokenCacheOptions {
   // d = min(initial_backoff * 2^(n-1), max_backoff); after a stream that delivered messages,
   // n = 1. While the server is unreachable a stream waits for the channel to connect (gRPC
   // retries connecting with the channel's reconnect backoff: ChannelArguments() sets it from
-  // these two values) and is dropped after max_staleness. 0 < initial_backoff <= max_backoff.
+  // these two values) and is dropped after max_staleness. A stream the server ended with a
+  // retry hint (ErrorInfo metadata retry_after_ms, as SNAPSHOT_BUDGET_EXHAUSTED carries) waits
+  // at least that long (at most 5 minutes). 0 < initial_backoff <= max_backoff.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
 };

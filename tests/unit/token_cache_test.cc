@@ -50,7 +50,14 @@ class FakeServer {
     absl::MutexLock lock(&mu_);
     requests_.push_back(request);
     streams_.push_back(stream);
+    opened_.push_back(absl::Now());
     return stream;
+  }
+
+  // When stream number `index` (0-based) was opened.
+  absl::Time OpenedAt(int index) const {
+    absl::MutexLock lock(&mu_);
+    return opened_.at(index);
   }
 
   // Waits until the cache has opened `count` streams in all.
@@ -104,6 +111,7 @@ class FakeServer {
   mutable absl::Mutex mu_;
   std::vector<WatchTokensRequest> requests_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> opened_ ABSL_GUARDED_BY(mu_);
 };
 
 class FakeStream : public WatchStream {
@@ -601,6 +609,18 @@ TEST_F(TokenCacheTest, ReconnectNamesTheHistoryMarkOfItsRevision) {
   const WatchTokensRequest resume = server_->requests()[1];
   EXPECT_EQ(resume.since_revision(), 12);
   EXPECT_EQ(resume.since_chain(), "00000000000000bb") << "the mark of revision 12, not of 11";
+}
+
+// A stream the server refused with a retry hint (its snapshot found no room in the budget) is
+// not reopened before the hint, though the cache's own backoff here is a few milliseconds.
+TEST_F(TokenCacheTest, ReconnectWaitsForTheServersRetryHint) {
+  Start();
+  ASSERT_TRUE(server_->WaitForStreams(1));
+  const absl::Time ended = absl::Now();
+  server_->End(MakeError(absl::StatusCode::kResourceExhausted, reason::kSnapshotBudgetExhausted,
+                         "no room for this stream's snapshot", {{"retry_after_ms", "300"}}));
+  ASSERT_TRUE(server_->WaitForStreams(2));
+  EXPECT_GE(server_->OpenedAt(1) - ended, absl::Milliseconds(300));
 }
 
 TEST_F(TokenCacheTest, ReconnectResumesFromLastAppliedRevision) {
