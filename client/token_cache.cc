@@ -35,7 +35,7 @@ constexpr absl::Duration kMaxRetryHint = absl::Minutes(5);
 // valid hint.
 absl::Duration RetryHint(const absl::Status& status) {
   const google::rpc::ErrorInfo info = ErrorInfoOf(status);
-  const auto hint = info.metadata().find("retry_after_ms");
+  const auto hint = info.metadata().find(kRetryAfterMsKey);
   int64_t millis = 0;
   if (hint == info.metadata().end() || !absl::SimpleAtoi(hint->second, &millis) || millis <= 0) {
     return absl::ZeroDuration();

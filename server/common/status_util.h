@@ -61,6 +61,10 @@ inline constexpr char kInvalidCredentials[] = "INVALID_CREDENTIALS";
 inline constexpr char kPermissionDenied[] = "PERMISSION_DENIED";
 }  // namespace reason
 
+// ErrorInfo metadata key of a retry hint: milliseconds the client should wait before trying
+// again (SNAPSHOT_BUDGET_EXHAUSTED carries it; TokenCache waits at least that long).
+inline constexpr char kRetryAfterMsKey[] = "retry_after_ms";
+
 // Returns a non-OK status with `code` and `message` that carries a google.rpc.ErrorInfo with
 // `reason`, kErrorDomain and `metadata` as a payload (see ErrorInfoOf). `code` must not be kOk.
 absl::Status MakeError(

@@ -201,7 +201,7 @@ absl::Status SnapshotBudgetExhausted(absl::Duration waited, int64_t resume_revis
                    "after waiting ", absl::FormatDuration(waited), " at revision ", resume_revision,
                    "; resume with since_revision=", resume_revision, " in ",
                    absl::FormatDuration(retry_after)),
-      {{"retry_after_ms", absl::StrCat(absl::ToInt64Milliseconds(retry_after))},
+      {{kRetryAfterMsKey, absl::StrCat(absl::ToInt64Milliseconds(retry_after))},
        {"revision", absl::StrCat(resume_revision)}});
 }
 

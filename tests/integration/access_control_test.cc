@@ -525,6 +525,14 @@ TEST_F(AccessControlTest, AnEmptyCredentialsFileOnSighupKeepsTheOldCredentials) 
                                       absl::Seconds(10)));
 }
 
+// A client of the server at `address` that authenticates with the bearer `secret`.
+Api ApiWithSecret(const std::string& address, const std::string& secret) {
+  ConnectionOptions options;
+  options.address = address;
+  options.bearer_secret = secret;
+  return Api(OpenChannel(options));
+}
+
 // --allow_empty_credentials_file: the operator means it.
 TEST(EmptyCredentialsFileTest, AcceptedOnSighupOnlyWithTheFlag) {
   TempDir dir;
@@ -538,10 +546,7 @@ TEST(EmptyCredentialsFileTest, AcceptedOnSighupOnlyWithTheFlag) {
                        "--credentials_file=" + credentials, "--allow_empty_credentials_file",
                        "--reload_check_interval=0"}});
   ASSERT_TRUE(server.ok()) << server.status();
-  ConnectionOptions options;
-  options.address = (*server)->address();
-  options.bearer_secret = secret;
-  const Api admin(OpenChannel(options));
+  const Api admin = ApiWithSecret((*server)->address(), secret);
   ASSERT_TRUE((*server)->WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
   EXPECT_EQ(admin.Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
 
@@ -568,12 +573,7 @@ TEST(CredentialsFileTest, ReloadedWhenItsContentsChange) {
                        "--credentials_file=" + credentials, "--reload_check_interval=1s"}});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitForLogLine("event=mirror_loaded", absl::Seconds(20)));
-  auto api = [&](const std::string& secret) {
-    ConnectionOptions options;
-    options.address = (*server)->address();
-    options.bearer_secret = secret;
-    return Api(OpenChannel(options));
-  };
+  auto api = [&](const std::string& secret) { return ApiWithSecret((*server)->address(), secret); };
   EXPECT_EQ(api(first).Get(NewTokenId()).status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(api(second).Get(NewTokenId()).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 

@@ -618,7 +618,7 @@ TEST_F(TokenCacheTest, ReconnectWaitsForTheServersRetryHint) {
   ASSERT_TRUE(server_->WaitForStreams(1));
   const absl::Time ended = absl::Now();
   server_->End(MakeError(absl::StatusCode::kResourceExhausted, reason::kSnapshotBudgetExhausted,
-                         "no room for this stream's snapshot", {{"retry_after_ms", "300"}}));
+                         "no room for this stream's snapshot", {{kRetryAfterMsKey, "300"}}));
   ASSERT_TRUE(server_->WaitForStreams(2));
   EXPECT_GE(server_->OpenedAt(1) - ended, absl::Milliseconds(300));
 }
