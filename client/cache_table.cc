@@ -4,7 +4,7 @@
 #include <thread>
 #include <utility>
 
-#include "server/domain/validation.h"
+#include "core/validation.h"
 
 namespace tokenstatus {
 

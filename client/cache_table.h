@@ -24,7 +24,7 @@ namespace tokenstatus {
 // hash and compare: fewer cache misses per lookup.
 using TokenKey = uint64_t;
 
-// Returns the key of `token_id`, or nullopt unless IsValidTokenId(token_id) (server/domain/
+// Returns the key of `token_id`, or nullopt unless IsValidTokenId(token_id) (core/
 // validation.h): the cache only ever holds valid ids, so any other string is unknown.
 std::optional<TokenKey> TokenKeyOf(absl::string_view token_id);
 
@@ -138,6 +138,17 @@ class CacheTable {
  private:
   mutable SpreadRwLock mu_;
   EntryMap entries_ ABSL_GUARDED_BY(mu_);
+};
+
+// Everything a TokenCache holds: a table for point lookups and an ordered index for List. The
+// table is written only by the cache's stream thread; the index under index_mu.
+struct CacheContents {
+  CacheTable table;
+  // Every token by id, with the revision and epoch the index is at.
+  mutable absl::Mutex index_mu;
+  TokenIndex index ABSL_GUARDED_BY(index_mu);
+  int64_t index_revision ABSL_GUARDED_BY(index_mu) = 0;
+  std::string index_epoch ABSL_GUARDED_BY(index_mu);
 };
 
 }  // namespace tokenstatus

@@ -13,11 +13,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/loopback.h"
+#include "core/status_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/client_interceptor.h"
 #include "grpcpp/support/interceptor.h"
-#include "server/common/status_util.h"
 
 namespace tokenstatus {
 namespace {
@@ -40,15 +41,6 @@ absl::StatusOr<std::string> ReadFile(absl::string_view what, const std::string& 
 // The credential in `text`: its first line, without surrounding blanks.
 std::string FirstLine(absl::string_view text) {
   return std::string(absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
-}
-
-// True if `address` is reachable only from this machine.
-bool IsLocal(absl::string_view address) {
-  absl::ConsumePrefix(&address, "dns:///");
-  absl::ConsumePrefix(&address, "ipv4:");
-  absl::ConsumePrefix(&address, "ipv6:");
-  return absl::StartsWith(address, "unix:") || absl::StartsWith(address, "127.") ||
-         absl::StartsWith(address, "localhost:") || absl::StartsWith(address, "[::1]:");
 }
 
 // Adds `authorization: Bearer <secret>` to every call of a channel. (gRPC's call credentials
@@ -109,7 +101,8 @@ absl::StatusOr<ConnectionOptions> LoadConnectionOptions(const ConnectionSources&
   } else if (const char* env = std::getenv(kCredentialsEnv); env != nullptr) {
     options.bearer_secret = FirstLine(env);
   }
-  if (!options.bearer_secret.empty() && options.tls_ca_pem.empty() && !IsLocal(options.address)) {
+  if (!options.bearer_secret.empty() && options.tls_ca_pem.empty() &&
+      !IsLoopbackAddress(options.address)) {
     return InvalidConnection(absl::StrCat("refusing to send the bearer credential in clear to ",
                                           options.address,
                                           ": use TLS (--ca) or a loopback or unix: address"));

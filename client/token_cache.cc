@@ -9,12 +9,14 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/cache_table.h"
 #include "client/token_client.h"
-#include "server/common/log.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
-#include "server/domain/validation.h"
-#include "server/service/read_requests.h"
+#include "core/backoff.h"
+#include "core/log.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
+#include "core/token_view.h"
+#include "core/validation.h"
 
 namespace tokenstatus {
 namespace {
@@ -65,14 +67,6 @@ absl::Status ValidateOptions(const TokenCacheOptions& options) {
   return absl::OkStatus();
 }
 
-RetryPolicy ReconnectPolicy(const TokenCacheOptions& options) {
-  RetryPolicy policy;
-  policy.initial_backoff = options.initial_backoff;
-  policy.max_backoff = options.max_backoff;
-  policy.multiplier = 2.0;
-  return policy;
-}
-
 bool Allowed(bool ok, bool fresh, StalePolicy policy) {
   return ok && (fresh || policy == StalePolicy::kServeLastKnown);
 }
@@ -106,6 +100,7 @@ grpc::ChannelArguments TokenCache::ChannelArguments(const TokenCacheOptions& opt
 TokenCache::TokenCache(std::unique_ptr<WatchSource> source, TokenCacheOptions options)
     : options_(std::move(options)),
       source_(std::move(source)),
+      contents_(std::make_unique<CacheContents>()),
       stream_thread_([this] { Run(); }),
       staleness_thread_([this] { WatchStaleness(); }) {}
 
@@ -125,7 +120,7 @@ CheckResult TokenCache::Check(absl::string_view token_id) const {
   result.fresh = fresh_.load(std::memory_order_relaxed);
   const std::optional<TokenKey> key = TokenKeyOf(token_id);
   if (!key.has_value()) return result;  // the cache holds valid ids only
-  table_.Find(*key, [&result](const CachedEntry* entry) {
+  contents_->table.Find(*key, [&result](const CachedEntry* entry) {
     if (entry == nullptr) return;
     result.state = entry->state;
     result.token_revision = entry->revision;
@@ -150,7 +145,7 @@ VerifyResult TokenCache::Verify(absl::string_view secret) const {
     return result;
   }
   const std::string hash = Sha256(secret);
-  table_.Find(*key, [&result, &hash](const CachedEntry* entry) {
+  contents_->table.Find(*key, [&result, &hash](const CachedEntry* entry) {
     if (entry == nullptr || !ConstantTimeEquals(hash, entry->SecretSha256())) {
       result.result = VerifyTokenResponse::RESULT_NOT_FOUND;
       return;
@@ -171,7 +166,7 @@ GetResult TokenCache::Get(absl::string_view token_id) const {
   result.fresh = fresh_.load(std::memory_order_relaxed);
   const std::optional<TokenKey> key = TokenKeyOf(token_id);
   if (!key.has_value()) return result;
-  result.token = table_.Find(*key, [](const CachedEntry* entry) -> std::optional<Token> {
+  result.token = contents_->table.Find(*key, [](const CachedEntry* entry) -> std::optional<Token> {
     if (entry == nullptr) return std::nullopt;
     return WithoutSecretHash(*entry->token);
   });
@@ -184,10 +179,11 @@ ListResult TokenCache::List(const ListParams& params) const {
   const size_t page_size = static_cast<size_t>(std::clamp(params.page_size, 1, kMaxPageSize));
   std::vector<std::shared_ptr<const Token>> matches;
   {
-    absl::ReaderMutexLock lock(&index_mu_);
-    result.page.revision = index_revision_;
-    result.page.epoch = index_epoch_;
-    for (auto it = index_.upper_bound(params.after_id); it != index_.end(); ++it) {
+    absl::ReaderMutexLock lock(&contents_->index_mu);
+    result.page.revision = contents_->index_revision;
+    result.page.epoch = contents_->index_epoch;
+    for (auto it = contents_->index.upper_bound(params.after_id); it != contents_->index.end();
+         ++it) {
       if (!MatchesListFilter(*it->second, params)) continue;
       if (matches.size() == page_size) {
         result.page.next_after_id = matches.back()->id();
@@ -262,7 +258,7 @@ WatchTokensRequest TokenCache::NextRequest() const {
 }
 
 void TokenCache::Run() {
-  const RetryPolicy policy = ReconnectPolicy(options_);
+  const Backoff backoff{.initial = options_.initial_backoff, .max = options_.max_backoff};
   absl::BitGen random;
   int failures = 0;  // consecutive streams that ended without a message
   while (true) {
@@ -287,8 +283,7 @@ void TokenCache::Run() {
     pending_.reset();  // a snapshot cut short: the next stream sends a whole one
     if (stopping) return;
     failures = heard ? 1 : failures + 1;
-    const absl::Duration delay =
-        std::max(JitteredBackoff(policy, failures, random), RetryHint(status));
+    const absl::Duration delay = std::max(backoff.Delay(failures, random), RetryHint(status));
     // The end of a stream that worked, then failed attempts 2, 4, 8, ... (not every retry).
     if ((failures & (failures - 1)) == 0) {
       Log(LogLevel::kWarning,
@@ -351,16 +346,16 @@ void TokenCache::ApplyChanges(WatchTokensResponse& message) {
     const std::optional<TokenKey> key = TokenKeyOf(event.token().id());
     auto token = std::make_shared<const Token>(event.token());
     // The table first, then the index drops the token it replaces (see CacheTable).
-    if (!key.has_value() || !table_.ApplyIfNewer(*key, *token)) {
+    if (!key.has_value() || !contents_->table.ApplyIfNewer(*key, *token)) {
       absl::MutexLock lock(&mu_);
       ++stats_.events_ignored;
       continue;
     }
     const int64_t revision = token->revision();
     {
-      absl::MutexLock lock(&index_mu_);
-      index_.insert_or_assign(token->id(), std::move(token));
-      index_revision_ = std::max(index_revision_, revision);
+      absl::MutexLock lock(&contents_->index_mu);
+      contents_->index.insert_or_assign(token->id(), std::move(token));
+      contents_->index_revision = std::max(contents_->index_revision, revision);
     }
     {
       absl::MutexLock lock(&mu_);
@@ -376,9 +371,9 @@ void TokenCache::ApplyChanges(WatchTokensResponse& message) {
 
 void TokenCache::Advance(const WatchTokensResponse& message) {
   {
-    absl::MutexLock lock(&index_mu_);
-    index_revision_ = std::max(index_revision_, message.revision());
-    if (!message.epoch().empty()) index_epoch_ = message.epoch();
+    absl::MutexLock lock(&contents_->index_mu);
+    contents_->index_revision = std::max(contents_->index_revision, message.revision());
+    if (!message.epoch().empty()) contents_->index_epoch = message.epoch();
   }
   absl::MutexLock lock(&mu_);
   if (message.revision() >= revision_.load()) {
@@ -391,12 +386,12 @@ void TokenCache::Advance(const WatchTokensResponse& message) {
 void TokenCache::SwapInSnapshot(const WatchTokensResponse& synced) {
   if (pending_ == nullptr) pending_ = std::make_unique<SnapshotBuilder>();
   const size_t tokens = pending_->size();
-  table_.Swap(*pending_);
+  contents_->table.Swap(*pending_);
   {
-    absl::MutexLock lock(&index_mu_);
-    index_.swap(pending_->index_);
-    index_revision_ = synced.revision();
-    index_epoch_ = synced.epoch();
+    absl::MutexLock lock(&contents_->index_mu);
+    contents_->index.swap(pending_->index_);
+    contents_->index_revision = synced.revision();
+    contents_->index_epoch = synced.epoch();
   }
   {
     absl::MutexLock lock(&mu_);

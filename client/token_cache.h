@@ -15,13 +15,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.pb.h"
-#include "client/cache_table.h"
 #include "client/watch_source.h"
+#include "core/list_query.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "server/store/token_store.h"
 
 namespace tokenstatus {
+
+struct CacheContents;  // client/cache_table.h
+class SnapshotBuilder;
 
 // What a lookup answers while the cache is not fresh (see TokenCacheOptions::max_staleness).
 enum class StalePolicy {
@@ -158,7 +160,7 @@ struct CacheChange {
 // joins the cache's threads; no listener is called after it returns. The cache must outlive
 // every use of it, including listeners that capture it.
 //
-// Logs (server/common/log.h): token_cache_synced, token_cache_reset, token_cache_stale, and
+// Logs (core/log.h): token_cache_synced, token_cache_reset, token_cache_stale, and
 // token_cache_stream_ended (for a stream that worked, then for failed attempts 2, 4, 8, ...).
 class TokenCache {
  public:
@@ -257,14 +259,8 @@ class TokenCache {
   const TokenCacheOptions options_;
   const std::unique_ptr<WatchSource> source_;
 
-  // The data: a table for point lookups, an ordered index for List. Written only by the stream
-  // thread.
-  CacheTable table_;
-  // Every token by id, with the revision and epoch the index is at.
-  mutable absl::Mutex index_mu_;
-  TokenIndex index_ ABSL_GUARDED_BY(index_mu_);
-  int64_t index_revision_ ABSL_GUARDED_BY(index_mu_) = 0;
-  std::string index_epoch_ ABSL_GUARDED_BY(index_mu_);
+  // The tokens (client/cache_table.h, internal). Written only by the stream thread.
+  const std::unique_ptr<CacheContents> contents_;
 
   // Read lock-free by lookups.
   std::atomic<int64_t> revision_{0};

@@ -1,13 +1,10 @@
 #include "client/token_client.h"
 
 #include <algorithm>
-#include <cmath>
 #include <utility>
 
-#include "absl/random/distributions.h"
-#include "absl/strings/cord.h"
-#include "google/rpc/status.pb.h"
-#include "server/common/status_util.h"
+#include "core/backoff.h"
+#include "core/status_util.h"
 
 namespace tokenstatus {
 namespace {
@@ -34,29 +31,6 @@ bool IsAlreadyInState(const absl::Status& status, absl::string_view already_reas
 }
 
 }  // namespace
-
-absl::Duration JitteredBackoff(const RetryPolicy& policy, int retry, absl::BitGenRef gen) {
-  const double growth = std::pow(policy.multiplier, std::max(retry - 1, 0));
-  const absl::Duration nominal = std::min(policy.initial_backoff * growth, policy.max_backoff);
-  const double fraction = absl::Uniform(absl::IntervalClosed, gen, 0.5, 1.0);
-  return nominal * fraction;
-}
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  const auto code = static_cast<absl::StatusCode>(status.error_code());
-  absl::Status result(code, status.error_message());
-  bool has_error_info = false;
-  google::rpc::Status details;
-  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
-    for (const google::protobuf::Any& detail : details.details()) {
-      result.SetPayload(detail.type_url(), absl::Cord(detail.value()));
-      has_error_info = has_error_info || detail.Is<google::rpc::ErrorInfo>();
-    }
-  }
-  if (has_error_info) return result;
-  return MakeError(code, ErrorReason(absl::Status(code, "")), status.error_message());
-}
 
 TokenClient::TokenClient(std::shared_ptr<grpc::Channel> channel, TokenClientOptions options)
     : stub_(TokenService::NewStub(std::move(channel))), options_(std::move(options)) {}
@@ -154,7 +128,10 @@ absl::StatusOr<ChangeResult> TokenClient::Change(UnaryMethod<Request, Response> 
 
 absl::Duration TokenClient::NextBackoff(int retry) {
   absl::MutexLock lock(&gen_mu_);
-  return JitteredBackoff(options_.retry, retry, gen_);
+  const Backoff backoff{.initial = options_.retry.initial_backoff,
+                        .max = options_.retry.max_backoff,
+                        .multiplier = options_.retry.multiplier};
+  return backoff.Delay(retry, gen_);
 }
 
 }  // namespace tokenstatus

@@ -9,7 +9,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
-#include "absl/random/bit_gen_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/grpc_status.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
@@ -35,11 +35,6 @@ struct RetryPolicy {
   absl::Duration max_backoff = absl::Seconds(2);
   double multiplier = 2.0;
 };
-
-// The sleep before retry number `retry` (1 = the first retry) under `policy`: the nominal
-// backoff min(initial_backoff * multiplier^(retry - 1), max_backoff), jittered uniformly into
-// [nominal / 2, nominal] with `gen`. Pure apart from `gen`; thread-safe if `gen` is.
-absl::Duration JitteredBackoff(const RetryPolicy& policy, int retry, absl::BitGenRef gen);
 
 // How a TokenClient calls the server.
 struct TokenClientOptions {
@@ -61,20 +56,11 @@ struct ChangeResult {
   bool already_in_state = false;
 };
 
-// Converts a gRPC status as a client receives it into an absl::Status with the same code and
-// message. Each detail of the grpc-status-details-bin trailer (a google.rpc.Status whose
-// details are google.protobuf.Any) becomes a payload under its type URL, so ErrorInfoOf and
-// ErrorReason (server/common/status_util.h) return the server's ErrorInfo (reason, domain,
-// metadata). A status without an ErrorInfo (e.g. a transport failure: the server is not
-// there) gets one from MakeError with the reason ErrorReason gives a bare status of that code
-// ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", ...). OK maps to OK. Pure, thread-safe.
-absl::Status FromGrpcStatus(const grpc::Status& status);
-
 // A typed client of TokenService over one channel.
 //
 // Every call has the overall deadline options.deadline. Failed calls return an absl::Status
-// made by FromGrpcStatus: the server's code, message and ErrorInfo; read its reason with
-// ErrorReason(status) (server/common/status_util.h).
+// made by FromGrpcStatus (core/grpc_status.h): the server's code, message and ErrorInfo; read its
+// reason with ErrorReason(status) (core/status_util.h).
 //
 // Retries (options.retry, only on UNAVAILABLE, only within the deadline):
 //   - Get, List, ListEvents, Verify: retried (they change nothing).

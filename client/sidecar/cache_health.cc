@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
-#include "server/common/log.h"
+#include "core/log.h"
 
 namespace tokenstatus {
 

@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "server/common/log.h"
-#include "server/common/status_util.h"
+#include "core/log.h"
+#include "core/status_util.h"
 
 namespace tokenstatus {
 namespace {

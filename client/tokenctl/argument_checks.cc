@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/domain/validation.h"
+#include "core/validation.h"
 
 namespace tokenstatus::tokenctl {
 

@@ -11,7 +11,7 @@
 namespace tokenstatus::tokenctl {
 
 // The server tokenctl talks to when neither --server nor TOKENSTATUS_SERVER is given: the
-// default --listen of tokenstatus-server (server/service/server_config.h).
+// default --listen of tokenstatus-server (server/app/server_config.h).
 inline constexpr char kDefaultServerAddress[] = "127.0.0.1:50051";
 
 // The options every command shares (tokenctl [--server ADDR] [--json] [--ca FILE] [--cert FILE

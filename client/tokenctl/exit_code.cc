@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "server/common/status_util.h"
+#include "core/status_util.h"
 
 namespace tokenstatus::tokenctl {
 

@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "core/token_state.h"
 #include "google/protobuf/util/json_util.h"
-#include "server/domain/token_state.h"
 
 namespace tokenstatus::tokenctl {
 namespace {

@@ -11,7 +11,7 @@
 #include "client/tokenctl/commands.h"
 #include "client/tokenctl/exit_code.h"
 #include "client/tokenctl/output.h"
-#include "server/domain/validation.h"
+#include "core/validation.h"
 
 namespace tokenstatus::tokenctl {
 namespace {

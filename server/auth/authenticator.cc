@@ -5,7 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/status_util.h"
+#include "core/status_util.h"
 
 namespace tokenstatus {
 namespace {

@@ -8,9 +8,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
-#include "server/domain/validation.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
+#include "core/validation.h"
 
 namespace tokenstatus {
 namespace {

@@ -18,8 +18,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/log.h"
-#include "server/common/status_util.h"
+#include "core/backoff.h"
+#include "core/log.h"
+#include "core/status_util.h"
 #include "server/redis/redis_reply.h"
 
 namespace tokenstatus {
@@ -483,14 +484,8 @@ void RedisClient::OnConnectionLost(Connection& connection, absl::string_view why
   }
   connection.sentinels_asked = 0;
   connection.resolved = true;
-  const int exponent = std::min(connection.failures, 16);
-  ++connection.failures;
-  // 50 ms, 100 ms, 200 ms, ... each jittered by +-50% (so that clients spread out), 50 ms .. 2 s.
-  const absl::Duration backoff = kMinBackoff * (int64_t{1} << exponent);
-  const absl::Duration delay =
-      std::clamp(backoff * std::uniform_real_distribution<double>(0.5, 1.5)(jitter_), kMinBackoff,
-                 kMaxBackoff);
-  const timeval tv = absl::ToTimeval(delay);
+  const Backoff backoff{.initial = kMinBackoff, .max = kMaxBackoff};
+  const timeval tv = absl::ToTimeval(backoff.Delay(++connection.failures, jitter_));
   evtimer_add(connection.retry_timer.get(), &tv);
   UpdateConnected();
 }

@@ -1,10 +1,10 @@
 #include "server/service/call_log.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/common/log.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_state.h"
-#include "server/domain/validation.h"
+#include "core/log.h"
+#include "core/status_util.h"
+#include "core/token_state.h"
+#include "core/validation.h"
 
 namespace tokenstatus {
 

@@ -8,7 +8,7 @@
 
 namespace tokenstatus {
 
-// The structured log lines of one TokenService call (logfmt, server/common/log.h):
+// The structured log lines of one TokenService call (logfmt, core/log.h):
 //   event=token_changed principal=P rpc=DisableToken token=T from=ACTIVE to=DISABLED revision=N
 //     (INFO) for a change that was made;
 //   event=call_refused principal=P rpc=R token=T code=C reason=REASON

@@ -6,9 +6,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
-#include "server/domain/validation.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
+#include "core/validation.h"
 
 namespace tokenstatus {
 namespace {

@@ -4,10 +4,10 @@
 
 namespace tokenstatus {
 
-// The Lua scripts of RedisTokenStore (layout: the shared DESIGN.md, server/store/token_record.h).
+// The Lua scripts of RedisTokenStore (layout: README "Redis layout", server/store/token_record.h).
 // `<p>` is the store's key prefix. Every script runs atomically; the change scripts read the
 // clock with TIME, and refuse with an error reply "<REASON> <detail>" (REASON as in
-// server/common/status_util.h, e.g. "REVISION_MISMATCH 41" carries the current revision) before
+// core/status_util.h, e.g. "REVISION_MISMATCH 41" carries the current revision) before
 // writing anything. The returned objects live forever; thread-safe.
 
 // Change scripts share this layout:

@@ -20,7 +20,7 @@ struct RedisTokenStoreOptions {
   absl::Duration replica_ack_timeout = absl::Seconds(1);
 };
 
-// The TokenStore on Redis, with the layout of the shared DESIGN.md (every key starts with
+// The TokenStore on Redis, with the layout of README "Redis layout" (every key starts with
 // `key_prefix`; field encoding in server/store/token_record.h):
 //   <p>:t:<id>           hash, the token record;
 //   <p>:rev              the global revision counter;

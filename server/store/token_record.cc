@@ -6,9 +6,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_util.h"
+#include "core/token_state.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_state.h"
 
 namespace tokenstatus {
 namespace {

@@ -13,7 +13,7 @@ namespace tokenstatus {
 // The Redis representation of tokens: the record hash `<prefix>:t:<id>` and the event stream
 // entries hold flat field/value lists with these fields (all values are strings):
 //   id, account_id, name, description,
-//   state          ACTIVE | DISABLED | DELETED (StateName, server/domain/token_state.h),
+//   state          ACTIVE | DISABLED | DELETED (StateName, core/token_state.h),
 //   revision       decimal,
 //   create_time, update_time   milliseconds since the Unix epoch, decimal,
 //   updated_by, state_reason,

@@ -9,10 +9,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.pb.h"
+#include "core/list_query.h"
 
 namespace tokenstatus {
 
-using Token = apitoken::v1::Token;
 using TokenEvent = apitoken::v1::TokenEvent;
 
 // Inputs of TokenStore::Create. The caller (the service) has validated every field.
@@ -41,15 +41,6 @@ struct TransitionParams {
   std::string actor;              // principal making the change
 };
 
-// Inputs of TokenStore::List.
-struct ListParams {
-  std::string after_id;  // exclusive keyset cursor; empty = from the first id
-  int page_size = 100;   // 1..1000
-  Token::State state = Token::STATE_UNSPECIFIED;  // filter; UNSPECIFIED = no state filter
-  std::string account_id;                         // filter; empty = every account
-  bool show_deleted = false;                      // with STATE_UNSPECIFIED: include DELETED tokens
-};
-
 // A token as of a global revision.
 struct TokenAtRevision {
   Token token;
@@ -60,15 +51,6 @@ struct TokenAtRevision {
 struct AppliedTransition {
   Token token;                                             // after the change
   Token::State previous_state = Token::STATE_UNSPECIFIED;  // the state it left
-};
-
-// One page of List.
-struct TokenPage {
-  std::vector<Token> tokens;  // ordered by id, every one matching the filters
-  std::string next_after_id;  // cursor for the next page; empty when the listing is complete
-  int64_t revision = 0;       // the global revision the page was served at
-  std::string epoch;          // the dataset's epoch (empty if nothing was ever written)
-  std::string chain;          // the history mark at `revision` (TokenEvent.chain; empty if none)
 };
 
 // Where the store's history stands: its global revision (0 before any change), its epoch
@@ -103,11 +85,6 @@ struct TokenHistoryPage {
                                    // events.back().token().revision() (set only with events)
 };
 
-// Whether `token` belongs in a listing with `params`' filters (account, state, show_deleted):
-// STATE_UNSPECIFIED lists ACTIVE and DISABLED tokens, DELETED ones too with show_deleted; any
-// other state lists exactly that state.
-bool MatchesListFilter(const Token& token, const ListParams& params);
-
 template <typename T>
 using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
@@ -125,7 +102,7 @@ using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 // `deadline` (the earlier of the caller's deadline and the store's own timeout) and then calls
 // `done` with UNAVAILABLE.
 //
-// Errors carry an ErrorInfo reason (server/common/status_util.h):
+// Errors carry an ErrorInfo reason (core/status_util.h):
 //   UNAVAILABLE / STORE_UNAVAILABLE   the backend is unreachable or did not answer in time;
 //   INTERNAL / STORE_ERROR            the backend answered something unexpected.
 // Method-specific errors are listed on each method.

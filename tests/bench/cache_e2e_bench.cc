@@ -14,11 +14,11 @@
 #include "apitoken/v1/token_service.pb.h"
 #include "client/token_cache.h"
 #include "client/token_client.h"
+#include "core/status_util.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "server/common/status_util.h"
 #include "tests/bench/latency_samples.h"
 
 namespace tokenstatus::bench {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/status_util.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -21,7 +22,6 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/async_unary_call.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "server/common/status_util.h"
 #include "tests/bench/latency_samples.h"
 
 namespace tokenstatus::bench {

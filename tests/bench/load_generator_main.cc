@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/common/log.h"
+#include "core/log.h"
 #include "tests/bench/load_generator.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of the TokenService");

@@ -30,11 +30,12 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/common/log.h"
+#include "core/log.h"
+#include "server/mirror/event_tailer.h"
+#include "server/mirror/token_mirror.h"
 #include "server/redis/redis_client.h"
 #include "server/store/redis_token_store.h"
-#include "server/watch/event_tailer.h"
-#include "server/watch/token_mirror.h"
+#include "tests/testing/sync_store.h"
 
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "host:port of the Redis to fill and load from");
 ABSL_FLAG(std::string, key_prefix, "{mirrorbench}",
@@ -71,21 +72,8 @@ absl::StatusOr<StoreWithClients> MakeStore(const std::string& address,
   return made;
 }
 
-// Calls `call` with a callback and waits for its result.
-template <typename T>
-absl::StatusOr<T> Await(absl::AnyInvocable<void(StoreCallback<T>)> call) {
-  absl::Notification done;
-  absl::StatusOr<T> result;
-  call([&](absl::StatusOr<T> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
-
 absl::StatusOr<StoreHead> ReadHead(TokenStore& store) {
-  return Await<StoreHead>([&store](StoreCallback<StoreHead> done) {
+  return testing::AwaitStore<StoreHead>([&store](StoreCallback<StoreHead> done) {
     store.ReadHead(absl::Now() + absl::Seconds(10), std::move(done));
   });
 }

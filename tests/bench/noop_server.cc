@@ -13,10 +13,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/log.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "server/common/log.h"
 #include "tests/bench/noop_token_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052", "host:port to listen on (port 0: any free)");

@@ -13,12 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
 #include "client/token_cache.h"
-#include "server/domain/token_secret.h"
+#include "core/token_secret.h"
 
 namespace tokenstatus {
 namespace {

@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/status_util.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -27,7 +28,6 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/client_callback.h"
-#include "server/common/status_util.h"
 #include "tests/bench/latency_samples.h"
 
 namespace tokenstatus::bench {

@@ -12,12 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/status_util.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/server_callback.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
 
 namespace tokenstatus::bench {
 namespace {

@@ -17,17 +17,20 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "core/status_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
 #include "server/redis/redis_client.h"
 #include "server/store/memory_token_store.h"
 #include "server/store/redis_token_store.h"
 #include "server/store/token_store.h"
 #include "tests/testing/redis_instance.h"
+#include "tests/testing/sync_store.h"
 
 namespace tokenstatus {
 namespace {
+
+using testing::SyncStore;
 
 constexpr int64_t kRetention = 10;  // small, so that the retention test trims
 
@@ -78,76 +81,6 @@ struct StoreFactory<RedisTokenStore> {
     options.event_retention = retention;
     return std::make_unique<RedisTokenStore>(*Client(), *BlockingClient(), options);
   }
-};
-
-// Waits for `call`'s callback. A late callback (after a timeout) is harmless.
-template <typename T>
-absl::StatusOr<T> Await(absl::AnyInvocable<void(StoreCallback<T>)> call) {
-  struct State {
-    absl::Notification done;
-    absl::StatusOr<T> result;
-  };
-  auto state = std::make_shared<State>();
-  call([state](absl::StatusOr<T> result) {
-    state->result = std::move(result);
-    state->done.Notify();
-  });
-  if (!state->done.WaitForNotificationWithTimeout(absl::Seconds(20))) {
-    return absl::DeadlineExceededError("the store never called back");
-  }
-  return std::move(state->result);
-}
-
-// A synchronous view of a TokenStore for tests.
-class SyncStore {
- public:
-  explicit SyncStore(TokenStore& store) : store_(store) {}
-
-  absl::StatusOr<Token> Create(CreateTokenParams params) {
-    return Await<Token>([&](StoreCallback<Token> done) {
-      store_.Create(std::move(params), Deadline(), std::move(done));
-    });
-  }
-  absl::StatusOr<AppliedTransition> Apply(TransitionParams params) {
-    return Await<AppliedTransition>([&](StoreCallback<AppliedTransition> done) {
-      store_.Apply(std::move(params), Deadline(), std::move(done));
-    });
-  }
-  absl::StatusOr<TokenAtRevision> Get(const std::string& id) {
-    return Await<TokenAtRevision>(
-        [&](StoreCallback<TokenAtRevision> done) { store_.Get(id, Deadline(), std::move(done)); });
-  }
-  absl::StatusOr<TokenPage> List(ListParams params) {
-    return Await<TokenPage>([&](StoreCallback<TokenPage> done) {
-      store_.List(std::move(params), Deadline(), std::move(done));
-    });
-  }
-  absl::StatusOr<std::vector<TokenEvent>> ReadEvents(int64_t after_revision, int max_count) {
-    return Await<std::vector<TokenEvent>>([&](StoreCallback<std::vector<TokenEvent>> done) {
-      store_.ReadEvents(after_revision, max_count, Deadline(), std::move(done));
-    });
-  }
-  absl::StatusOr<TokenHistoryPage> ReadHistory(const std::string& id, int64_t before_revision,
-                                               int limit) {
-    return Await<TokenHistoryPage>([&](StoreCallback<TokenHistoryPage> done) {
-      store_.ReadHistory(id, before_revision, limit, Deadline(), std::move(done));
-    });
-  }
-  absl::StatusOr<StoreHead> ReadHead() {
-    return Await<StoreHead>(
-        [&](StoreCallback<StoreHead> done) { store_.ReadHead(Deadline(), std::move(done)); });
-  }
-  absl::StatusOr<EventBatch> WaitEvents(int64_t after_revision, int max_count,
-                                        absl::Duration block) {
-    return Await<EventBatch>([&](StoreCallback<EventBatch> done) {
-      store_.WaitEvents(after_revision, max_count, block, absl::Now() + block + absl::Seconds(5),
-                        std::move(done));
-    });
-  }
-
- private:
-  static absl::Time Deadline() { return absl::Now() + absl::Seconds(5); }
-  TokenStore& store_;
 };
 
 std::string IdOf(int n) { return absl::StrFormat("TKN-%04d-%04d", n / 10000, n % 10000); }

@@ -9,8 +9,8 @@
 #include <cstdlib>
 
 #include "absl/strings/string_view.h"
-#include "server/domain/validation.h"
-#include "server/service/page_token.h"
+#include "core/page_token.h"
+#include "core/validation.h"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "server/domain/token_secret.h"
-#include "server/domain/validation.h"
+#include "core/token_secret.h"
+#include "core/validation.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view secret(reinterpret_cast<const char*>(data), size);

@@ -6,7 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
-#include "server/domain/validation.h"
+#include "core/validation.h"
 
 namespace {
 

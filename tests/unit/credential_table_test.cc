@@ -6,9 +6,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
 
 namespace tokenstatus {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/common/file_change_watcher.h"
+#include "core/file_change_watcher.h"
 
 #include <unistd.h>
 

@@ -1,11 +1,11 @@
-#include "server/service/grpc_status.h"
+#include "core/grpc_status.h"
 
 #include <string>
 
+#include "core/status_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
 
 namespace tokenstatus {
 namespace {

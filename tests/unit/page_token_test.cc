@@ -1,12 +1,12 @@
-#include "server/service/page_token.h"
+#include "core/page_token.h"
 
 #include <cstdint>
 #include <limits>
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "core/status_util.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
 
 namespace tokenstatus {
 namespace {

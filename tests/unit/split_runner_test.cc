@@ -1,4 +1,4 @@
-#include "server/watch/split_runner.h"
+#include "server/mirror/split_runner.h"
 
 #include <atomic>
 #include <thread>

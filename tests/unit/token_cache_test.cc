@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
 
 namespace tokenstatus {
 namespace {

@@ -10,14 +10,14 @@
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "core/grpc_status.h"
+#include "core/status_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
-#include "server/service/grpc_status.h"
 
 namespace tokenstatus {
 namespace {
@@ -360,33 +360,6 @@ TEST_F(TokenClientTest, AnotherRefusalOnARetryIsAnError) {
   EXPECT_EQ(ErrorReason(result.status()), reason::kTokenDeleted);
   EXPECT_EQ(service_.Calls("DisableToken"), 2);
   EXPECT_EQ(service_.Calls("GetToken"), 0);
-}
-
-TEST(JitteredBackoffTest, GrowsFromInitialToMaxWithinJitterBounds) {
-  RetryPolicy policy;
-  policy.initial_backoff = absl::Milliseconds(100);
-  policy.max_backoff = absl::Milliseconds(1000);
-  policy.multiplier = 2.0;
-  absl::BitGen gen;
-  const absl::Duration nominal[] = {absl::Milliseconds(100),  absl::Milliseconds(200),
-                                    absl::Milliseconds(400),  absl::Milliseconds(800),
-                                    absl::Milliseconds(1000), absl::Milliseconds(1000)};
-  for (int retry = 1; retry <= 6; ++retry) {
-    for (int i = 0; i < 200; ++i) {
-      const absl::Duration delay = JitteredBackoff(policy, retry, gen);
-      EXPECT_GE(delay, nominal[retry - 1] / 2) << "retry " << retry;
-      EXPECT_LE(delay, nominal[retry - 1]) << "retry " << retry;
-    }
-  }
-}
-
-TEST(JitteredBackoffTest, Jitters) {
-  RetryPolicy policy;
-  absl::BitGen gen;
-  const absl::Duration first = JitteredBackoff(policy, 3, gen);
-  bool differs = false;
-  for (int i = 0; i < 100 && !differs; ++i) differs = JitteredBackoff(policy, 3, gen) != first;
-  EXPECT_TRUE(differs);
 }
 
 }  // namespace

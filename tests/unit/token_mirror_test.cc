@@ -1,7 +1,7 @@
-// TokenMirror (server/watch/token_mirror.h): reads equal a MemoryTokenStore's over a random
+// TokenMirror (server/mirror/token_mirror.h): reads equal a MemoryTokenStore's over a random
 // history, revision waiters, the listener's view of changes and resets.
 
-#include "server/watch/token_mirror.h"
+#include "server/mirror/token_mirror.h"
 
 #include <memory>
 #include <random>
@@ -13,9 +13,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "core/status_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
 #include "server/store/memory_token_store.h"
 
 namespace tokenstatus {

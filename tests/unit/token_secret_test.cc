@@ -1,4 +1,4 @@
-#include "server/domain/token_secret.h"
+#include "core/token_secret.h"
 
 #include <set>
 #include <string>
@@ -6,8 +6,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/validation.h"
 #include "gtest/gtest.h"
-#include "server/domain/validation.h"
 
 namespace tokenstatus {
 namespace {

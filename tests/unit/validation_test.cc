@@ -1,10 +1,10 @@
-#include "server/domain/validation.h"
+#include "core/validation.h"
 
 #include <string>
 
+#include "core/status_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/status_util.h"
 
 namespace tokenstatus {
 namespace {

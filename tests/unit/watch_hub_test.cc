@@ -19,6 +19,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -31,11 +33,9 @@
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "server/auth/credential_table.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
+#include "server/mirror/token_mirror.h"
 #include "server/service/token_service.h"
 #include "server/store/memory_token_store.h"
-#include "server/watch/token_mirror.h"
 
 namespace tokenstatus {
 namespace {
