@@ -19,10 +19,10 @@
 #include "apitoken/v1/token_service.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/mirror/split_runner.h"
+#include "server/mirror/token_mirror.h"
 #include "server/store/token_store.h"
 #include "server/watch/snapshot_budget.h"
-#include "server/watch/split_runner.h"
-#include "server/watch/token_mirror.h"
 
 namespace tokenstatus {
 
@@ -69,10 +69,10 @@ struct WatchHubOptions {
   absl::Duration tick = absl::Milliseconds(50);
 };
 
-class WatchStream;
+class WatchReactor;
 struct SnapshotCapture;
 
-// The fan-out of the mirror's changes to WatchTokens streams (DESIGN.md "Watch protocol").
+// The fan-out of the mirror's changes to WatchTokens streams (README "WatchTokens").
 //
 // The hub is the mirror's listener. OnChanges serializes each batch once per filter (account or
 // all, with or without secret hashes: one KIND_CHANGES message for all the streams that asked
@@ -134,10 +134,6 @@ class WatchHub final : public MirrorListener {
                                                     const apitoken::v1::WatchTokensRequest& request,
                                                     const std::string& principal);
 
-  // A reactor that ends its stream at once with `status` (not OK), e.g. for a request that does
-  // not parse. Not counted as a watcher.
-  static grpc::ServerWriteReactor<grpc::ByteBuffer>* Refuse(const absl::Status& status);
-
   // Ends every stream with UNAVAILABLE / SERVER_SHUTTING_DOWN ("resume with since_revision=N
   // elsewhere") and refuses new ones. Idempotent.
   void Shutdown();
@@ -160,33 +156,33 @@ class WatchHub final : public MirrorListener {
   void OnReset(const std::string& epoch, int64_t revision) override;
 
  private:
-  friend class WatchStream;
+  friend class WatchReactor;
 
   // What TryStartSnapshotLocked did.
   enum class SnapshotStart { kStarted, kGone, kPrincipalAtLimit, kOverBudget };
   // A stream waiting for its snapshot to start.
   struct SnapshotWaiter {
-    WatchStream* stream;
+    WatchReactor* stream;
     absl::Time since;
   };
 
   // Called by a stream from OnDone: forgets it.
-  void Unregister(WatchStream* stream);
-  // Reads the next catch-up page of the stream behind `link` (see WatchStream::CatchUpRead).
+  void Unregister(WatchReactor* stream);
+  // Reads the next catch-up page of the stream behind `link` (see WatchReactor::CatchUpRead).
   void ReadCatchUpPage(std::shared_ptr<struct StreamLink> link, int64_t after_revision);
   // `stream` (owed a snapshot) joins the end of the line of snapshots waiting to start, unless it
   // is in it already.
-  void AwaitSnapshotLocked(WatchStream& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AwaitSnapshotLocked(WatchReactor& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Refuses the streams that waited too long, then starts the snapshots of the waiting streams
   // that fit the budget, in order, at `view`'s revision; `started` gets their links, to Kick()
   // once the locks are released.
   void StartWaitingSnapshotsLocked(const MirrorView& view,
                                    std::vector<std::shared_ptr<struct StreamLink>>& started)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  SnapshotStart TryStartSnapshotLocked(WatchStream& stream, const MirrorView& view)
+  SnapshotStart TryStartSnapshotLocked(WatchReactor& stream, const MirrorView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes `stream` (or the waiter at `it`) out of the line of snapshots waiting to start.
-  void EraseWaiterLocked(WatchStream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseWaiterLocked(WatchReactor* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::btree_map<uint64_t, SnapshotWaiter>::iterator EraseWaiterLocked(
       absl::btree_map<uint64_t, SnapshotWaiter>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels the snapshots whose write made no progress for snapshot_stall_timeout.
@@ -208,7 +204,7 @@ class WatchHub final : public MirrorListener {
   bool stop_ ABSL_GUARDED_BY(wake_mu_) = false;
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_set<WatchStream*> streams_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<WatchReactor*> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> per_peer_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> per_principal_ ABSL_GUARDED_BY(mu_);
   // What the snapshots in progress hold (declared before anything that may hold part of it).
@@ -217,11 +213,11 @@ class WatchHub final : public MirrorListener {
   // Streams owed a snapshot that has not started: in arrival order (by sequence number), and
   // how many per principal.
   absl::btree_map<uint64_t, SnapshotWaiter> snapshot_waiters_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<WatchStream*, uint64_t> snapshot_waiter_index_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<WatchReactor*, uint64_t> snapshot_waiter_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> snapshot_waiters_per_principal_ ABSL_GUARDED_BY(mu_);
   uint64_t next_snapshot_waiter_ ABSL_GUARDED_BY(mu_) = 0;
   // Streams whose snapshot started (some may have finished it since), for the stall check.
-  absl::flat_hash_set<WatchStream*> snapshotting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<WatchReactor*> snapshotting_ ABSL_GUARDED_BY(mu_);
   // The captures of the mirror's current revision by account ("" for all), for the streams
   // that start a snapshot at the same revision to share. Cleared by OnReset.
   absl::flat_hash_map<std::string, std::weak_ptr<const SnapshotCapture>> captures_
@@ -232,7 +228,7 @@ class WatchHub final : public MirrorListener {
   std::string epoch_ ABSL_GUARDED_BY(mu_);
   // OnChanges' fan-out list (reused), and the two threads that work through it.
   struct Delivery {
-    WatchStream* stream;
+    WatchReactor* stream;
     const grpc::ByteBuffer* message;
   };
   static constexpr size_t kMinSplitFanOut = 256;  // below this, one thread is faster
