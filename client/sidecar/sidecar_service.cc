@@ -3,11 +3,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
-#include "server/service/grpc_status.h"
-#include "server/service/read_requests.h"
-#include "server/watch/watch_hub.h"
+#include "core/read_at_revision.h"
+#include "core/read_requests.h"
+#include "core/refused_stream.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
+#include "core/unary_call.h"
 
 namespace tokenstatus {
 namespace {
@@ -31,10 +32,14 @@ using apitoken::v1::VerifyTokenResponse;
 constexpr char kChangesUpstream[] = "token-sidecar serves reads only; send changes to ";
 constexpr char kHistoryUpstream[] = "token-sidecar keeps no token history; ask ";
 
-// Finishes `reactor` with `status`, converted once.
-void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status));
-}
+using Call = UnaryCall<UnloggedCall>;
+
+// token-sidecar serves its local callers (loopback or a unix socket) without credentials: every
+// caller is admitted.
+absl::Status AdmitLocal(UnloggedCall&) { return absl::OkStatus(); }
+
+// For a request with nothing to check.
+absl::Status NothingToValidate() { return absl::OkStatus(); }
 
 }  // namespace
 
@@ -64,90 +69,82 @@ absl::Status SidecarService::CheckFresh(bool fresh) const {
                                 options_.upstream, " within max_staleness"));
 }
 
-void SidecarService::ReadAtRevision(const grpc::CallbackServerContext& context,
-                                    int64_t min_revision, grpc::ServerUnaryReactor* reactor,
-                                    absl::AnyInvocable<absl::Status()> read) {
-  const bool synced = cache_.synced();
-  if (synced && min_revision == 0) {
-    Finish(reactor, read());
-    return;
-  }
-  const absl::Time deadline = ReadWaitDeadline(
-      context, options_.deadline_margin, options_.max_revision_wait, synced, options_.sync_wait);
-  waiters_.Add(min_revision, deadline,
-               [this, reactor, read = std::move(read)](absl::Status reached) mutable {
-                 // Not synced in time: `read` says so (MIRROR_NOT_READY).
-                 Finish(reactor, reached.ok() || !cache_.synced() ? read() : reached);
-               });
-}
-
 grpc::ServerUnaryReactor* SidecarService::GetToken(grpc::CallbackServerContext* context,
                                                    const GetTokenRequest* request,
                                                    GetTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status status = ValidateGetRequest(*request); !status.ok()) {
-    Finish(reactor, status);
-    return reactor;
-  }
-  ReadAtRevision(*context, request->min_revision(), reactor,
-                 [this, request, response]() -> absl::Status {
-                   if (absl::Status status = CheckSynced(); !status.ok()) return status;
-                   GetResult result = cache_.Get(request->token_id());
-                   if (absl::Status status = CheckFresh(result.fresh); !status.ok()) {
-                     return status;
-                   }
-                   if (!result.token.has_value()) return TokenNotFoundError(request->token_id());
-                   FillGetResponse(*std::move(result.token), result.cache_revision, *response);
-                   return absl::OkStatus();
-                 });
-  return reactor;
+  return ServeUnary(
+      context, UnloggedCall(), AdmitLocal, [&] { return ValidateGetRequest(*request); },
+      [&](Call call) {
+        ReadAtRevision(*context, request->min_revision(), std::move(call),
+                       [this, request, response]() -> absl::Status {
+                         if (absl::Status status = CheckSynced(); !status.ok()) return status;
+                         GetResult result = cache_.Get(request->token_id());
+                         if (absl::Status status = CheckFresh(result.fresh); !status.ok()) {
+                           return status;
+                         }
+                         if (!result.token.has_value())
+                           return TokenNotFoundError(request->token_id());
+                         FillGetResponse(*std::move(result.token), result.cache_revision,
+                                         *response);
+                         return absl::OkStatus();
+                       });
+      });
 }
 
 grpc::ServerUnaryReactor* SidecarService::ListTokens(grpc::CallbackServerContext* context,
                                                      const ListTokensRequest* request,
                                                      ListTokensResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<ListParams> params = ListParamsOf(*request);
-  if (!params.ok()) {
-    Finish(reactor, params.status());
-    return reactor;
-  }
-  ReadAtRevision(*context, request->min_revision(), reactor,
-                 [this, response, params = *std::move(params)]() -> absl::Status {
-                   if (absl::Status status = CheckSynced(); !status.ok()) return status;
-                   ListResult result = cache_.List(params);
-                   if (absl::Status status = CheckFresh(result.fresh); !status.ok()) {
-                     return status;
-                   }
-                   FillListResponse(std::move(result.page), params, *response);
-                   return absl::OkStatus();
-                 });
-  return reactor;
+  return ServeUnary(
+      context, UnloggedCall(), AdmitLocal, [&] { return ListParamsOf(*request); },
+      [&](Call call, ListParams params) {
+        ReadAtRevision(*context, request->min_revision(), std::move(call),
+                       [this, response, params = std::move(params)]() -> absl::Status {
+                         if (absl::Status status = CheckSynced(); !status.ok()) return status;
+                         ListResult result = cache_.List(params);
+                         if (absl::Status status = CheckFresh(result.fresh); !status.ok()) {
+                           return status;
+                         }
+                         FillListResponse(std::move(result.page), params, *response);
+                         return absl::OkStatus();
+                       });
+      });
 }
 
 grpc::ServerUnaryReactor* SidecarService::VerifyToken(grpc::CallbackServerContext* context,
                                                       const VerifyTokenRequest* request,
                                                       VerifyTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // A malformed secret is answered whatever the cache's state, as the server does.
-  if (!ParseSecret(request->secret()).has_value()) {
-    response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
-    Finish(reactor, absl::OkStatus());
-    return reactor;
-  }
-  ReadAtRevision(*context, 0, reactor, [this, request, response]() -> absl::Status {
-    if (absl::Status status = CheckSynced(); !status.ok()) return status;
-    VerifyResult result = cache_.Verify(request->secret());
-    if (absl::Status status = CheckFresh(result.fresh); !status.ok()) return status;
-    response->set_result(result.result);
-    if (!result.token_id.empty()) {
-      response->set_token_id(std::move(result.token_id));
-      response->set_account_id(std::move(result.account_id));
-      response->set_revision(result.token_revision);
+  return ServeUnary(context, UnloggedCall(), AdmitLocal, NothingToValidate, [&](Call call) {
+    // A malformed secret is answered whatever the cache's state, as the server does.
+    if (!ParseSecret(request->secret()).has_value()) {
+      response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
+      std::move(call).Finish(absl::OkStatus());
+      return;
     }
-    return absl::OkStatus();
+    ReadAtRevision(*context, 0, std::move(call), [this, request, response]() -> absl::Status {
+      if (absl::Status status = CheckSynced(); !status.ok()) return status;
+      VerifyResult result = cache_.Verify(request->secret());
+      if (absl::Status status = CheckFresh(result.fresh); !status.ok()) return status;
+      response->set_result(result.result);
+      if (!result.token_id.empty()) {
+        response->set_token_id(std::move(result.token_id));
+        response->set_account_id(std::move(result.account_id));
+        response->set_revision(result.token_revision);
+      }
+      return absl::OkStatus();
+    });
   });
-  return reactor;
+}
+
+void SidecarService::ReadAtRevision(const grpc::CallbackServerContext& context,
+                                    int64_t min_revision, UnaryCall<UnloggedCall> call,
+                                    absl::AnyInvocable<absl::Status()> read) {
+  tokenstatus::ReadAtRevision(
+      context, {options_.deadline_margin, options_.max_revision_wait, options_.sync_wait},
+      min_revision, [this] { return cache_.synced(); },
+      [this](int64_t revision, absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done) {
+        waiters_.Add(revision, deadline, std::move(done));
+      },
+      std::move(call), std::move(read));
 }
 
 absl::Status SidecarService::UpstreamOnly(absl::string_view what) const {
@@ -158,9 +155,8 @@ absl::Status SidecarService::UpstreamOnly(absl::string_view what) const {
 
 grpc::ServerUnaryReactor* SidecarService::Refuse(grpc::CallbackServerContext* context,
                                                  absl::string_view what) const {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Finish(reactor, UpstreamOnly(what));
-  return reactor;
+  return ServeUnary(
+      context, UnloggedCall(), AdmitLocal, [&] { return UpstreamOnly(what); }, [](Call) {});
 }
 
 grpc::ServerUnaryReactor* SidecarService::CreateToken(grpc::CallbackServerContext* context,
@@ -189,7 +185,7 @@ grpc::ServerUnaryReactor* SidecarService::DeleteToken(grpc::CallbackServerContex
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* SidecarService::WatchTokens(
     grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* /*request*/) {
-  return WatchHub::Refuse(UpstreamOnly(kChangesUpstream));
+  return RefusedStream(UpstreamOnly(kChangesUpstream));
 }
 
 grpc::ServerUnaryReactor* SidecarService::ListTokenEvents(

@@ -6,11 +6,18 @@
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "client/token_cache.h"
+#include "core/revision_waiters.h"
+#include "core/unary_call.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
-#include "server/watch/revision_waiters.h"
 
 namespace tokenstatus {
+
+// token-sidecar's call log (the Log of its UnaryCalls): its refusals go to its local callers
+// only, and are not logged.
+struct UnloggedCall {
+  void Refused(const absl::Status&) const {}
+};
 
 struct SidecarServiceOptions {
   // host:port of the tokenstatus-server the cache follows; named in the answer to a change.
@@ -31,7 +38,7 @@ struct SidecarServiceOptions {
 // no call ever blocks a gRPC thread or reaches the server.
 //
 // - GetToken, ListTokens and VerifyToken validate their requests and page like the server
-//   (server/service/read_requests.h: same INVALID_ARGUMENT reasons and fields, same page
+//   (core/read_requests.h: same INVALID_ARGUMENT reasons and fields, same page
 //   tokens) and answer from the cache: same results, same TOKEN_NOT_FOUND, never secret_sha256.
 //   `revision` in a response is the cache's revision.
 // - min_revision (Get, List) waits, event-driven, until the cache has reached it; at the RPC's
@@ -89,10 +96,10 @@ class SidecarService final : public apitoken::v1::TokenService::WithRawCallbackM
       apitoken::v1::ListTokenEventsResponse* response) override;
 
  private:
-  // Finishes `reactor` with what `read` returns, run once the cache has synced and reached
-  // `min_revision` (at once if it has), or with the wait's error.
+  // Finishes `call` with what `read` returns once the cache has synced and reached
+  // `min_revision` (core/read_at_revision.h: the sync is waited for up to options_.sync_wait).
   void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision,
-                      grpc::ServerUnaryReactor* reactor, absl::AnyInvocable<absl::Status()> read);
+                      UnaryCall<UnloggedCall> call, absl::AnyInvocable<absl::Status()> read);
   // UNAVAILABLE / MIRROR_NOT_READY unless the cache has synced. Checked before a lookup.
   absl::Status CheckSynced() const;
   // UNAVAILABLE / CACHE_STALE for a lookup that was not `fresh` under kFailClosed.

@@ -6,10 +6,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/domain/validation.h"
-#include "server/service/grpc_status.h"
-#include "server/service/page_token.h"
-#include "server/service/read_requests.h"
+#include "core/page_token.h"
+#include "core/token_view.h"
+#include "core/unary_call.h"
+#include "core/validation.h"
 #include "server/service/token_service.h"
 
 namespace tokenstatus {
@@ -61,31 +61,21 @@ void FillHistoryResponse(TokenHistoryPage page, const std::string& token_id,
 grpc::ServerUnaryReactor* TokenServiceImpl::ListTokenEvents(grpc::CallbackServerContext* context,
                                                             const ListTokenEventsRequest* request,
                                                             ListTokenEventsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  CallLog log("ListTokenEvents", request->token_id());
-  if (absl::Status admitted = Admit(*context, Permission::kReadHistory, log); !admitted.ok()) {
-    reactor->Finish(ToGrpcStatus(admitted));
-    return reactor;
-  }
-  absl::StatusOr<HistoryRequest> parsed = HistoryRequestOf(*request);
-  if (!parsed.ok()) {
-    log.Refused(parsed.status());
-    reactor->Finish(ToGrpcStatus(parsed.status()));
-    return reactor;
-  }
-  const std::string token_id = parsed->token_id;
-  store_.ReadHistory(
-      std::move(parsed->token_id), parsed->before_revision, parsed->page_size,
-      StoreDeadline(*context),
-      [reactor, response, token_id, log = std::move(log)](absl::StatusOr<TokenHistoryPage> page) {
-        if (page.ok()) {
-          FillHistoryResponse(*std::move(page), token_id, *response);
-        } else {
-          log.Refused(page.status());
-        }
-        reactor->Finish(ToGrpcStatus(page.status()));
+  return ServeUnary(
+      context, CallLog("ListTokenEvents", request->token_id()),
+      [&](CallLog& log) { return Admit(*context, Permission::kReadHistory, log); },
+      [&] { return HistoryRequestOf(*request); },
+      [&](Call call, HistoryRequest parsed) {
+        const std::string token_id = parsed.token_id;
+        store_.ReadHistory(std::move(parsed.token_id), parsed.before_revision, parsed.page_size,
+                           StoreDeadline(*context),
+                           [call = std::move(call), response,
+                            token_id](absl::StatusOr<TokenHistoryPage> page) mutable {
+                             if (page.ok())
+                               FillHistoryResponse(*std::move(page), token_id, *response);
+                             std::move(call).Finish(page.status());
+                           });
       });
-  return reactor;
 }
 
 }  // namespace tokenstatus

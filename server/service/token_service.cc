@@ -10,16 +10,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "core/grpc_status.h"
+#include "core/log.h"
+#include "core/read_at_revision.h"
+#include "core/read_requests.h"
+#include "core/refused_stream.h"
+#include "core/status_util.h"
+#include "core/token_secret.h"
+#include "core/token_state.h"
+#include "core/token_view.h"
+#include "core/unary_call.h"
+#include "core/validation.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/auth/call_credentials.h"
-#include "server/common/log.h"
-#include "server/common/status_util.h"
-#include "server/domain/token_secret.h"
-#include "server/domain/token_state.h"
-#include "server/domain/validation.h"
 #include "server/service/call_log.h"
-#include "server/service/grpc_status.h"
-#include "server/service/read_requests.h"
 
 namespace tokenstatus {
 namespace {
@@ -39,17 +43,6 @@ using apitoken::v1::ListTokensResponse;
 using apitoken::v1::VerifyTokenRequest;
 using apitoken::v1::VerifyTokenResponse;
 using apitoken::v1::WatchTokensRequest;
-
-// Finishes `reactor` with `status`, converted once.
-void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status));
-}
-
-// Finishes `reactor` with `status`, logged by `log` if it is an error.
-void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status, const CallLog& log) {
-  if (!status.ok()) log.Refused(status);
-  Finish(reactor, status);
-}
 
 // The name a transition's RPC is logged under.
 absl::string_view RpcOf(Transition transition) {
@@ -108,9 +101,8 @@ absl::Status ValidateTransition(const Request& request) {
 
 // The state of one CreateToken call across its store attempts.
 struct TokenServiceImpl::CreateCall {
-  grpc::ServerUnaryReactor* reactor;
+  Call call;
   CreateTokenResponse* response;
-  CallLog log;
   absl::Time deadline;
   CreateTokenParams params;
   bool allocate;  // generate id and secret (else an import)
@@ -129,7 +121,6 @@ absl::Status TokenServiceImpl::Admit(const grpc::CallbackServerContext& context,
     log.SetPrincipal(identity->principal);
     status = Authenticator::Authorize(*identity, permission, log.rpc());
   }
-  if (!status.ok()) log.Refused(status);
   return status;
 }
 
@@ -140,21 +131,20 @@ absl::Time TokenServiceImpl::StoreDeadline(const grpc::CallbackServerContext& co
 grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(grpc::CallbackServerContext* context,
                                                         const CreateTokenRequest* request,
                                                         CreateTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  CallLog log("CreateToken", request->token_id());
-  if (absl::Status admitted = Admit(*context, Permission::kCreate, log); !admitted.ok()) {
-    Finish(reactor, admitted);
-    return reactor;
-  }
-  absl::StatusOr<CreateTokenParams> params = CreateParamsOf(*request, log.principal());
-  if (!params.ok()) {
-    Finish(reactor, params.status(), log);
-    return reactor;
-  }
-  const bool allocate = params->token_id.empty();
-  RunCreate({reactor, response, std::move(log), StoreDeadline(*context), *std::move(params),
-             allocate, allocate ? std::max(options_.create_attempts, 1) : 1});
-  return reactor;
+  std::string principal;
+  return ServeUnary(
+      context, CallLog("CreateToken", request->token_id()),
+      [&](CallLog& log) {
+        absl::Status admitted = Admit(*context, Permission::kCreate, log);
+        principal = log.principal();
+        return admitted;
+      },
+      [&] { return CreateParamsOf(*request, principal); },
+      [&](Call call, CreateTokenParams params) {
+        const bool allocate = params.token_id.empty();
+        RunCreate({std::move(call), response, StoreDeadline(*context), std::move(params), allocate,
+                   allocate ? std::max(options_.create_attempts, 1) : 1});
+      });
 }
 
 void TokenServiceImpl::RunCreate(CreateCall call) {
@@ -163,13 +153,13 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
     absl::StatusOr<std::string> id = GenerateTokenId();
     absl::StatusOr<std::string> generated = id.ok() ? GenerateSecret(*id) : id.status();
     if (!generated.ok()) {
-      Finish(call.reactor, generated.status(), call.log);
+      std::move(call.call).Finish(generated.status());
       return;
     }
     secret = *std::move(generated);
     call.params.token_id = *std::move(id);
     call.params.secret_sha256 = Sha256(secret);
-    call.log.SetTokenId(call.params.token_id);
+    call.call.log().SetTokenId(call.params.token_id);
   }
   CreateTokenParams params = call.params;
   const absl::Time deadline = call.deadline;
@@ -183,101 +173,85 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
                     return;
                   }
                   if (!token.ok()) {
-                    Finish(call.reactor, token.status(), call.log);
+                    std::move(call.call).Finish(token.status());
                     return;
                   }
-                  call.log.Changed("NONE", *token);
+                  call.call.log().Changed("NONE", *token);
                   // The response is complete before FinishWhenVisible (it may finish at once).
                   *call.response->mutable_token() = WithoutSecretHash(*token);
                   call.response->set_secret(std::move(secret));
-                  FinishWhenVisible(*token, call.deadline, call.reactor);
+                  FinishWhenVisible(*token, call.deadline, std::move(call.call));
                 });
 }
 
 void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context,
-                                      int64_t min_revision, grpc::ServerUnaryReactor* reactor,
-                                      CallLog log, absl::AnyInvocable<absl::Status()> read) {
-  const bool loaded = mirror_.loaded();
-  if (loaded && min_revision == 0) {
-    Finish(reactor, read(), log);
-    return;
-  }
-  const absl::Time deadline =
-      ReadWaitDeadline(context, options_.deadline_margin, options_.max_revision_wait, loaded,
-                       options_.mirror_load_wait);
-  mirror_.WhenRevisionReached(
-      min_revision, deadline,
-      [this, reactor, log = std::move(log), read = std::move(read)](absl::Status reached) mutable {
-        Finish(reactor, reached.ok() || !mirror_.loaded() ? read() : reached, log);
-      });
+                                      int64_t min_revision, Call call,
+                                      absl::AnyInvocable<absl::Status()> read) {
+  tokenstatus::ReadAtRevision(
+      context, {options_.deadline_margin, options_.max_revision_wait, options_.mirror_load_wait},
+      min_revision, [this] { return mirror_.loaded(); },
+      [this](int64_t revision, absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done) {
+        mirror_.WhenRevisionReached(revision, deadline, std::move(done));
+      },
+      std::move(call), std::move(read));
 }
 
-void TokenServiceImpl::FinishWhenVisible(const Token& committed, absl::Time deadline,
-                                         grpc::ServerUnaryReactor* reactor) {
+void TokenServiceImpl::FinishWhenVisible(const Token& committed, absl::Time deadline, Call call) {
   const absl::Duration wait = std::max(
       std::min(deadline - absl::Now(), options_.change_visible_wait), absl::ZeroDuration());
   mirror_.WhenApplied(
       committed, absl::Now() + wait,
-      [reactor, revision = committed.revision(), wait](absl::Status applied) {
+      [call = std::move(call), revision = committed.revision(),
+       wait](absl::Status applied) mutable {
         if (applied.ok() || absl::IsUnavailable(applied)) {  // applied, or shutting down
-          Finish(reactor, applied);
+          std::move(call).Finish(applied);
           return;
         }
         const std::string at = absl::StrCat(revision);
-        Finish(reactor,
-               MakeError(absl::StatusCode::kUnavailable, reason::kChangeUnconfirmed,
-                         absl::StrCat("the change was stored at revision ", at,
-                                      " but this replica has not applied it within ",
-                                      absl::FormatDuration(wait),
-                                      " (it is catching up with, or reloading from, the store): "
-                                      "it may or may not have been kept; read it back"),
-                         {{"revision", at}}));
+        std::move(call).Finish(MakeError(
+            absl::StatusCode::kUnavailable, reason::kChangeUnconfirmed,
+            absl::StrCat("the change was stored at revision ", at,
+                         " but this replica has not applied it within ", absl::FormatDuration(wait),
+                         " (it is catching up with, or reloading from, the store): "
+                         "it may or may not have been kept; read it back"),
+            {{"revision", at}}));
       });
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext* context,
                                                      const GetTokenRequest* request,
                                                      GetTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  CallLog log("GetToken", request->token_id());
-  absl::Status status = Admit(*context, Permission::kRead, log);
-  if (status.ok()) status = ValidateGetRequest(*request);
-  if (!status.ok()) {
-    Finish(reactor, status, log);
-    return reactor;
-  }
-  ReadAtRevision(*context, request->min_revision(), reactor, std::move(log),
-                 [this, response, token_id = request->token_id()]() -> absl::Status {
-                   absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
-                   if (!result.ok()) return result.status();
-                   FillGetResponse(std::move(result->token), result->revision, *response);
-                   return absl::OkStatus();
-                 });
-  return reactor;
+  return ServeUnary(
+      context, CallLog("GetToken", request->token_id()),
+      [&](CallLog& log) { return Admit(*context, Permission::kRead, log); },
+      [&] { return ValidateGetRequest(*request); },
+      [&](Call call) {
+        ReadAtRevision(*context, request->min_revision(), std::move(call),
+                       [this, response, token_id = request->token_id()]() -> absl::Status {
+                         absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
+                         if (!result.ok()) return result.status();
+                         FillGetResponse(std::move(result->token), result->revision, *response);
+                         return absl::OkStatus();
+                       });
+      });
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerContext* context,
                                                        const ListTokensRequest* request,
                                                        ListTokensResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  CallLog log("ListTokens", "");
-  if (absl::Status admitted = Admit(*context, Permission::kRead, log); !admitted.ok()) {
-    Finish(reactor, admitted);
-    return reactor;
-  }
-  absl::StatusOr<ListParams> params = ListParamsOf(*request);
-  if (!params.ok()) {
-    Finish(reactor, params.status(), log);
-    return reactor;
-  }
-  ReadAtRevision(*context, request->min_revision(), reactor, std::move(log),
-                 [this, response, params = *std::move(params)]() -> absl::Status {
-                   absl::StatusOr<TokenPage> page = mirror_.List(params);
-                   if (!page.ok()) return page.status();
-                   FillListResponse(*std::move(page), params, *response);
-                   return absl::OkStatus();
-                 });
-  return reactor;
+  return ServeUnary(
+      context, CallLog("ListTokens", ""),
+      [&](CallLog& log) { return Admit(*context, Permission::kRead, log); },
+      [&] { return ListParamsOf(*request); },
+      [&](Call call, ListParams params) {
+        ReadAtRevision(*context, request->min_revision(), std::move(call),
+                       [this, response, params = std::move(params)]() -> absl::Status {
+                         absl::StatusOr<TokenPage> page = mirror_.List(params);
+                         if (!page.ok()) return page.status();
+                         FillListResponse(*std::move(page), params, *response);
+                         return absl::OkStatus();
+                       });
+      });
 }
 
 template <typename Request, typename Response>
@@ -285,35 +259,30 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
                                                         Transition transition,
                                                         const Request& request,
                                                         Response* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  CallLog log(RpcOf(transition), request.token_id());
-  if (absl::Status admitted = Admit(*context, Permission::kChangeState, log); !admitted.ok()) {
-    Finish(reactor, admitted);
-    return reactor;
-  }
-  if (absl::Status status = ValidateTransition(request); !status.ok()) {
-    Finish(reactor, status, log);
-    return reactor;
-  }
-  TransitionParams params;
-  params.token_id = request.token_id();
-  params.transition = transition;
-  params.expected_revision = request.expected_revision();
-  params.reason = request.reason();
-  params.actor = log.principal();
-  const absl::Time deadline = StoreDeadline(*context);
-  store_.Apply(std::move(params), deadline,
-               [this, reactor, response, deadline,
-                log = std::move(log)](absl::StatusOr<AppliedTransition> applied) {
-                 if (!applied.ok()) {
-                   Finish(reactor, applied.status(), log);
-                   return;
-                 }
-                 log.Changed(StateName(applied->previous_state), applied->token);
-                 *response->mutable_token() = WithoutSecretHash(applied->token);
-                 FinishWhenVisible(applied->token, deadline, reactor);
-               });
-  return reactor;
+  return ServeUnary(
+      context, CallLog(RpcOf(transition), request.token_id()),
+      [&](CallLog& log) { return Admit(*context, Permission::kChangeState, log); },
+      [&] { return ValidateTransition(request); },
+      [&](Call call) {
+        TransitionParams params;
+        params.token_id = request.token_id();
+        params.transition = transition;
+        params.expected_revision = request.expected_revision();
+        params.reason = request.reason();
+        params.actor = call.log().principal();
+        const absl::Time deadline = StoreDeadline(*context);
+        store_.Apply(std::move(params), deadline,
+                     [this, call = std::move(call), response,
+                      deadline](absl::StatusOr<AppliedTransition> applied) mutable {
+                       if (!applied.ok()) {
+                         std::move(call).Finish(applied.status());
+                         return;
+                       }
+                       call.log().Changed(StateName(applied->previous_state), applied->token);
+                       *response->mutable_token() = WithoutSecretHash(applied->token);
+                       FinishWhenVisible(applied->token, deadline, std::move(call));
+                     });
+      });
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::EnableToken(grpc::CallbackServerContext* context,
@@ -337,38 +306,37 @@ grpc::ServerUnaryReactor* TokenServiceImpl::DeleteToken(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerContext* context,
                                                         const VerifyTokenRequest* request,
                                                         VerifyTokenResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  CallLog log("VerifyToken", "");
-  if (absl::Status admitted = Admit(*context, Permission::kVerify, log); !admitted.ok()) {
-    Finish(reactor, admitted);
-    return reactor;
-  }
-  std::optional<std::string> token_id = ParseSecret(request->secret());
-  if (!token_id.has_value()) {
-    response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
-    Finish(reactor, absl::OkStatus());
-    return reactor;
-  }
-  ReadAtRevision(*context, 0, reactor, std::move(log),
-                 [this, response, token_id = *std::move(token_id),
-                  hash = Sha256(request->secret())]() -> absl::Status {
-                   absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
-                   if (!result.ok()) {
-                     if (result.status().code() != absl::StatusCode::kNotFound)
-                       return result.status();
-                     response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
-                   } else if (!ConstantTimeEquals(hash, result->token.secret_sha256())) {
-                     response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
-                   } else {
-                     const Token& token = result->token;
-                     response->set_result(VerifyResultOf(token.state()));
-                     response->set_token_id(token.id());
-                     response->set_account_id(token.account_id());
-                     response->set_revision(token.revision());
-                   }
-                   return absl::OkStatus();
-                 });
-  return reactor;
+  return ServeUnary(
+      context, CallLog("VerifyToken", ""),
+      [&](CallLog& log) { return Admit(*context, Permission::kVerify, log); },
+      [] { return absl::OkStatus(); },  // a malformed secret is an answer, not a refusal
+      [&](Call call) {
+        std::optional<std::string> token_id = ParseSecret(request->secret());
+        if (!token_id.has_value()) {
+          response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
+          std::move(call).Finish(absl::OkStatus());
+          return;
+        }
+        ReadAtRevision(*context, 0, std::move(call),
+                       [this, response, token_id = *std::move(token_id),
+                        hash = Sha256(request->secret())]() -> absl::Status {
+                         absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
+                         if (!result.ok()) {
+                           if (result.status().code() != absl::StatusCode::kNotFound)
+                             return result.status();
+                           response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
+                         } else if (!ConstantTimeEquals(hash, result->token.secret_sha256())) {
+                           response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
+                         } else {
+                           const Token& token = result->token;
+                           response->set_result(VerifyResultOf(token.state()));
+                           response->set_token_id(token.id());
+                           response->set_account_id(token.account_id());
+                           response->set_revision(token.revision());
+                         }
+                         return absl::OkStatus();
+                       });
+      });
 }
 
 namespace {
@@ -416,8 +384,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TokenServiceImpl::WatchTokens(
                  : MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
                              "the WatchTokensRequest does not parse");
   if (!status.ok()) {
-    if (!parse.ok()) log.Refused(status);
-    return WatchHub::Refuse(status);
+    log.Refused(status);
+    return RefusedStream(status);
   }
   return hub_.Watch(context, parsed, log.principal());
 }

@@ -6,12 +6,13 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/unary_call.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/auth/authenticator.h"
+#include "server/mirror/token_mirror.h"
 #include "server/service/call_log.h"
 #include "server/store/token_store.h"
-#include "server/watch/token_mirror.h"
 #include "server/watch/watch_hub.h"
 
 namespace tokenstatus {
@@ -42,7 +43,7 @@ struct TokenServiceOptions {
 // Disable, Delete) make one store call with the RPC's deadline (see TokenServiceOptions) and
 // finish from the store's callback. Reads (Get, List, Verify) are served from the TokenMirror,
 // without a store round trip; WatchTokens is served by the WatchHub. No gRPC thread ever
-// blocks. Errors are converted once, by ToGrpcStatus (server/service/grpc_status.h), so every
+// blocks. Errors are converted once, by ToGrpcStatus (core/grpc_status.h), so every
 // error carries a google.rpc.ErrorInfo.
 //
 // Behaviour beyond the proto's comments:
@@ -59,7 +60,7 @@ struct TokenServiceOptions {
 //   before its request arrived (the client cancelled) is not logged as refused.
 // - ListTokenEvents reads the token's history from the store (the mirror holds no history)
 //   with the RPC's deadline, newest first; its page tokens are bound to the token id
-//   (server/service/page_token.h). Its errors: INVALID_ARGUMENT (INVALID_TOKEN_ID,
+//   (core/page_token.h). Its errors: INVALID_ARGUMENT (INVALID_TOKEN_ID,
 //   INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), NOT_FOUND / TOKEN_NOT_FOUND, and the store's.
 // - Responses never carry secret_sha256.
 // - VerifyToken answers with a Result; only a store failure (e.g. UNAVAILABLE) is an RPC error.
@@ -115,26 +116,27 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* ChangeState(grpc::CallbackServerContext* context, Transition transition,
                                         const Request& request, Response* response);
+  // A unary call of this service: finished once, its refusal logged once (core/unary_call.h).
+  using Call = UnaryCall<CallLog>;
+
   // Makes one store Create attempt of `call`, retrying with a fresh id on a collision.
   void RunCreate(CreateCall call);
   // Authenticates the caller of `context` (recording the principal in `log`) and checks that
   // it may `permission`, before anything is looked up or validated, so a refusal reveals
-  // nothing. Returns UNAUTHENTICATED or PERMISSION_DENIED (logged by `log`) or OK.
+  // nothing. Returns UNAUTHENTICATED or PERMISSION_DENIED or OK; logs nothing (the caller's
+  // pipeline logs a refusal once).
   absl::Status Admit(const grpc::CallbackServerContext& context, Permission permission,
                      CallLog& log) const;
   // The deadline of a store call (or a revision wait) made for the RPC of `context`.
   absl::Time StoreDeadline(const grpc::CallbackServerContext& context) const;
-  // Finishes `reactor` (of the change the store returned as `committed`) with OK once the
-  // mirror has applied it, or with UNAVAILABLE / CHANGE_UNCONFIRMED at the earlier of `deadline`
-  // and options_.change_visible_wait.
-  void FinishWhenVisible(const Token& committed, absl::Time deadline,
-                         grpc::ServerUnaryReactor* reactor);
-  // Finishes `reactor` with what `read` returns, run once the mirror has loaded and reached
-  // `min_revision` (at once if it has), or with the wait's DEADLINE_EXCEEDED; a mirror that is
-  // still not loaded after options_.mirror_load_wait lets `read` fail with MIRROR_NOT_READY.
-  // A failed read is logged by `log`.
-  void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision,
-                      grpc::ServerUnaryReactor* reactor, CallLog log,
+  // Finishes `call` (of the change the store returned as `committed`) with OK once the mirror
+  // has applied it, or with UNAVAILABLE / CHANGE_UNCONFIRMED at the earlier of `deadline` and
+  // options_.change_visible_wait.
+  void FinishWhenVisible(const Token& committed, absl::Time deadline, Call call);
+  // Finishes `call` with what `read` returns once the mirror has loaded and reached
+  // `min_revision` (core/read_at_revision.h; the load is waited for up to
+  // options_.mirror_load_wait, then `read` fails with MIRROR_NOT_READY).
+  void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision, Call call,
                       absl::AnyInvocable<absl::Status()> read);
 
   TokenStore& store_;

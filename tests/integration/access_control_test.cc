@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -284,6 +285,40 @@ TEST_F(AccessControlTest, PermissionIsCheckedBeforeExistence) {
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(Api(ChannelOf(kOperator)).Disable(unknown).status.error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AccessControlTest, EveryRefusalIsLoggedExactlyOnce) {
+  const Caller nobody{"nobody", std::nullopt};
+  // Each refused call names a token id of its own, so that its log lines can be counted.
+  std::vector<std::string> ids;
+  const auto next_id = [&ids] { return ids.emplace_back(NewTokenId()); };
+  EXPECT_EQ(Api(ChannelOf(nobody)).Get(next_id()).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Api(ChannelOf(nobody)).Disable(next_id()).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Api(ChannelOf(kVerifier)).Get(next_id()).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Api(ChannelOf(kReader)).Enable(next_id()).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Api(ChannelOf(kReader)).Get(next_id()).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Api(ChannelOf(kOperator)).Delete(next_id()).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  GetTokenRequest negative;
+  negative.set_token_id(next_id());
+  negative.set_min_revision(-1);
+  EXPECT_EQ(Api(ChannelOf(kReader)).Get(negative).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // The server writes its log in order: once the last refusal's line is read, so are the others.
+  ASSERT_TRUE(server().WaitForLogLine(absl::StrCat("token=", ids.back()), absl::Seconds(10)));
+  const std::vector<std::string> lines = server().LogLines();
+  for (const std::string& id : ids) {
+    const auto refusals = std::count_if(lines.begin(), lines.end(), [&](const std::string& line) {
+      return absl::StrContains(line, "event=call_refused") &&
+             absl::StrContains(line, absl::StrCat("token=", id, " "));
+    });
+    EXPECT_EQ(refusals, 1) << "refusal lines of the call about " << id;
+  }
 }
 
 TEST_F(AccessControlTest, UpdatedByIsTheAuthenticatedPrincipal) {
