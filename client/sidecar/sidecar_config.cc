@@ -10,9 +10,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/flag_sources.h"
-#include "server/common/status_util.h"
-#include "server/domain/validation.h"
+#include "core/flag_sources.h"
+#include "core/status_util.h"
+#include "core/validation.h"
 
 ABSL_FLAG(std::string, upstream, "127.0.0.1:50051", "host:port of tokenstatus-server");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
@@ -41,22 +41,6 @@ namespace {
 constexpr char kEnvPrefix[] = "TOKENSTATUS_SIDECAR_";
 constexpr char kUnixScheme[] = "unix:";
 
-// Every flag above; each has the environment fallback TOKENSTATUS_SIDECAR_<NAME>.
-constexpr const char* kFlagNames[] = {
-    "upstream",
-    "listen",
-    "account",
-    "max_staleness",
-    "stale_policy",
-    "reconnect_initial_backoff",
-    "reconnect_max_backoff",
-    "shutdown_grace",
-    "ca",
-    "cert",
-    "key",
-    "credentials_file",
-};
-
 absl::Status InvalidConfig(absl::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument, message);
 }
@@ -75,15 +59,17 @@ bool IsHostPort(absl::string_view address, bool allow_zero) {
 
 }  // namespace
 
-absl::Status ApplySidecarEnvironmentDefaults() {
-  return ApplyFlagEnvironment(kEnvPrefix, kFlagNames);
+const ProgramFlags& SidecarFlags() {
+  static const ProgramFlags* const flags = new ProgramFlags{
+      .program = "token-sidecar",
+      .usage =
+          "Serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService from a "
+          "local cache of --upstream. Flags fall back to TOKENSTATUS_SIDECAR_<FLAG> "
+          "environment variables.",
+      .env_prefix = kEnvPrefix,
+      .names = FlagNamesDefinedIn(__FILE__)};
+  return *flags;
 }
-
-absl::Status CheckSidecarCommandLineValues(int argc, char** argv) {
-  return CheckFlagValues(argc, argv, kFlagNames);
-}
-
-std::string SidecarFlagsHelp() { return FlagsHelp(kEnvPrefix, kFlagNames); }
 
 absl::StatusOr<SidecarConfig> LoadSidecarConfig() {
   SidecarConfig config;

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "client/connection.h"
 #include "client/token_cache.h"
+#include "core/flag_sources.h"
 
 namespace tokenstatus {
 
@@ -23,35 +24,11 @@ struct SidecarConfig {
   absl::Duration shutdown_grace;  // how long SIGTERM waits for calls in flight
 };
 
-// token-sidecar's flags (Abseil flags, defined in sidecar_config.cc):
-//   --upstream          127.0.0.1:50051   host:port of tokenstatus-server
-//   --listen            127.0.0.1:50052   unix:/path or host:port to serve on
-//   --account           ""                cache only this account's tokens (ACC-NNNN-NNNN)
-//   --max_staleness     10s               lookups are stale after this long without news
-//   --stale_policy      fail_closed       fail_closed | serve_last_known
-//   --reconnect_initial_backoff 100ms     first reconnect delay (jittered, doubling)
-//   --reconnect_max_backoff     5s        largest reconnect delay
-//   --shutdown_grace    5s                SIGTERM drain time (>= 0)
-// The upstream connection, as tokenctl's (client/connection.h):
-//   --ca                ""                PEM CA bundle: connect to the upstream over TLS
-//   --cert, --key       ""                PEM client certificate and key (mutual TLS)
-//   --credentials_file  ""                file whose first line is the bearer credential sent to
-//                                         the upstream (else TOKENSTATUS_CREDENTIALS, else none)
-// Each flag falls back to the environment variable TOKENSTATUS_SIDECAR_<FLAG NAME IN UPPER
-// CASE> (a prefix of its own, so that a sidecar never picks up the server's TOKENSTATUS_LISTEN).
-
-// Sets every flag that has a TOKENSTATUS_SIDECAR_<NAME> environment variable to its value, so
-// that command-line flags parsed afterwards override it. Call before absl::ParseCommandLine.
-// Returns INVALID_ARGUMENT naming the variable if a value does not parse. Not thread-safe.
-absl::Status ApplySidecarEnvironmentDefaults();
-
-// Parses the values the command line gives these flags, so that a malformed one is
-// INVALID_ARGUMENT naming the flag (exit 2) instead of absl::ParseCommandLine's exit 1. Call
-// after ApplySidecarEnvironmentDefaults and before absl::ParseCommandLine. Not thread-safe.
-absl::Status CheckSidecarCommandLineValues(int argc, char** argv);
-
-// The sidecar's flags, their defaults, environment variables and help (for --help).
-std::string SidecarFlagsHelp();
+// token-sidecar's flags are the ABSL_FLAG definitions in sidecar_config.cc (`token-sidecar
+// --help` lists them); the upstream connection's are tokenctl's (client/connection.h). Each
+// falls back to the environment variable TOKENSTATUS_SIDECAR_<FLAG NAME IN UPPER CASE> (a
+// prefix of its own, so that a sidecar never picks up the server's TOKENSTATUS_LISTEN).
+const ProgramFlags& SidecarFlags();
 
 // Builds the configuration from the flags (after parsing). INVALID_ARGUMENT with a message
 // naming the flag for an invalid value (--upstream not host:port, --listen neither unix:/path

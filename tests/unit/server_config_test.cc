@@ -1,4 +1,4 @@
-#include "server/service/server_config.h"
+#include "server/app/server_config.h"
 
 #include <stdlib.h>
 

@@ -1,4 +1,4 @@
-#include "server/service/server_config.h"
+#include "server/app/server_config.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -21,8 +21,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "server/common/flag_sources.h"
-#include "server/common/status_util.h"
+#include "core/flag_sources.h"
+#include "core/loopback.h"
+#include "core/status_util.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve gRPC on (port 0: any)");
 ABSL_FLAG(std::string, health_listen, "",
@@ -93,41 +94,6 @@ namespace {
 constexpr char kEnvPrefix[] = "TOKENSTATUS_";
 constexpr char kPasswordEnv[] = "TOKENSTATUS_REDIS_PASSWORD";
 constexpr char kSentinelPasswordEnv[] = "TOKENSTATUS_REDIS_SENTINEL_PASSWORD";
-
-// Every flag above; each has the environment fallback TOKENSTATUS_<NAME>.
-constexpr const char* kFlagNames[] = {
-    "listen",
-    "health_listen",
-    "redis",
-    "redis_sentinels",
-    "redis_master_name",
-    "redis_sentinel_password_file",
-    "min_replicas_acked",
-    "replica_ack_timeout",
-    "redis_outage_grace",
-    "redis_user",
-    "redis_password_file",
-    "redis_key_prefix",
-    "redis_connections",
-    "redis_timeout",
-    "event_retention",
-    "max_request_bytes",
-    "shutdown_grace",
-    "max_watchers",
-    "max_watchers_per_connection",
-    "watch_queue_size",
-    "max_watchers_per_principal",
-    "snapshot_memory_budget",
-    "max_snapshots_per_principal",
-    "snapshot_max_wait",
-    "tls_cert",
-    "tls_key",
-    "tls_client_ca",
-    "credentials_file",
-    "reload_check_interval",
-    "allow_empty_credentials_file",
-    "insecure_allow_unauthenticated",
-};
 
 absl::Status InvalidConfig(absl::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument, message);
@@ -298,11 +264,6 @@ absl::Status LoadWatchOptions(WatchHubOptions& options) {
   return absl::OkStatus();
 }
 
-// True if `host` (of --listen) can only be reached from this machine.
-bool IsLoopback(absl::string_view host) {
-  return host == "localhost" || host == "[::1]" || host == "::1" || absl::StartsWith(host, "127.");
-}
-
 // The access flags into `access`, checked against the rules in the header.
 absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& access) {
   const std::string cert = absl::GetFlag(FLAGS_tls_cert);
@@ -335,7 +296,7 @@ absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& acces
   access.credentials_file = absl::GetFlag(FLAGS_credentials_file);
   access.allow_empty_credentials_file = absl::GetFlag(FLAGS_allow_empty_credentials_file);
   access.allow_unauthenticated = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
-  const bool loopback = IsLoopback(listen_host);
+  const bool loopback = IsLoopbackAddress(listen_host);
   if (access.allow_unauthenticated && !loopback) {
     return InvalidConfig(absl::StrCat(
         "--insecure_allow_unauthenticated is refused on a non-loopback address (--listen host \"",
@@ -356,13 +317,26 @@ absl::Status LoadAccessConfig(absl::string_view listen_host, AccessConfig& acces
 
 }  // namespace
 
-absl::Status ApplyEnvironmentDefaults() { return ApplyFlagEnvironment(kEnvPrefix, kFlagNames); }
-
-absl::Status CheckCommandLineValues(int argc, char** argv) {
-  return CheckFlagValues(argc, argv, kFlagNames);
+const ProgramFlags& ServerFlags() {
+  static const ProgramFlags* const flags = new ProgramFlags{
+      .program = "tokenstatus-server",
+      .usage =
+          "Serves apitoken.v1.TokenService over Redis. Flags fall back to TOKENSTATUS_<FLAG> "
+          "environment variables; the Redis password comes from --redis_password_file or "
+          "TOKENSTATUS_REDIS_PASSWORD, the sentinels' from --redis_sentinel_password_file "
+          "or TOKENSTATUS_REDIS_SENTINEL_PASSWORD.",
+      .env_prefix = kEnvPrefix,
+      .names = FlagNamesDefinedIn(__FILE__)};
+  return *flags;
 }
 
-std::string ServerFlagsHelp() { return FlagsHelp(kEnvPrefix, kFlagNames); }
+absl::Status ApplyEnvironmentDefaults() {
+  return ApplyFlagEnvironment(kEnvPrefix, ServerFlags().names);
+}
+
+absl::Status CheckCommandLineValues(int argc, char** argv) {
+  return CheckFlagValues(argc, argv, ServerFlags().names);
+}
 
 absl::StatusOr<ServerConfig> LoadServerConfig() {
   ServerConfig config;

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/flag_sources.h"
 #include "server/redis/redis_client.h"
 #include "server/store/redis_token_store.h"
 #include "server/watch/watch_hub.h"
@@ -55,47 +56,8 @@ struct ServerConfig {
   AccessConfig access;  // TLS, credentials, unauthenticated access
 };
 
-// The server's flags (Abseil flags, defined in server_config.cc):
-//   --listen               127.0.0.1:50051  host:port to serve gRPC on (port 0: pick one)
-//   --redis                127.0.0.1:6379   host:port or unix:/path of Redis
-//   --redis_sentinels      ""               host:port,... of Redis Sentinels: follow the primary
-//                                           they name (instead of --redis, which must then be
-//                                           left at its default; needs --redis_master_name)
-//   --redis_master_name    ""               the primary's name at the sentinels
-//   --redis_sentinel_password_file ""       file holding the sentinels' password (or
-//                                           TOKENSTATUS_REDIS_SENTINEL_PASSWORD)
-//   --min_replicas_acked   0                replicas that must confirm a change (WAIT) before it
-//                                           is acknowledged (0..16); else REPLICATION_UNCONFIRMED
-//   --replica_ack_timeout  1s               how long a change waits for them (> 0)
-//   --redis_outage_grace   10s              health stays SERVING this long after Redis became
-//                                           unreachable, then NOT_SERVING until it is back (>= 0)
-//   --redis_user           ""               ACL user (needs a password)
-//   --redis_password_file  ""               file holding the Redis password (one line)
-//   --redis_key_prefix     {apitoken}       prefix of every key; must contain a {hash tag}
-//   --redis_connections    2                pipelined Redis connections (1..64)
-//   --redis_timeout        1s               upper bound of every Redis call (> 0)
-//   --event_retention      1000000          events kept in the stream (>= 1)
-//   --max_request_bytes    65536            largest request accepted (1 KiB .. 64 MiB)
-//   --shutdown_grace       5s               SIGTERM drain time (>= 0)
-//   --max_watchers         20000            WatchTokens streams open at once (1..1000000)
-//   --max_watchers_per_connection 2000      ... per client connection (1..1000000)
-//   --watch_queue_size     1024             messages queued per watch stream (16..1000000)
-//   --max_watchers_per_principal 10000      ... per authenticated principal (1..1000000)
-//   --snapshot_memory_budget 67108864       bytes the WatchTokens snapshots in progress may hold
-//                                           together (0..2^40; see WatchHubOptions)
-//   --max_snapshots_per_principal 8         snapshots in progress per principal (1..1000000)
-//   --snapshot_max_wait    30s              a stream's longest wait for its snapshot (> 0)
-//   --tls_cert, --tls_key  ""               PEM certificate chain and private key: serve TLS
-//   --tls_client_ca        ""               PEM CA bundle: require client certificates (mTLS)
-//   --credentials_file     ""               bearer credentials (server/auth/credential_table.h)
-//   --reload_check_interval 5s              how often the credentials and TLS files are checked
-//                                           for new contents (0: never; else 1s..1h)
-//   --allow_empty_credentials_file false    accept a credentials file with no credential (else
-//                                           refused at start and on a SIGHUP reload)
-//   --health_listen        ""               host:port serving only grpc.health.v1, in plaintext
-//                                           (probes that cannot speak TLS, e.g. the kubelet's)
-//   --insecure_allow_unauthenticated false  calls without credentials act as "anonymous" with
-//                                           every role; refused unless --listen is loopback
+// The server's flags are the ABSL_FLAG definitions in server_config.cc: `tokenstatus-server
+// --help` lists each with its default, environment variable and rule.
 // Callers must be able to authenticate: --credentials_file or --tls_client_ca is required
 // unless --insecure_allow_unauthenticated. Bearer secrets never cross a network in clear:
 // --credentials_file on a non-loopback --listen needs --tls_cert.
@@ -115,8 +77,8 @@ absl::Status ApplyEnvironmentDefaults();
 // same values again, and everything else). Not thread-safe (flags).
 absl::Status CheckCommandLineValues(int argc, char** argv);
 
-// The server's flags, their defaults, environment variables and help (for --help).
-std::string ServerFlagsHelp();
+// The server's flags (every ABSL_FLAG of server_config.cc), its name and usage line.
+const ProgramFlags& ServerFlags();
 
 // Builds the configuration from the flags (after parsing) and reads the password and the TLS
 // files. Returns INVALID_ARGUMENT with a message naming the flag for an invalid value, an
