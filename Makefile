@@ -1,25 +1,28 @@
 # tokenstatus front door. On a fresh Debian 12 (bookworm) machine, as root or with sudo:
 #   make run    install what is missing, build, start Redis (data in var/redis) and the server
 #   make test   install what is missing, build, run every test against a throwaway Redis
-# Other targets: deps, build, bench, chaos, deploy-test, fuzz, lint, fmt, clean.
+# Other targets: deps, build, bench, chaos, deploy-test, fuzz, test-sanitize, package, lint, fmt,
+# clean.
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
+# Extra configure arguments, e.g. CMAKE_ARGS=-DTOKENSTATUS_WERROR=ON (CI).
+CMAKE_ARGS ?=
 BUF := var/tools/node_modules/.bin/buf
-CXX_SOURCES = $(shell find server client tests -name '*.h' -o -name '*.cc' 2>/dev/null)
+CXX_SOURCES = $(shell find core server client tests examples -name '*.h' -o -name '*.cc' 2>/dev/null)
 
-export BUILD_DIR
+export BUILD_DIR CMAKE_ARGS
 
 # Prerequisites run in the order listed (deps before build before the rest).
 .NOTPARALLEL:
-.PHONY: deps build run test bench chaos deploy-test fuzz lint fmt clean
+.PHONY: deps build run test test-sanitize package bench chaos deploy-test fuzz lint fmt clean
 
 deps:
 	deploy/install-deps.sh
 
 build:
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 run: deps build
@@ -27,6 +30,17 @@ run: deps build
 
 test: deps build
 	tests/run_tests.sh
+
+# Everything built with ASan + UBSan in build-sanitize (a second tree, ~15 minutes on 2 cores),
+# then the unit, contract and integration tests under them.
+test-sanitize: deps
+	tests/run_sanitized_tests.sh
+
+# Debian packages in $(BUILD_DIR) (CPack): tokenstatus-server, tokenstatus-tools,
+# libtokenstatus-client-dev; then their check (tests/packaging/check_debs.sh).
+package: deps build
+	cd $(BUILD_DIR) && cpack -G DEB
+	tests/packaging/check_debs.sh $(BUILD_DIR)
 
 bench: deps build
 	tests/bench/run_bench.sh
@@ -50,14 +64,15 @@ fuzz: deps
 
 lint: deps
 	$(BUF) lint
-	@echo "clang-format --dry-run -Werror <C++ sources under server/ client/ tests/>"
+	scripts/check_includes.sh
+	@echo "clang-format --dry-run -Werror <C++ sources under core/ server/ client/ tests/ examples/>"
 	@clang-format --dry-run -Werror $(CXX_SOURCES)
 
 fmt:
-	@echo "clang-format -i <C++ sources under server/ client/ tests/>"
+	@echo "clang-format -i <C++ sources under core/ server/ client/ tests/ examples/>"
 	@clang-format -i $(CXX_SOURCES)
 
 # Removes build outputs, benchmark and chaos results; keeps var/redis (the data of make run) and
 # var/tools.
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz var/bench var/chaos var/fuzz var/deploy-test
+	rm -rf $(BUILD_DIR) build-fuzz build-sanitize var/bench var/chaos var/fuzz var/deploy-test

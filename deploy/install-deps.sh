@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 PACKAGES=(
   cmake g++ make pkg-config                                 # build
+  dpkg-dev file                                             # make package (CPack, dpkg-shlibdeps)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libhiredis-dev libevent-dev libssl-dev        # libraries
   libgoogle-perftools-dev                                   # tcmalloc for the servers

@@ -64,10 +64,10 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
 }
 
 void SidecarApp::Run(const sigset_t& signals) {
-  grpc_.Serve(signals, {.on_stop = [this] {
-                health_->Shutdown();
-                service_->Shutdown();
-              }});
+  grpc_.Serve(signals, {.on_reload = nullptr, .on_stop = [this] {
+                          health_->Shutdown();
+                          service_->Shutdown();
+                        }});
 }
 
 }  // namespace tokenstatus

@@ -1222,21 +1222,6 @@ void RecordCacheAnswers(const std::string& who, TokenCache& cache, int64_t head,
   }
 }
 
-absl::StatusOr<int64_t> ResidentKiB(int pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
-    rest = absl::StripAsciiWhitespace(rest);
-    absl::ConsumeSuffix(&rest, " kB");
-    int64_t kib = 0;
-    if (!absl::SimpleAtoi(rest, &kib)) break;
-    return kib;
-  }
-  return absl::NotFoundError(absl::StrCat("no VmRSS line in /proc/", pid, "/status"));
-}
-
 RssSampler::RssSampler(int pid) : pid_(pid) {
   thread_ = std::thread([this] {
     absl::MutexLock lock(&mu_);

@@ -28,6 +28,7 @@
 #include "grpcpp/channel.h"
 #include "tests/chaos/history.h"
 #include "tests/chaos/watch_loop.h"
+#include "tests/integration/watch_test_util.h"
 #include "tests/testing/redis_instance.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
@@ -339,8 +340,8 @@ void RecordCacheAnswers(const std::string& who, TokenCache& cache, int64_t head,
                         const std::string& epoch, const TokenDirectory& directory,
                         Recorder& recorder, absl::Duration timeout);
 
-// The resident set size of process `pid`, in KiB.
-absl::StatusOr<int64_t> ResidentKiB(int pid);
+// The resident set size of process `pid`, in KiB (tests/integration/watch_test_util.h).
+using integration::ResidentKiB;
 
 // Samples the resident set size of a process every 20 ms on its own thread and keeps the maximum.
 class RssSampler {

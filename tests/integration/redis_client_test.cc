@@ -326,40 +326,42 @@ TEST(RedisClientTest, FailsByTheDeadlineWhenRedisIsBlackholedAndRecoversAfterIt)
   EXPECT_EQ(Call(*client, {"PING"}).value_or("error"), "PONG");
 }
 
-TEST(RedisClientTest, RecoversAfterRedisIsKilledAndRestarted) {
-  std::unique_ptr<RedisInstance> redis = StartPrivateRedis();
-  ASSERT_NE(redis, nullptr);
-  RedisClientOptions options;
-  options.address = redis->address();
-  std::unique_ptr<RedisClient> client = StartClient(options);
-  ASSERT_NE(client, nullptr);
-  ConnectionWatch watch(*client);
-  ASSERT_TRUE(watch.WaitFor(true));
-  ASSERT_EQ(Call(*client, {"SET", "k", "v"}).value_or("error"), "OK");
+// A private redis-server (the test kills or stops it) and a client connected to it.
+class PrivateRedisClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_ = StartPrivateRedis();
+    ASSERT_NE(redis_, nullptr);
+    RedisClientOptions options;
+    options.address = redis_->address();
+    client_ = StartClient(options);
+    ASSERT_NE(client_, nullptr);
+    watch_ = std::make_unique<ConnectionWatch>(*client_);
+    ASSERT_TRUE(watch_->WaitFor(true));
+  }
 
-  redis->Kill();
-  ASSERT_TRUE(watch.WaitFor(false));
+  std::unique_ptr<RedisInstance> redis_;
+  std::unique_ptr<RedisClient> client_;
+  std::unique_ptr<ConnectionWatch> watch_;  // declared last: it stops listening first
+};
+
+TEST_F(PrivateRedisClientTest, RecoversAfterRedisIsKilledAndRestarted) {
+  ASSERT_EQ(Call(*client_, {"SET", "k", "v"}).value_or("error"), "OK");
+
+  redis_->Kill();
+  ASSERT_TRUE(watch_->WaitFor(false));
   const absl::Time start = absl::Now();
-  ExpectUnavailable(Call(*client, {"GET", "k"}, absl::Seconds(10)));
+  ExpectUnavailable(Call(*client_, {"GET", "k"}, absl::Seconds(10)));
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
 
-  ASSERT_TRUE(redis->Restart().ok());
-  ASSERT_TRUE(watch.WaitFor(true));
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(watch_->WaitFor(true));
   // Both connections come back; the AOF kept the value.
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(Call(*client, {"GET", "k"}).value_or("error"), "v");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Call(*client_, {"GET", "k"}).value_or("error"), "v");
 }
 
-TEST(RedisClientTest, DestructorFailsPendingCommands) {
-  std::unique_ptr<RedisInstance> redis = StartPrivateRedis();
-  ASSERT_NE(redis, nullptr);
-  RedisClientOptions options;
-  options.address = redis->address();
-  std::unique_ptr<RedisClient> client = StartClient(options);
-  ASSERT_NE(client, nullptr);
-  ConnectionWatch watch(*client);
-  ASSERT_TRUE(watch.WaitFor(true));
-
-  const pid_t pid = RedisPid(*redis);
+TEST_F(PrivateRedisClientTest, DestructorFailsPendingCommands) {
+  const pid_t pid = RedisPid(*redis_);
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
   absl::Cleanup resume = [pid] { ::kill(pid, SIGCONT); };
@@ -367,10 +369,10 @@ TEST(RedisClientTest, DestructorFailsPendingCommands) {
   std::vector<std::unique_ptr<Outcome>> outcomes;
   for (int i = 0; i < 10; ++i) {
     outcomes.push_back(std::make_unique<Outcome>());
-    client->Command({"PING"}, absl::Now() + absl::Seconds(60), outcomes.back()->Callback());
+    client_->Command({"PING"}, absl::Now() + absl::Seconds(60), outcomes.back()->Callback());
   }
   const absl::Time start = absl::Now();
-  client.reset();
+  client_.reset();
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   for (const std::unique_ptr<Outcome>& outcome : outcomes) ExpectUnavailable(outcome->Get());
 }

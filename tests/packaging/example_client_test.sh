@@ -4,7 +4,8 @@
 # checks that its link line has neither hiredis nor libevent, then runs it against a real
 # tokenstatus-server (on TOKENSTATUS_TEST_REDIS, else a throwaway Redis): a new token is VALID,
 # then DISABLED once disabled. ctest runs it (label integration); so does `make test`.
-# Usage: example_client_test.sh BUILD_DIR
+# Usage: example_client_test.sh BUILD_DIR (EXAMPLE_CXX_FLAGS: the example's compile and link
+# flags, for a BUILD_DIR built with sanitizers)
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -23,7 +24,8 @@ cmake --install "${BUILD_DIR}" --prefix "${WORK}/prefix" --component client-dev 
 [[ ! -e "${WORK}/prefix/include/tokenstatus/client/cache_table.h" ]] ||
   die "an internal header was installed"
 cmake -S "${TOKENSTATUS_ROOT}/examples/cpp-client" -B "${WORK}/build" \
-  -DCMAKE_PREFIX_PATH="${WORK}/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  -DCMAKE_PREFIX_PATH="${WORK}/prefix" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS="${EXAMPLE_CXX_FLAGS:-}" >/dev/null
 cmake --build "${WORK}/build" -j2 >/dev/null
 EXAMPLE="${WORK}/build/check_token"
 if ldd "${EXAMPLE}" | grep -E 'libhiredis|libevent'; then

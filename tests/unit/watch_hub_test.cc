@@ -36,6 +36,7 @@
 #include "server/mirror/token_mirror.h"
 #include "server/service/token_service.h"
 #include "server/store/memory_token_store.h"
+#include "tests/testing/sync_store.h"
 
 namespace tokenstatus {
 namespace {
@@ -188,12 +189,9 @@ class WatchHubTest : public ::testing::Test {
     // The first write makes the store's epoch; the mirror loads with it.
     CreateToken("TKN-0000-0001", kAccountA);
     StoreHead head = Head();
-    std::vector<Token> tokens;
-    store_.Get("TKN-0000-0001", absl::InfiniteFuture(), [&](absl::StatusOr<TokenAtRevision> got) {
-      ASSERT_TRUE(got.ok());
-      tokens.push_back(got->token);
-    });
-    mirror_.Reset(std::move(tokens), head.revision, head.epoch, head.chain);
+    absl::StatusOr<TokenAtRevision> first = sync_.Get("TKN-0000-0001");
+    ASSERT_TRUE(first.ok()) << first.status();
+    mirror_.Reset({first->token}, head.revision, head.epoch, head.chain);
     mirror_.SetListener(&hub_);
 
     grpc::ServerBuilder builder;
@@ -223,21 +221,16 @@ class WatchHubTest : public ::testing::Test {
   }
 
   StoreHead Head() {
-    StoreHead head;
-    store_.ReadHead(absl::InfiniteFuture(), [&](absl::StatusOr<StoreHead> read) {
-      ASSERT_TRUE(read.ok());
-      head = *read;
-    });
-    return head;
+    absl::StatusOr<StoreHead> head = sync_.ReadHead();
+    EXPECT_TRUE(head.ok()) << head.status();
+    return head.value_or(StoreHead());
   }
 
   // Applies the store's events the mirror does not have yet (the tailer's job).
   void Sync() {
-    store_.ReadEvents(mirror_.revision(), 100000, absl::InfiniteFuture(),
-                      [&](absl::StatusOr<std::vector<TokenEvent>> events) {
-                        ASSERT_TRUE(events.ok());
-                        mirror_.Apply(*std::move(events));
-                      });
+    absl::StatusOr<std::vector<TokenEvent>> events = sync_.ReadEvents(mirror_.revision(), 100000);
+    ASSERT_TRUE(events.ok()) << events.status();
+    mirror_.Apply(*std::move(events));
   }
 
   void CreateToken(const std::string& id, const std::string& account,
@@ -249,24 +242,22 @@ class WatchHubTest : public ::testing::Test {
     params.description = description;
     params.secret_sha256 = std::string(32, 's');
     params.actor = "test";
-    store_.Create(params, absl::InfiniteFuture(),
-                  [](absl::StatusOr<Token> token) { ASSERT_TRUE(token.ok()) << token.status(); });
+    absl::StatusOr<Token> created = sync_.Create(std::move(params));
+    EXPECT_TRUE(created.ok()) << created.status();
   }
   // Disables or enables `id` (whichever applies) in the store; returns the new revision.
   int64_t Toggle(const std::string& id) {
-    Token::State state = Token::STATE_UNSPECIFIED;
-    store_.Get(id, absl::InfiniteFuture(),
-               [&](absl::StatusOr<TokenAtRevision> got) { state = got->token.state(); });
+    absl::StatusOr<TokenAtRevision> current = sync_.Get(id);
+    EXPECT_TRUE(current.ok()) << current.status();
+    if (!current.ok()) return 0;
     TransitionParams params;
     params.token_id = id;
-    params.transition = state == Token::STATE_ACTIVE ? Transition::kDisable : Transition::kEnable;
+    params.transition =
+        current->token.state() == Token::STATE_ACTIVE ? Transition::kDisable : Transition::kEnable;
     params.actor = "test";
-    int64_t revision = 0;
-    store_.Apply(params, absl::InfiniteFuture(), [&](absl::StatusOr<AppliedTransition> applied) {
-      ASSERT_TRUE(applied.ok()) << applied.status();
-      revision = applied->token.revision();
-    });
-    return revision;
+    absl::StatusOr<AppliedTransition> applied = sync_.Apply(std::move(params));
+    EXPECT_TRUE(applied.ok()) << applied.status();
+    return applied.ok() ? applied->token.revision() : 0;
   }
   // Toggles `id` and applies the change to the mirror.
   int64_t ToggleLive(const std::string& id) {
@@ -293,6 +284,7 @@ class WatchHubTest : public ::testing::Test {
   }
 
   MemoryTokenStore store_;
+  testing::SyncStore sync_{store_};
   TokenMirror mirror_;
   WatchHub hub_;
   Authenticator open_access_{/*allow_unauthenticated=*/true};
