@@ -281,8 +281,8 @@ TEST(TokenMirrorTest, WaiterReachedAtOnceRunsOnTheCallingThread) {
 }
 
 TEST(TokenMirrorTest, WaiterIsReachedByLoadAndApply) {
+  Outcome loaded, later, far;  // outlive the mirror, which fails `far` when it goes
   TokenMirror mirror;
-  Outcome loaded, later, far;
   mirror.WhenRevisionReached(0, absl::Now() + absl::Hours(1), loaded.Callback());
   mirror.WhenRevisionReached(7, absl::Now() + absl::Hours(1), later.Callback());
   mirror.WhenRevisionReached(9, absl::Now() + absl::Hours(1), far.Callback());
@@ -318,8 +318,8 @@ TEST(TokenMirrorTest, WaiterFailsAtItsDeadlineNamingBothRevisions) {
 }
 
 TEST(TokenMirrorTest, EarlierDeadlineAddedLaterFiresFirst) {
+  Outcome slow, fast;  // outlive the mirror, which fails `slow` when it goes
   TokenMirror mirror;
-  Outcome slow, fast;
   mirror.WhenRevisionReached(1, absl::Now() + absl::Hours(1), slow.Callback());
   mirror.WhenRevisionReached(1, absl::Now() + absl::Milliseconds(50), fast.Callback());
   ASSERT_TRUE(fast.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
