@@ -20,6 +20,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
   redis-sentinel                                            # Sentinel (the failover tests)
+  etcd-server etcd-client                                   # etcd, make bench's reference
   clang-format                                              # make fmt, make lint
   clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )
@@ -66,6 +67,12 @@ if ((${#missing[@]} > 0)); then
     systemctl is-active --quiet redis-sentinel 2>/dev/null; then
     log "stopping and disabling Debian's redis-sentinel service (the tests start their own)"
     "${SUDO[@]}" systemctl disable --now redis-sentinel
+  fi
+  # The same for Debian's etcd service (port 2379): make bench starts its own etcd.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet etcd 2>/dev/null; then
+    log "stopping and disabling Debian's etcd service (make bench starts its own)"
+    "${SUDO[@]}" systemctl disable --now etcd
   fi
 else
   log "all Debian packages are installed"

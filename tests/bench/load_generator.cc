@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "core/status_util.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -50,18 +51,34 @@ struct UnaryCall {
   std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
 };
 
-// One in-flight RPC at a time on one token. Its completion-queue thread is the only thread that
-// touches it once the load has started.
+// The stubs of one channel; each mode calls one of them.
+struct ChannelStubs {
+  std::unique_ptr<TokenService::Stub> tokens;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv;
+};
+
+// One in-flight RPC at a time. Its completion-queue thread is the only thread that touches it
+// once the load has started.
 class Slot {
  public:
-  Slot(TokenService::Stub* stub, grpc::CompletionQueue* cq, const std::string& token_id,
-       LoadMode mode, absl::Duration rpc_timeout)
-      : stub_(stub), cq_(cq), mode_(mode), rpc_timeout_(absl::ToChronoNanoseconds(rpc_timeout)) {
-    get_.request.set_token_id(token_id);
-    disable_.request.set_token_id(token_id);
+  // `slot_key` is what the slot's calls address: its token id (get, toggle), its etcd key
+  // (etcd-range) or the prefix of the etcd keys it puts (etcd-put); create does not use it.
+  Slot(const ChannelStubs& stubs, grpc::CompletionQueue* cq, int index, const std::string& slot_key,
+       const LoadOptions& options)
+      : stubs_(stubs),
+        cq_(cq),
+        mode_(options.mode),
+        rpc_timeout_(absl::ToChronoNanoseconds(options.rpc_timeout)),
+        put_prefix_(slot_key) {
+    get_.request.set_token_id(slot_key);
+    disable_.request.set_token_id(slot_key);
     disable_.request.set_reason("load test");
-    enable_.request.set_token_id(token_id);
+    enable_.request.set_token_id(slot_key);
     enable_.request.set_reason("load test");
+    create_.request.set_account_id(options.account_id);
+    create_.request.set_name(absl::StrCat("load test slot ", index));
+    range_.request.set_key(slot_key);
+    put_.request.set_value(std::string(kEtcdValueBytes, 'v'));
   }
 
   // Issues the next RPC; its completion is delivered on the completion queue with tag `this`.
@@ -69,40 +86,65 @@ class Slot {
     context_ = std::make_unique<grpc::ClientContext>();
     context_->set_deadline(std::chrono::system_clock::now() + rpc_timeout_);
     started_ = Clock::now();
-    if (mode_ == LoadMode::kGet) {
-      Issue(get_, &TokenService::Stub::PrepareAsyncGetToken);
-    } else if (disable_next_) {
-      Issue(disable_, &TokenService::Stub::PrepareAsyncDisableToken);
-    } else {
-      Issue(enable_, &TokenService::Stub::PrepareAsyncEnableToken);
+    switch (mode_) {
+      case LoadMode::kGet:
+        Issue(*stubs_.tokens, get_, &TokenService::Stub::PrepareAsyncGetToken);
+        break;
+      case LoadMode::kToggle:
+        if (disable_next_) {
+          Issue(*stubs_.tokens, disable_, &TokenService::Stub::PrepareAsyncDisableToken);
+        } else {
+          Issue(*stubs_.tokens, enable_, &TokenService::Stub::PrepareAsyncEnableToken);
+        }
+        break;
+      case LoadMode::kCreate:
+        Issue(*stubs_.tokens, create_, &TokenService::Stub::PrepareAsyncCreateToken);
+        break;
+      case LoadMode::kEtcdRange:
+        Issue(*stubs_.kv, range_, &etcdserverpb::KV::Stub::PrepareAsyncRange);
+        break;
+      case LoadMode::kEtcdPut:
+        put_.request.set_key(absl::StrCat(put_prefix_, puts_++));
+        Issue(*stubs_.kv, put_, &etcdserverpb::KV::Stub::PrepareAsyncPut);
+        break;
     }
   }
 
-  // Called once the RPC issued by Start() has completed. Returns its status; a successful
-  // toggle call flips the next call (a failed one is retried as is).
+  // Called once the RPC issued by Start() has completed. Returns its status (NOT_FOUND for a
+  // Range that found no key); a successful toggle call flips the next call (a failed one is
+  // retried as is).
   const grpc::Status& Finish() {
     if (status_.ok() && mode_ == LoadMode::kToggle) disable_next_ = !disable_next_;
+    if (status_.ok() && mode_ == LoadMode::kEtcdRange && range_.response.kvs_size() == 0) {
+      status_ = grpc::Status(grpc::StatusCode::NOT_FOUND,
+                             absl::StrCat("etcd has no key ", range_.request.key()));
+    }
     return status_;
   }
 
   Clock::time_point started() const { return started_; }
 
  private:
-  template <typename Request, typename Response, typename Prepare>
-  void Issue(UnaryCall<Request, Response>& call, Prepare prepare) {
-    call.reader = (stub_->*prepare)(context_.get(), call.request, cq_);
+  template <typename Stub, typename Request, typename Response, typename Prepare>
+  void Issue(Stub& stub, UnaryCall<Request, Response>& call, Prepare prepare) {
+    call.reader = (stub.*prepare)(context_.get(), call.request, cq_);
     call.reader->StartCall();
     call.reader->Finish(&call.response, &status_, this);
   }
 
-  TokenService::Stub* const stub_;
+  const ChannelStubs& stubs_;
   grpc::CompletionQueue* const cq_;
   const LoadMode mode_;
   const std::chrono::nanoseconds rpc_timeout_;
+  const std::string put_prefix_;
   bool disable_next_ = true;  // tokens are created ACTIVE
+  int64_t puts_ = 0;          // etcd-put: the number of the next key
   UnaryCall<apitoken::v1::GetTokenRequest, apitoken::v1::GetTokenResponse> get_;
   UnaryCall<apitoken::v1::DisableTokenRequest, apitoken::v1::DisableTokenResponse> disable_;
   UnaryCall<apitoken::v1::EnableTokenRequest, apitoken::v1::EnableTokenResponse> enable_;
+  UnaryCall<apitoken::v1::CreateTokenRequest, apitoken::v1::CreateTokenResponse> create_;
+  UnaryCall<etcdserverpb::RangeRequest, etcdserverpb::RangeResponse> range_;
+  UnaryCall<etcdserverpb::PutRequest, etcdserverpb::PutResponse> put_;
   std::unique_ptr<grpc::ClientContext> context_;
   grpc::Status status_;
   Clock::time_point started_;
@@ -179,6 +221,12 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> ConnectChannels(
   return channels;
 }
 
+// A failed setup call as a kSetupFailed error.
+absl::Status SetupFailed(const grpc::Status& status, absl::string_view call) {
+  return MakeError(static_cast<absl::StatusCode>(status.error_code()), kSetupFailed,
+                   absl::StrCat(call, ": ", status.error_message()));
+}
+
 // Creates one ACTIVE token per slot and returns their ids.
 absl::StatusOr<std::vector<std::string>> CreateTokens(TokenService::Stub& stub,
                                                       const LoadOptions& options) {
@@ -192,13 +240,52 @@ absl::StatusOr<std::vector<std::string>> CreateTokens(TokenService::Stub& stub,
     request.set_name(absl::StrCat("load test slot ", i));
     apitoken::v1::CreateTokenResponse response;
     const grpc::Status status = stub.CreateToken(&context, request, &response);
-    if (!status.ok()) {
-      return MakeError(static_cast<absl::StatusCode>(status.error_code()), kSetupFailed,
-                       absl::StrCat("CreateToken: ", status.error_message()));
-    }
+    if (!status.ok()) return SetupFailed(status, "CreateToken");
     ids.push_back(response.token().id());
   }
   return ids;
+}
+
+// Puts each of `keys` with a kEtcdValueBytes value.
+absl::Status PutKeys(etcdserverpb::KV::Stub& stub, const std::vector<std::string>& keys,
+                     const LoadOptions& options) {
+  for (const std::string& key : keys) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         absl::ToChronoNanoseconds(options.rpc_timeout));
+    etcdserverpb::PutRequest request;
+    request.set_key(key);
+    request.set_value(std::string(kEtcdValueBytes, 'v'));
+    etcdserverpb::PutResponse response;
+    const grpc::Status status = stub.Put(&context, request, &response);
+    if (!status.ok()) return SetupFailed(status, "etcd Put");
+  }
+  return absl::OkStatus();
+}
+
+// Each slot's key (see Slot), after the setup its mode needs.
+absl::StatusOr<std::vector<std::string>> PrepareSlotKeys(const ChannelStubs& stubs,
+                                                         const LoadOptions& options) {
+  const std::string run_prefix =
+      absl::StrCat(options.etcd_prefix, absl::ToUnixMicros(absl::Now()), "/");
+  std::vector<std::string> keys;
+  switch (options.mode) {
+    case LoadMode::kGet:
+    case LoadMode::kToggle:
+      return CreateTokens(*stubs.tokens, options);
+    case LoadMode::kCreate:
+      return std::vector<std::string>(options.concurrency);
+    case LoadMode::kEtcdRange:
+      for (int i = 0; i < options.concurrency; ++i) keys.push_back(absl::StrCat(run_prefix, i));
+      if (absl::Status status = PutKeys(*stubs.kv, keys, options); !status.ok()) return status;
+      return keys;
+    case LoadMode::kEtcdPut:
+      for (int i = 0; i < options.concurrency; ++i) {
+        keys.push_back(absl::StrCat(run_prefix, i, "/"));
+      }
+      return keys;
+  }
+  return keys;
 }
 
 double CpuSeconds() {
@@ -211,22 +298,41 @@ double CpuSeconds() {
 }  // namespace
 
 absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text) {
-  if (text == "get") return LoadMode::kGet;
-  if (text == "toggle") return LoadMode::kToggle;
+  for (LoadMode mode : {LoadMode::kGet, LoadMode::kToggle, LoadMode::kCreate, LoadMode::kEtcdRange,
+                        LoadMode::kEtcdPut}) {
+    if (text == LoadModeName(mode)) return mode;
+  }
   return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                   absl::StrCat("unknown mode \"", text, "\" (want get or toggle)"));
+                   absl::StrCat("unknown mode \"", text,
+                                "\" (want get, toggle, create, etcd-range or etcd-put)"));
 }
 
-absl::string_view LoadModeName(LoadMode mode) { return mode == LoadMode::kGet ? "get" : "toggle"; }
+absl::string_view LoadModeName(LoadMode mode) {
+  switch (mode) {
+    case LoadMode::kGet:
+      return "get";
+    case LoadMode::kToggle:
+      return "toggle";
+    case LoadMode::kCreate:
+      return "create";
+    case LoadMode::kEtcdRange:
+      return "etcd-range";
+    case LoadMode::kEtcdPut:
+      return "etcd-put";
+  }
+  return "unknown";
+}
 
 absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels = ConnectChannels(options);
   if (!channels.ok()) return channels.status();
-  std::vector<std::unique_ptr<TokenService::Stub>> stubs;
-  for (const auto& channel : *channels) stubs.push_back(TokenService::NewStub(channel));
-  absl::StatusOr<std::vector<std::string>> token_ids = CreateTokens(*stubs[0], options);
-  if (!token_ids.ok()) return token_ids.status();
+  std::vector<ChannelStubs> stubs;
+  for (const auto& channel : *channels) {
+    stubs.push_back({TokenService::NewStub(channel), etcdserverpb::KV::NewStub(channel)});
+  }
+  absl::StatusOr<std::vector<std::string>> slot_keys = PrepareSlotKeys(stubs[0], options);
+  if (!slot_keys.ok()) return slot_keys.status();
 
   std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
   std::vector<std::vector<Slot*>> slots_per_queue(options.threads);
@@ -236,9 +342,8 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   std::vector<std::unique_ptr<Slot>> slots;
   for (int i = 0; i < options.concurrency; ++i) {
     const int queue = i % options.threads;
-    slots.push_back(std::make_unique<Slot>(stubs[i % options.connections].get(),
-                                           queues[queue].get(), (*token_ids)[i], options.mode,
-                                           options.rpc_timeout));
+    slots.push_back(std::make_unique<Slot>(stubs[i % options.connections], queues[queue].get(), i,
+                                           (*slot_keys)[i], options));
     slots_per_queue[queue].push_back(slots.back().get());
   }
 

@@ -9,18 +9,27 @@
 
 namespace tokenstatus::bench {
 
-// What each in-flight slot calls in a loop.
+// What each in-flight slot calls in a loop. The etcd modes call etcd's KV service (etcd 3.4's
+// etcdserverpb.KV) instead of a TokenService, with the same channels, threads and slots, so that
+// etcd is measured by the same client as tokenstatus.
 enum class LoadMode {
-  kGet,     // GetToken on the slot's own token
-  kToggle,  // DisableToken, EnableToken, DisableToken, ... on the slot's own token
+  kGet,        // GetToken on the slot's own token
+  kToggle,     // DisableToken, EnableToken, DisableToken, ... on the slot's own token
+  kCreate,     // CreateToken: a new token on every call
+  kEtcdRange,  // etcd Range of the slot's own key (linearizable, etcd's default)
+  kEtcdPut,    // etcd Put of a new key, with a kEtcdValueBytes value, on every call
 };
 
-// Parses "get" or "toggle"; INVALID_ARGUMENT otherwise.
+// The size of every value the etcd modes put.
+inline constexpr int kEtcdValueBytes = 128;
+
+// Parses "get", "toggle", "create", "etcd-range" or "etcd-put"; INVALID_ARGUMENT otherwise.
 absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text);
+// The name ParseLoadMode parses.
 absl::string_view LoadModeName(LoadMode mode);
 
 struct LoadOptions {
-  std::string target = "127.0.0.1:50051";  // host:port of a TokenService
+  std::string target = "127.0.0.1:50051";  // host:port of a TokenService (etcd for etcd modes)
   LoadMode mode = LoadMode::kGet;
   int concurrency = 16;                      // RPCs in flight at any time (one per slot), >= 1
   int connections = 1;                       // gRPC channels, each its own HTTP/2 connection, >= 1
@@ -29,6 +38,10 @@ struct LoadOptions {
   absl::Duration duration = absl::Seconds(5);  // the measured window
   absl::Duration rpc_timeout = absl::Seconds(5);
   std::string account_id = "ACC-0000-0001";  // owner of the tokens the run creates
+  // Where the etcd modes put their keys: "<etcd_prefix><run>/<slot>" for etcd-range,
+  // "<etcd_prefix><run>/<slot>/<call>" for etcd-put, where <run> is the run's start time in
+  // microseconds since the epoch (so runs against one etcd never share keys).
+  std::string etcd_prefix = "/tokenstatus-bench/load/";
 };
 
 // The measured window of one run.
@@ -44,12 +57,14 @@ struct LoadReport {
   double client_cpu_percent = 0;
 };
 
-// Opens `connections` channels to `target` (waiting until they are connected), creates one token
-// per slot with CreateToken (so toggling slots never race: each DisableToken and EnableToken
-// succeeds), then keeps `concurrency` RPCs in flight for warmup + duration and measures the
-// window. Errors: INVALID_ARGUMENT for options out of range; UNAVAILABLE if a channel does not
-// connect within rpc_timeout; the status of a failed CreateToken. Failed load RPCs are counted in
-// the report, not returned. Blocks the calling thread for the whole run.
+// Opens `connections` channels to `target` (waiting until they are connected); for get and toggle
+// creates one token per slot with CreateToken (so toggling slots never race: each DisableToken
+// and EnableToken succeeds), for etcd-range puts one key per slot; then keeps `concurrency` RPCs
+// in flight for warmup + duration and measures the window. An etcd Range that finds no key
+// counts as a failed RPC (NOT_FOUND). Errors: INVALID_ARGUMENT for options out of range;
+// UNAVAILABLE if a channel does not connect within rpc_timeout; the status of a failed setup
+// call. Failed load RPCs are counted in the report, not returned. Blocks the calling thread for
+// the whole run.
 absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options);
 
 // One line of space-separated key=value pairs (mode, concurrency, connections, requests,

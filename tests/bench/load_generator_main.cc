@@ -1,5 +1,6 @@
-// tokenstatus-loadgen: keeps N GetToken or DisableToken/EnableToken RPCs in flight against a
-// TokenService and prints one key=value line (see FormatReport). Exit code 0 when every RPC
+// tokenstatus-loadgen: keeps N GetToken, DisableToken/EnableToken or CreateToken RPCs in flight
+// against a TokenService, or N etcd Range or Put RPCs against etcd, and prints one key=value line
+// (see FormatReport). Exit code 0 when every RPC
 // succeeded, 1 when any failed, 2 for bad flags or a failed setup.
 
 #include <cstdio>
@@ -13,8 +14,10 @@
 #include "core/log.h"
 #include "tests/bench/load_generator.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of the TokenService");
-ABSL_FLAG(std::string, mode, "get", "get (GetToken) or toggle (DisableToken/EnableToken)");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of the TokenService (or etcd)");
+ABSL_FLAG(std::string, mode, "get",
+          "get (GetToken), toggle (DisableToken/EnableToken), create (CreateToken), etcd-range "
+          "(etcd Range) or etcd-put (etcd Put of a new key each call)");
 ABSL_FLAG(int, concurrency, 16, "RPCs in flight");
 ABSL_FLAG(int, connections, 1, "gRPC channels (separate HTTP/2 connections)");
 ABSL_FLAG(int, threads, 1, "client completion-queue threads");

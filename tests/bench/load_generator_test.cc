@@ -1,15 +1,18 @@
 #include "tests/bench/load_generator.h"
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_util.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "tests/bench/fake_etcd.h"
 #include "tests/bench/noop_token_service.h"
 
 namespace tokenstatus::bench {
@@ -41,17 +44,39 @@ class FailingGetService final : public apitoken::v1::TokenService::CallbackServi
   }
 };
 
-// The load generator against an in-process service on a free loopback port.
+// An etcd KV service that acknowledges every Put and finds no key.
+class ForgetfulKv final : public etcdserverpb::KV::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* context,
+                                  const etcdserverpb::RangeRequest* /*request*/,
+                                  etcdserverpb::RangeResponse* /*response*/) override {
+    return Finish(context);
+  }
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
+                                const etcdserverpb::PutRequest* /*request*/,
+                                etcdserverpb::PutResponse* /*response*/) override {
+    return Finish(context);
+  }
+
+ private:
+  static grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+// The load generator against in-process services on a free loopback port.
 class LoadGeneratorTest : public ::testing::Test {
  protected:
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown();
   }
 
-  void Serve(grpc::Service* service) {
+  void Serve(std::initializer_list<grpc::Service*> services) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(service);
+    for (grpc::Service* service : services) builder.RegisterService(service);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port_, 0);
@@ -70,12 +95,13 @@ class LoadGeneratorTest : public ::testing::Test {
   }
 
   NoopTokenService noop_;
+  FakeEtcd etcd_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
 
 TEST_F(LoadGeneratorTest, GetMeasuresSuccessfulCalls) {
-  ASSERT_NO_FATAL_FAILURE(Serve(&noop_));
+  ASSERT_NO_FATAL_FAILURE(Serve({&noop_}));
   absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kGet));
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->errors, 0);
@@ -88,16 +114,55 @@ TEST_F(LoadGeneratorTest, GetMeasuresSuccessfulCalls) {
 }
 
 TEST_F(LoadGeneratorTest, ToggleMeasuresSuccessfulCalls) {
-  ASSERT_NO_FATAL_FAILURE(Serve(&noop_));
+  ASSERT_NO_FATAL_FAILURE(Serve({&noop_}));
   absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kToggle));
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->errors, 0);
   EXPECT_GT(report->requests, 10);
 }
 
+TEST_F(LoadGeneratorTest, CreateMeasuresSuccessfulCalls) {
+  ASSERT_NO_FATAL_FAILURE(Serve({&noop_}));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kCreate));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->errors, 0);
+  EXPECT_GT(report->requests, 10);
+}
+
+TEST_F(LoadGeneratorTest, EtcdRangeReadsEachSlotsKey) {
+  ASSERT_NO_FATAL_FAILURE(Serve({etcd_.kv(), etcd_.watch()}));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kEtcdRange));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->errors, 0) << report->first_error;
+  EXPECT_GT(report->requests, 10);
+  EXPECT_EQ(etcd_.puts(), 4);  // the setup: one key per slot
+  EXPECT_EQ(etcd_.keys(), 4u);
+}
+
+TEST_F(LoadGeneratorTest, EtcdPutWritesANewKeyEveryCall) {
+  ASSERT_NO_FATAL_FAILURE(Serve({etcd_.kv(), etcd_.watch()}));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kEtcdPut));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->errors, 0) << report->first_error;
+  EXPECT_GT(report->requests, 10);
+  EXPECT_GE(etcd_.puts(), report->requests);
+  EXPECT_EQ(static_cast<int64_t>(etcd_.keys()), etcd_.puts());
+}
+
+TEST_F(LoadGeneratorTest, EtcdRangeThatFindsNoKeyFails) {
+  ForgetfulKv forgetful;
+  ASSERT_NO_FATAL_FAILURE(Serve({&forgetful}));
+  absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kEtcdRange));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->requests, 0);
+  EXPECT_GT(report->errors, 10);
+  EXPECT_THAT(report->first_error,
+              HasSubstr("NOT_FOUND: etcd has no key /tokenstatus-bench/load/"));
+}
+
 TEST_F(LoadGeneratorTest, CountsFailedCallsAndKeepsTheFirst) {
   FailingGetService failing;
-  ASSERT_NO_FATAL_FAILURE(Serve(&failing));
+  ASSERT_NO_FATAL_FAILURE(Serve({&failing}));
   absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kGet));
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->requests, 0);
@@ -107,7 +172,7 @@ TEST_F(LoadGeneratorTest, CountsFailedCallsAndKeepsTheFirst) {
 }
 
 TEST_F(LoadGeneratorTest, UnreachableTargetIsAnError) {
-  ASSERT_NO_FATAL_FAILURE(Serve(&noop_));
+  ASSERT_NO_FATAL_FAILURE(Serve({&noop_}));
   LoadOptions options = Options(LoadMode::kGet);
   options.rpc_timeout = absl::Milliseconds(200);
   server_->Shutdown();
@@ -130,7 +195,15 @@ TEST(LoadGeneratorOptionsTest, RejectsBadOptions) {
 TEST(LoadGeneratorOptionsTest, ParsesModesAndFormatsReports) {
   EXPECT_EQ(*ParseLoadMode("get"), LoadMode::kGet);
   EXPECT_EQ(*ParseLoadMode("toggle"), LoadMode::kToggle);
+  EXPECT_EQ(*ParseLoadMode("create"), LoadMode::kCreate);
+  EXPECT_EQ(*ParseLoadMode("etcd-range"), LoadMode::kEtcdRange);
+  EXPECT_EQ(*ParseLoadMode("etcd-put"), LoadMode::kEtcdPut);
   EXPECT_EQ(ParseLoadMode("put").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseLoadMode("etcd").status().code(), absl::StatusCode::kInvalidArgument);
+  for (LoadMode mode : {LoadMode::kGet, LoadMode::kToggle, LoadMode::kCreate, LoadMode::kEtcdRange,
+                        LoadMode::kEtcdPut}) {
+    EXPECT_EQ(*ParseLoadMode(LoadModeName(mode)), mode);
+  }
 
   LoadOptions options;
   options.mode = LoadMode::kToggle;

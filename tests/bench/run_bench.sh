@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # The benchmark behind `make bench`: builds the server, the load generator and the no-op server;
 # starts a throwaway redis-server (deploy/redis.conf: AOF with appendfsync always, as shipped),
-# the real server and the no-op server; then at each concurrency runs no-op GetToken, GetToken,
-# DisableToken/EnableToken and redis-benchmark GET/SET; then the WatchTokens fan-out (a fresh
-# server per run, on its own key prefix): 1,000 watchers over 10 connections with 50 changes 20 ms
-# apart, and 10,000 watchers over 100 connections with 20 changes 500 ms apart; then the client
+# a throwaway etcd (the reference: one member with etcd's defaults, so its WAL is fsynced before
+# a write is acknowledged; data in a temporary directory), the real server and the no-op server;
+# then at each concurrency runs, with the same load generator and settings, no-op GetToken, etcd
+# Range, GetToken, etcd Put (a new key each call), CreateToken, DisableToken/EnableToken and
+# redis-benchmark GET/SET; then the fan-out, each run against etcd Watch (one stream per watcher,
+# Puts of one key) and then WatchTokens (a fresh server per run, on its own key prefix): 1,000
+# watchers over 10 connections with 50 changes 20 ms apart, and 10,000 watchers over 100
+# connections with 20 changes 500 ms apart, counting events (not messages); then the client
 # caches end to end (tokenstatus-cache-e2e-bench, a fresh server on its own key prefix): 100
 # TokenCaches over 10 connections, 100 DisableToken calls one after the other, each timed from its
 # reply until every cache reports it; then TokenCache lookups (tokenstatus-cachebench: Check and
 # Verify on 100,000 tokens, 1 and 2 threads, next to a plain hash map and SHA-256); then the mirror
 # (tokenstatus-mirrorbench, on its own key prefix): fills Redis with 1,000,000 tokens through the
 # store's Create and times a fresh mirror's load and its RSS growth. Prints one markdown report and
-# writes it to var/bench/results.md. Exit code 1 if any RPC failed, any change did not reach every
-# watcher (or cache) exactly once, or the mirror bench failed.
+# writes it to var/bench/results.md, with the ratios tokenstatus / etcd: GetToken / Range,
+# CreateToken / Put, Disable/Enable / Put, and the WatchTokens event latency p50 and p99 / etcd
+# Watch's. Exit code 1 if any RPC failed, any change did not reach every watcher (or cache)
+# exactly once, or the mirror bench failed.
 #
-# Everything (client, servers, Redis) shares this machine's cores: the CPU columns tell who was
-# busy. Settings (environment): BUILD_DIR (build), BENCH_CONCURRENCY ("1 16 64"),
+# Everything (client, servers, Redis, etcd) shares this machine's cores: the CPU columns tell who
+# was busy. Settings (environment): BUILD_DIR (build), BENCH_CONCURRENCY ("1 16 64"),
 # BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_FANOUT_WARMUP (3s), BENCH_CONNECTIONS and BENCH_THREADS (2; 1 at
 # concurrency 1): the load generator's channels and completion-queue threads; BENCH_FANOUT
 # ("1000:10:50:20ms 10000:100:20:500ms"): the fan-out runs, watchers:connections:changes:interval;
@@ -50,18 +56,24 @@ WATCHBENCH="${BUILD_DIR}/tests/bench/tokenstatus-watchbench"
 MIRRORBENCH="${BUILD_DIR}/tests/bench/tokenstatus-mirrorbench"
 CACHE_E2E_BENCH="${BUILD_DIR}/tests/bench/tokenstatus-cache-e2e-bench"
 CACHEBENCH="${BUILD_DIR}/tests/bench/tokenstatus-cachebench"
+# The size of the values the bench puts into etcd (kEtcdValueBytes in tests/bench/load_generator.h).
+ETCD_VALUE_BYTES=128
 
 command -v redis-benchmark >/dev/null || die "redis-benchmark not found (make deps installs redis-tools)"
+command -v etcd >/dev/null || die "etcd not found (make deps installs etcd-server)"
+command -v etcdctl >/dev/null || die "etcdctl not found (make deps installs etcd-client)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
 SERVER_PID=""
 NOOP_PID=""
 FANOUT_PID=""
 CACHE_E2E_PID=""
+ETCD_PID=""
 cleanup() {
   [[ -n "${SERVER_PID}" ]] && { terminate_process "${SERVER_PID}" || true; }
   [[ -n "${FANOUT_PID}" ]] && { terminate_process "${FANOUT_PID}" || true; }
   [[ -n "${CACHE_E2E_PID}" ]] && { terminate_process "${CACHE_E2E_PID}" || true; }
   [[ -n "${NOOP_PID}" ]] && { terminate_process "${NOOP_PID}" || true; }
+  [[ -n "${ETCD_PID}" ]] && { terminate_process "${ETCD_PID}" || true; }
   stop_throwaway_redis
   rm -rf "${WORK}"
 }
@@ -75,8 +87,53 @@ if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
   die "build failed"
 fi
 
+# Succeeds when the etcd at $1 (host:port) reports itself healthy (a committed proposal).
+etcd_healthy() {
+  ETCDCTL_API=3 timeout 5 etcdctl --endpoints="$1" --dial-timeout=2s --command-timeout=2s \
+    endpoint health >/dev/null 2>&1
+}
+
+# Starts a throwaway etcd: one member named "bench" with etcd's defaults (its WAL is fsynced
+# before a write is acknowledged), client and peer URLs on free loopback ports, data in
+# ${WORK}/etcd (removed with ${WORK}), log in ${WORK}/etcd.log. Waits up to 30 s until it is
+# healthy. Sets ETCD_PID and ETCD_ADDRESS (host:port of its gRPC API); fails (the process killed)
+# if it does not get healthy.
+start_etcd() {
+  local client_port peer_port deadline
+  client_port="$(free_port)"
+  peer_port="$(free_port)"
+  while ((peer_port == client_port)); do peer_port="$(free_port)"; done
+  rm -rf "${WORK}/etcd"
+  etcd --name bench --data-dir "${WORK}/etcd" \
+    --listen-client-urls "http://127.0.0.1:${client_port}" \
+    --advertise-client-urls "http://127.0.0.1:${client_port}" \
+    --listen-peer-urls "http://127.0.0.1:${peer_port}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${peer_port}" \
+    --initial-cluster "bench=http://127.0.0.1:${peer_port}" >"${WORK}/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  ETCD_ADDRESS="127.0.0.1:${client_port}"
+  deadline=$((SECONDS + 30))
+  until etcd_healthy "${ETCD_ADDRESS}"; do
+    if ! kill -0 "${ETCD_PID}" 2>/dev/null || ((SECONDS >= deadline)); then
+      log "etcd on ${ETCD_ADDRESS} did not get healthy; its log:"
+      tail -n 20 "${WORK}/etcd.log" >&2
+      kill -KILL "${ETCD_PID}" 2>/dev/null || true
+      wait "${ETCD_PID}" 2>/dev/null || true
+      ETCD_PID=""
+      return 1
+    fi
+    sleep 0.2
+  done
+  log "etcd on ${ETCD_ADDRESS}, data in ${WORK}/etcd"
+}
+
 start_throwaway_redis
 REDIS_PID="$(cat "${THROWAWAY_REDIS_DIR}/redis.pid")"
+for attempt in 1 2 3; do
+  start_etcd && break
+  ((attempt < 3)) || die "could not start a throwaway etcd"
+done
+ETCD_VERSION="$(etcd --version | sed -n 's/^etcd Version: //p')"
 start_listening_process "${WORK}/server.log" "${SERVER}" --listen=127.0.0.1:0 \
   --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --insecure_allow_unauthenticated
 SERVER_PID="${STARTED_PID}"
@@ -95,12 +152,22 @@ field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 percent_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * a / b }'; }
 
 NOOP_LABEL="no-op GetToken"
+# The etcd row each tokenstatus row is compared with (× etcd: tokenstatus req/s / etcd req/s).
+declare -A ETCD_REFERENCE=([GetToken]="etcd Range" [CreateToken]="etcd Put"
+  [Disable/Enable]="etcd Put")
 FAILED=0
 TABLE=()
-declare -A NOOP_RPS
+declare -A RPS # "<label> <concurrency>" -> req/s of that point
+
+# ratio A B: A / B with two decimals, "-" when B is empty or 0.
+ratio() {
+  awk -v a="$1" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
 
 # run_point LABEL ADDRESS MODE CONCURRENCY SERVER_PID [REDIS_PID]: one load generator run; adds a
-# row to TABLE with the server's (and Redis's) CPU use over the run, warmup included.
+# row to TABLE with the server's (and Redis's) CPU use over the run, warmup included, and its
+# req/s next to the no-op server's and (for the rows in ETCD_REFERENCE) etcd's at the same
+# concurrency, which run before it.
 run_point() {
   local label="$1" address="$2" mode="$3" concurrency="$4" server_pid="$5" redis_pid="${6:-}"
   local connections="${CONNECTIONS}" threads="${THREADS}"
@@ -125,13 +192,13 @@ run_point() {
     FAILED=1
     [[ -n "${line}" ]] || return 0
   fi
-  local rps ratio
+  local rps vs_noop vs_etcd="-" reference="${ETCD_REFERENCE[${label}]:-}"
   rps="$(field rps "${line}")"
-  [[ "${label}" == "${NOOP_LABEL}" ]] && NOOP_RPS[${concurrency}]="${rps}"
-  ratio="$(awk -v a="${rps}" -v b="${NOOP_RPS[${concurrency}]:-0}" \
-    'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
-  TABLE+=("| ${label} | ${concurrency} | ${rps} | ${ratio} | $(field p50_us "${line}") | \
-$(field p99_us "${line}") | $(field client_cpu_pct "${line}") | ${server_cpu} | ${redis_cpu} | \
+  RPS["${label} ${concurrency}"]="${rps}"
+  vs_noop="$(ratio "${rps}" "${RPS["${NOOP_LABEL} ${concurrency}"]:-}")"
+  [[ -n "${reference}" ]] && vs_etcd="$(ratio "${rps}" "${RPS["${reference} ${concurrency}"]:-}")"
+  TABLE+=("| ${label} | ${concurrency} | ${rps} | ${vs_noop} | ${vs_etcd} | \
+$(field p50_us "${line}") | $(field p99_us "${line}") | $(field client_cpu_pct "${line}") | ${server_cpu} | ${redis_cpu} | \
 $(field errors "${line}") |")
   log "${label} c=${concurrency}: ${line} server_cpu_pct=${server_cpu} redis_cpu_pct=${redis_cpu}"
 }
@@ -155,40 +222,69 @@ run_redis_benchmark() {
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 for concurrency in ${CONCURRENCIES}; do
   run_point "${NOOP_LABEL}" "${NOOP_ADDRESS}" get "${concurrency}" "${NOOP_PID}"
+  run_point "etcd Range" "${ETCD_ADDRESS}" etcd-range "${concurrency}" "${ETCD_PID}"
   run_point "GetToken" "${SERVER_ADDRESS}" get "${concurrency}" "${SERVER_PID}" "${REDIS_PID}"
+  run_point "etcd Put" "${ETCD_ADDRESS}" etcd-put "${concurrency}" "${ETCD_PID}"
+  run_point "CreateToken" "${SERVER_ADDRESS}" create "${concurrency}" "${SERVER_PID}" \
+    "${REDIS_PID}"
   run_point "Disable/Enable" "${SERVER_ADDRESS}" toggle "${concurrency}" "${SERVER_PID}" \
     "${REDIS_PID}"
   run_redis_benchmark "${concurrency}"
 done
 
-# run_fanout WATCHERS CONNECTIONS CHANGES INTERVAL: one tokenstatus-watchbench run against a
-# fresh server (its own key prefix, so the snapshots are tiny and its RSS holds only the
-# watchers); adds a row to FANOUT_TABLE.
+# run_fanout SERVER WATCHERS CONNECTIONS CHANGES INTERVAL: one tokenstatus-watchbench run; adds a
+# row to FANOUT_TABLE. SERVER "tokenstatus": a fresh server (its own key prefix, so the snapshots
+# are tiny and its RSS holds only the watchers); "etcd": the throwaway etcd (a key prefix of the
+# run's own), whose p50 and p99 are kept in ETCD_FANOUT_P50_US and ETCD_FANOUT_P99_US for the
+# tokenstatus run that follows (× etcd: tokenstatus latency / etcd latency).
 FANOUT_TABLE=()
 FANOUT_RUN=0
+ETCD_FANOUT_P50_US=""
+ETCD_FANOUT_P99_US=""
 run_fanout() {
-  local watchers="$1" connections="$2" changes="$3" interval="$4" line rc=0
-  FANOUT_RUN=$((FANOUT_RUN + 1))
-  start_listening_process "${WORK}/fanout-${FANOUT_RUN}.log" "${SERVER}" --listen=127.0.0.1:0 \
-    --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
-    --insecure_allow_unauthenticated \
-    --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}" \
-    --max_watchers_per_principal="${watchers}"
-  FANOUT_PID="${STARTED_PID}"
-  line="$("${WATCHBENCH}" --target="${STARTED_ADDRESS}" --watchers="${watchers}" \
+  local server="$1" watchers="$2" connections="$3" changes="$4" interval="$5" line rc=0
+  local address pid
+  if [[ "${server}" == etcd ]]; then
+    address="${ETCD_ADDRESS}" pid="${ETCD_PID}"
+  else
+    FANOUT_RUN=$((FANOUT_RUN + 1))
+    start_listening_process "${WORK}/fanout-${FANOUT_RUN}.log" "${SERVER}" --listen=127.0.0.1:0 \
+      --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
+      --insecure_allow_unauthenticated \
+      --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}" \
+      --max_watchers_per_principal="${watchers}"
+    FANOUT_PID="${STARTED_PID}"
+    address="${STARTED_ADDRESS}" pid="${FANOUT_PID}"
+  fi
+  line="$("${WATCHBENCH}" --server="${server}" --target="${address}" --watchers="${watchers}" \
     --connections="${connections}" --changes="${changes}" --interval="${interval}" \
-    --warmup="${FANOUT_WARMUP}" --server_pid="${FANOUT_PID}")" || rc=$?
-  terminate_process "${FANOUT_PID}" || true
-  FANOUT_PID=""
+    --warmup="${FANOUT_WARMUP}" --server_pid="${pid}")" || rc=$?
+  if [[ -n "${FANOUT_PID}" ]]; then
+    terminate_process "${FANOUT_PID}" || true
+    FANOUT_PID=""
+  fi
+  local p50_vs_etcd="-" p99_vs_etcd="-"
+  if [[ "${server}" == etcd ]]; then
+    ETCD_FANOUT_P50_US="" ETCD_FANOUT_P99_US=""
+  fi
   if ((rc != 0)) || [[ -z "${line}" ]]; then
-    log "fan-out ${watchers} watchers failed (exit ${rc}): ${line}"
+    log "fan-out ${server} ${watchers} watchers failed (exit ${rc}): ${line}"
     FAILED=1
     [[ -n "${line}" ]] || return 0
   fi
   log "fan-out: ${line}"
-  FANOUT_TABLE+=("| $(field watchers "${line}") | $(field connections "${line}") | \
+  if [[ "${server}" == etcd ]]; then
+    ETCD_FANOUT_P50_US="$(field p50_us "${line}")"
+    ETCD_FANOUT_P99_US="$(field p99_us "${line}")"
+  else
+    p50_vs_etcd="$(ratio "$(field p50_us "${line}")" "${ETCD_FANOUT_P50_US}")"
+    p99_vs_etcd="$(ratio "$(field p99_us "${line}")" "${ETCD_FANOUT_P99_US}")"
+  fi
+  FANOUT_TABLE+=("| ${server} | $(field watchers "${line}") | $(field connections "${line}") | \
 $(field changes "${line}") | ${interval} | $(field delivered "${line}") / $(field expected "${line}") | \
+$(ratio "$(field delivered "${line}")" "$(field messages "${line}")") | \
 $(thousandths "$(field p50_us "${line}")") | $(thousandths "$(field p99_us "${line}")") | \
+${p50_vs_etcd} | ${p99_vs_etcd} | \
 $(thousandths "$(field max_us "${line}")") | $(field client_cpu_pct "${line}") | \
 $(thousandths "$(field setup_ms "${line}")") | $(mib "$(field server_rss_before_kib "${line}")") → \
 $(mib "$(field server_rss_after_kib "${line}")") | $(field kib_per_watcher "${line}") |")
@@ -201,7 +297,8 @@ mib() { awk -v v="$1" 'BEGIN { printf "%.0f", v / 1024 }'; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 for run in ${FANOUT_RUNS}; do
   IFS=: read -r watchers connections changes interval <<<"${run}"
-  run_fanout "${watchers}" "${connections}" "${changes}" "${interval}"
+  run_fanout etcd "${watchers}" "${connections}" "${changes}" "${interval}"
+  run_fanout tokenstatus "${watchers}" "${connections}" "${changes}" "${interval}"
 done
 
 # run_cache_e2e CACHES CONNECTIONS DISABLES: one tokenstatus-cache-e2e-bench run against a fresh
@@ -280,16 +377,24 @@ mkdir -p "$(dirname "${RESULTS}")"
   echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "${TOKENSTATUS_ROOT}" rev-parse --short HEAD \
     2>/dev/null || echo unknown), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo |
     head -n1)), load average before the run: ${LOAD_BEFORE}."
-  echo "Load generator, server, no-op server and redis-server all share these cores."
+  echo "Load generator, server, no-op server, redis-server and etcd all share these cores."
   echo "Each point: ${WARMUP} warmup, then ${DURATION} measured; load generator with" \
     "${CONNECTIONS} connections and ${THREADS} completion-queue threads (1 and 1 at" \
     "concurrency 1). Redis: deploy/redis.conf (appendonly yes, appendfsync always)."
+  echo "etcd ${ETCD_VERSION} (the reference, driven by the same load generator with the same" \
+    "settings): one throwaway member with etcd's defaults, so every write is in its fsynced WAL" \
+    "before it is acknowledged (durability comparable to Redis's appendfsync always); its data" \
+    "on the same filesystem as Redis's. etcd Range: the slot's own key, linearizable (etcd's" \
+    "default); etcd Put: a new key with a ${ETCD_VALUE_BYTES}-byte value on every call;" \
+    "CreateToken: a new token on every call."
   echo "× no-op: requests/s divided by the no-op server's GetToken requests/s at the same" \
-    "concurrency. CPU %: 100 = one core; server and Redis CPU are averaged over the whole" \
-    "point, warmup included."
+    "concurrency. × etcd: tokenstatus requests/s divided by etcd's at the same concurrency" \
+    "(GetToken / etcd Range, CreateToken / etcd Put, Disable/Enable / etcd Put; above 1:" \
+    "tokenstatus is faster). CPU %: 100 = one core; server (for the etcd rows: etcd) and Redis" \
+    "CPU are averaged over the whole point, warmup included."
   echo
-  echo "| mode | concurrency | req/s | × no-op | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| mode | concurrency | req/s | × no-op | × etcd | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${TABLE[@]}"
   echo
   echo "redis-benchmark on the same Redis (-P 1, same concurrency):"
@@ -298,18 +403,25 @@ mkdir -p "$(dirname "${RESULTS}")"
   echo "|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${REDIS_TABLE[@]}"
   echo
-  echo "WatchTokens fan-out (tokenstatus-watchbench; a fresh server per run): every watcher" \
-    "unfiltered, from now with the initial state; after all are SYNCED and ${FANOUT_WARMUP} idle, the" \
-    "changes alternate DisableToken/EnableToken on one token. Latency: from the start of a change's" \
-    "call at the client to its arrival at each watcher, over every (watcher, change) pair (the" \
-    "server acknowledges a change once its own mirror shows it, so this bounds the time from the" \
-    "acknowledgement from above). Client CPU %: the bench" \
-    "process from the first change to the last arrival (100 = one core). Server RSS: before" \
-    "opening the streams → once all are SYNCED and idle; KiB per idle watcher = the growth" \
-    "divided by the watchers."
+  echo "Fan-out (tokenstatus-watchbench), each run first against etcd, then against tokenstatus." \
+    "tokenstatus: WatchTokens, a fresh server per run; every watcher unfiltered, from now with" \
+    "the initial state; the changes alternate DisableToken/EnableToken on one token. etcd: the" \
+    "throwaway etcd; one Watch stream per watcher (as WatchTokens: one stream each, over the" \
+    "same connections), watching the run's key prefix from now; the changes are Puts of one key" \
+    "under it, alternating two ${ETCD_VALUE_BYTES}-byte values. After all watchers are ready" \
+    "(SYNCED; etcd: created) and ${FANOUT_WARMUP} idle, the changes start. Delivered: events," \
+    "not messages (either server may batch several events into one message; events per" \
+    "message says how much they did). Latency: from the start of a change's call at the client" \
+    "to its arrival at each watcher, over every (watcher, change) pair (tokenstatus acknowledges" \
+    "a change once its own mirror shows it, so this bounds the time from the acknowledgement" \
+    "from above). × etcd: tokenstatus latency divided by etcd's in the run above it (below 1:" \
+    "tokenstatus is faster). Client CPU %: the bench process from the first change to the last" \
+    "arrival (100 = one core). Server RSS: before opening the streams → once all are ready and" \
+    "idle; KiB per idle watcher = the growth divided by the watchers (etcd: one process for the" \
+    "whole bench, its Go heap as it is)."
   echo
-  echo "| watchers | connections | changes | interval | delivered / expected | p50 ms | p99 ms | max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${FANOUT_TABLE[@]}"
   echo
   echo "Client caches end to end (tokenstatus-cache-e2e-bench; a fresh server per run): the" \

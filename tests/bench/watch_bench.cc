@@ -7,7 +7,9 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "core/status_util.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -29,6 +32,7 @@
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/client_callback.h"
 #include "tests/bench/latency_samples.h"
+#include "tests/bench/load_generator.h"
 
 namespace tokenstatus::bench {
 namespace {
@@ -59,7 +63,7 @@ class Progress {
  public:
   explicit Progress(int watchers) : watchers_(watchers) {}
 
-  // A stream received its first KIND_SYNCED.
+  // A stream is ready (its first KIND_SYNCED; etcd: its watcher was created).
   void Synced() {
     absl::MutexLock lock(&mu_);
     ++synced_;
@@ -78,7 +82,7 @@ class Progress {
     if (ended_early_++ == 0) first_end_ = DescribeStatus(status);
   }
 
-  // Waits until every stream is SYNCED or has ended; false after `timeout`.
+  // Waits until every stream is ready or has ended; false after `timeout`.
   bool WaitAllSynced(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     auto all = [this]()
@@ -136,55 +140,143 @@ class Progress {
   std::string first_end_ ABSL_GUARDED_BY(mu_);
 };
 
-// One WatchTokens stream that records the revision and arrival time of every event. Its state
-// is written by gRPC's callbacks (one at a time for a stream) and read by the main thread only
-// after Progress::WaitAllDone, which orders it after the last callback.
-class BenchWatcher : public grpc::ClientReadReactor<WatchTokensResponse> {
+// What one watcher received: every event's revision and arrival time, in arrival order, and how
+// many messages carried them. Written by its stream's callbacks (one at a time for a stream);
+// read by the main thread only after Progress::WaitAllDone, which orders it after the last
+// callback.
+class ArrivalLog {
  public:
   struct Arrival {
     int64_t revision;
     Clock::time_point time;
   };
 
-  BenchWatcher(TokenService::Stub& stub, const WatchTokensRequest& request, Progress& progress,
-               int expected_events)
-      : progress_(progress) {
+  ArrivalLog(Progress& progress, int expected_events) : progress_(progress) {
     arrivals_.reserve(expected_events);
+  }
+
+  // The stream is ready (SYNCED, or etcd's "created"); counted once.
+  void Ready() {
+    if (ready_) return;
+    ready_ = true;
+    progress_.Synced();
+  }
+  // An event of `revision` arrived at `time` in the message being read.
+  void Add(int64_t revision, Clock::time_point time) { arrivals_.push_back({revision, time}); }
+  // The message being read is done: counts it if it carried events, and tells the Progress.
+  void EndMessage() {
+    if (arrivals_.size() == counted_) return;
+    counted_ = arrivals_.size();
+    ++messages_;
+    progress_.Saw(arrivals_.back().revision, mark_);
+  }
+
+  StreamMark* mark() { return &mark_; }
+  const std::vector<Arrival>& arrivals() const { return arrivals_; }
+  int64_t messages() const { return messages_; }
+
+ private:
+  Progress& progress_;
+  bool ready_ = false;
+  std::vector<Arrival> arrivals_;
+  size_t counted_ = 0;  // arrivals_.size() at the end of the previous message
+  int64_t messages_ = 0;
+  StreamMark mark_;  // guarded by progress_'s mutex
+};
+
+// One watch stream, whichever the server.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  // Ends the stream; Progress::Ended follows.
+  virtual void Cancel() = 0;
+  virtual ArrivalLog& log() = 0;
+};
+
+// One WatchTokens stream.
+class TokenWatcher final : public Watcher, public grpc::ClientReadReactor<WatchTokensResponse> {
+ public:
+  TokenWatcher(TokenService::Stub& stub, const WatchTokensRequest& request, Progress& progress,
+               int expected_events)
+      : progress_(progress), log_(progress, expected_events) {
     stub.async()->WatchTokens(&context_, &request, this);
     StartRead(&incoming_);
     StartCall();
   }
 
-  void Cancel() { context_.TryCancel(); }
+  void Cancel() override { context_.TryCancel(); }
+  ArrivalLog& log() override { return log_; }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
     const Clock::time_point now = Clock::now();
-    if (incoming_.kind() == WatchTokensResponse::KIND_SYNCED && !synced_) {
-      synced_ = true;
-      progress_.Synced();
-    }
+    if (incoming_.kind() == WatchTokensResponse::KIND_SYNCED) log_.Ready();
     if (incoming_.kind() == WatchTokensResponse::KIND_CHANGES) {
       for (const apitoken::v1::TokenEvent& event : incoming_.events()) {
-        arrivals_.push_back({event.token().revision(), now});
+        log_.Add(event.token().revision(), now);
       }
-      if (!arrivals_.empty()) progress_.Saw(arrivals_.back().revision, mark_);
+      log_.EndMessage();
     }
     StartRead(&incoming_);
   }
 
   void OnDone(const grpc::Status& status) override { progress_.Ended(status); }
 
-  StreamMark* mark() { return &mark_; }
-  const std::vector<Arrival>& arrivals() const { return arrivals_; }
+ private:
+  Progress& progress_;
+  ArrivalLog log_;
+  grpc::ClientContext context_;
+  WatchTokensResponse incoming_;
+};
+
+// One etcd Watch stream with one watcher, created by `create`. If etcd cancels the watcher, the
+// bench ends the stream, which then counts as ended with ABORTED and etcd's reason.
+class EtcdWatcher final
+    : public Watcher,
+      public grpc::ClientBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse> {
+ public:
+  // `create` must outlive the watcher.
+  EtcdWatcher(etcdserverpb::Watch::Stub& stub, const etcdserverpb::WatchRequest& create,
+              Progress& progress, int expected_events)
+      : progress_(progress), log_(progress, expected_events) {
+    stub.async()->Watch(&context_, this);
+    StartWrite(&create);
+    StartRead(&incoming_);
+    StartCall();
+  }
+
+  void Cancel() override { context_.TryCancel(); }
+  ArrivalLog& log() override { return log_; }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    const Clock::time_point now = Clock::now();
+    if (incoming_.created()) log_.Ready();
+    for (const mvccpb::Event& event : incoming_.events()) log_.Add(event.kv().mod_revision(), now);
+    log_.EndMessage();
+    if (incoming_.canceled()) {
+      cancel_reason_ = incoming_.cancel_reason();
+      context_.TryCancel();
+      return;
+    }
+    StartRead(&incoming_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    if (cancel_reason_.has_value()) {
+      progress_.Ended(grpc::Status(grpc::StatusCode::ABORTED,
+                                   absl::StrCat("etcd canceled the watcher: ", *cancel_reason_)));
+    } else {
+      progress_.Ended(status);
+    }
+  }
 
  private:
   Progress& progress_;
+  ArrivalLog log_;
   grpc::ClientContext context_;
-  WatchTokensResponse incoming_;
-  bool synced_ = false;
-  std::vector<Arrival> arrivals_;
-  StreamMark mark_;  // guarded by progress_'s mutex
+  etcdserverpb::WatchResponse incoming_;
+  std::optional<std::string> cancel_reason_;  // set once etcd canceled the watcher
 };
 
 absl::Status ValidateOptions(const WatchBenchOptions& options) {
@@ -201,30 +293,29 @@ absl::Status ValidateOptions(const WatchBenchOptions& options) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::unique_ptr<TokenService::Stub>>> Connect(
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connect(
     const WatchBenchOptions& options) {
-  std::vector<std::unique_ptr<TokenService::Stub>> stubs;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < options.connections; ++i) {
     grpc::ChannelArguments args;
     // Without a local subchannel pool, channels with equal arguments share one connection.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    std::shared_ptr<grpc::Channel> channel =
-        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                   absl::ToChronoNanoseconds(options.rpc_timeout))) {
+    channels.push_back(
+        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args));
+    if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
+                                           absl::ToChronoNanoseconds(options.rpc_timeout))) {
       return MakeError(absl::StatusCode::kUnavailable, kTargetUnreachable,
                        absl::StrCat("cannot connect to ", options.target));
     }
-    stubs.push_back(TokenService::NewStub(channel));
   }
-  return stubs;
+  return channels;
 }
 
 // Runs one unary call with the bench's deadline; a failure becomes a kSetupFailed error.
-template <typename Request, typename Response>
-absl::StatusOr<Response> Call(TokenService::Stub& stub,
-                              grpc::Status (TokenService::Stub::*method)(grpc::ClientContext*,
-                                                                         const Request&, Response*),
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> Call(Stub& stub,
+                              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                           Response*),
                               const Request& request, const WatchBenchOptions& options) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -238,26 +329,117 @@ absl::StatusOr<Response> Call(TokenService::Stub& stub,
   return response;
 }
 
-// Disables (`disable`) or enables `token_id`; returns the change's revision.
-absl::StatusOr<int64_t> Toggle(TokenService::Stub& stub, const std::string& token_id, bool disable,
-                               const WatchBenchOptions& options) {
-  if (disable) {
-    apitoken::v1::DisableTokenRequest request;
-    request.set_token_id(token_id);
+// The server under test, as the bench uses it: what the changes change, the watchers, the
+// changes.
+class WatchTarget {
+ public:
+  virtual ~WatchTarget() = default;
+  // Creates what the changes change.
+  virtual absl::Status Prepare() = 0;
+  // Opens the `index`-th watcher (on channel index % connections).
+  virtual std::unique_ptr<Watcher> Open(int index, Progress& progress, int expected_events) = 0;
+  // Makes change `index` (0-based) and returns its revision.
+  virtual absl::StatusOr<int64_t> Change(int index) = 0;
+};
+
+// A TokenService: one token, disabled and enabled in turn.
+class TokenServiceTarget final : public WatchTarget {
+ public:
+  TokenServiceTarget(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                     const WatchBenchOptions& options)
+      : options_(options) {
+    for (const auto& channel : channels) stubs_.push_back(TokenService::NewStub(channel));
+    request_.set_send_initial_state(true);
+  }
+
+  absl::Status Prepare() override {
+    apitoken::v1::CreateTokenRequest create;
+    create.set_account_id(options_.account_id);
+    create.set_name("watch bench");
+    absl::StatusOr<apitoken::v1::CreateTokenResponse> created =
+        Call(*stubs_[0], &TokenService::Stub::CreateToken, create, options_);
+    if (!created.ok()) return created.status();
+    token_id_ = created->token().id();
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<Watcher> Open(int index, Progress& progress, int expected_events) override {
+    return std::make_unique<TokenWatcher>(*stubs_[index % stubs_.size()], request_, progress,
+                                          expected_events);
+  }
+
+  absl::StatusOr<int64_t> Change(int index) override {
+    if (index % 2 == 0) {
+      apitoken::v1::DisableTokenRequest request;
+      request.set_token_id(token_id_);
+      request.set_reason("watch bench");
+      absl::StatusOr<apitoken::v1::DisableTokenResponse> response =
+          Call(*stubs_[0], &TokenService::Stub::DisableToken, request, options_);
+      if (!response.ok()) return response.status();
+      return response->token().revision();
+    }
+    apitoken::v1::EnableTokenRequest request;
+    request.set_token_id(token_id_);
     request.set_reason("watch bench");
-    absl::StatusOr<apitoken::v1::DisableTokenResponse> response =
-        Call(stub, &TokenService::Stub::DisableToken, request, options);
+    absl::StatusOr<apitoken::v1::EnableTokenResponse> response =
+        Call(*stubs_[0], &TokenService::Stub::EnableToken, request, options_);
     if (!response.ok()) return response.status();
     return response->token().revision();
   }
-  apitoken::v1::EnableTokenRequest request;
-  request.set_token_id(token_id);
-  request.set_reason("watch bench");
-  absl::StatusOr<apitoken::v1::EnableTokenResponse> response =
-      Call(stub, &TokenService::Stub::EnableToken, request, options);
-  if (!response.ok()) return response.status();
-  return response->token().revision();
-}
+
+ private:
+  const WatchBenchOptions& options_;
+  std::vector<std::unique_ptr<TokenService::Stub>> stubs_;
+  WatchTokensRequest request_;
+  std::string token_id_;
+};
+
+// etcd: one key under the run's prefix, put with two values in turn.
+class EtcdTarget final : public WatchTarget {
+ public:
+  EtcdTarget(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+             const WatchBenchOptions& options)
+      : options_(options),
+        kv_(etcdserverpb::KV::NewStub(channels[0])),
+        prefix_(absl::StrCat(options.etcd_prefix, absl::ToUnixMicros(absl::Now()), "/")) {
+    for (const auto& channel : channels)
+      watch_stubs_.push_back(etcdserverpb::Watch::NewStub(channel));
+    etcdserverpb::WatchCreateRequest& create = *create_.mutable_create_request();
+    create.set_key(prefix_);
+    std::string range_end = prefix_;
+    ++range_end.back();  // the prefix ends in '/': every key that starts with it
+    create.set_range_end(range_end);
+  }
+
+  absl::Status Prepare() override { return Put(std::string(kEtcdValueBytes, 'a')).status(); }
+
+  std::unique_ptr<Watcher> Open(int index, Progress& progress, int expected_events) override {
+    return std::make_unique<EtcdWatcher>(*watch_stubs_[index % watch_stubs_.size()], create_,
+                                         progress, expected_events);
+  }
+
+  absl::StatusOr<int64_t> Change(int index) override {
+    return Put(std::string(kEtcdValueBytes, index % 2 == 0 ? 'd' : 'a'));
+  }
+
+ private:
+  // Puts the key with `value`; returns the revision of the put.
+  absl::StatusOr<int64_t> Put(const std::string& value) {
+    etcdserverpb::PutRequest request;
+    request.set_key(absl::StrCat(prefix_, "token"));
+    request.set_value(value);
+    absl::StatusOr<etcdserverpb::PutResponse> response =
+        Call(*kv_, &etcdserverpb::KV::Stub::Put, request, options_);
+    if (!response.ok()) return response.status();
+    return response->header().revision();
+  }
+
+  const WatchBenchOptions& options_;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
+  std::vector<std::unique_ptr<etcdserverpb::Watch::Stub>> watch_stubs_;
+  const std::string prefix_;
+  etcdserverpb::WatchRequest create_;
+};
 
 // VmRSS of `pid` in KiB; 0 if `pid` is 0 or the value cannot be read.
 int64_t ResidentKiB(int pid) {
@@ -283,22 +465,23 @@ double CpuSeconds() {
 }
 
 // Cancels every stream and waits until all have ended.
-void CancelAll(const std::vector<std::unique_ptr<BenchWatcher>>& watchers, Progress& progress) {
+void CancelAll(const std::vector<std::unique_ptr<Watcher>>& watchers, Progress& progress) {
   progress.Cancelling();
   for (const auto& watcher : watchers) watcher->Cancel();
   progress.WaitAllDone();
 }
 
 // Matches every watcher's arrivals to the bench's changes (by revision; `started` holds each
-// change's call start) into `report`.
-void Tally(const std::vector<std::unique_ptr<BenchWatcher>>& watchers,
+// change's call start) into `report`: each event counts, whatever message carried it.
+void Tally(const std::vector<std::unique_ptr<Watcher>>& watchers,
            const std::map<int64_t, Clock::time_point>& started, WatchBenchReport& report) {
   LatencySamples samples;
   samples.Reserve(static_cast<size_t>(report.expected));
   for (const auto& watcher : watchers) {
+    report.messages += watcher->log().messages();
     std::set<int64_t> seen;
     int64_t previous = 0;
-    for (const BenchWatcher::Arrival& arrival : watcher->arrivals()) {
+    for (const ArrivalLog::Arrival& arrival : watcher->log().arrivals()) {
       if (arrival.revision <= previous) ++report.out_of_order;
       previous = std::max(previous, arrival.revision);
       auto change = started.find(arrival.revision);
@@ -318,30 +501,38 @@ void Tally(const std::vector<std::unique_ptr<BenchWatcher>>& watchers,
 
 }  // namespace
 
+absl::StatusOr<WatchServer> ParseWatchServer(absl::string_view text) {
+  for (WatchServer server : {WatchServer::kTokenstatus, WatchServer::kEtcd}) {
+    if (text == WatchServerName(server)) return server;
+  }
+  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("unknown server \"", text, "\" (want tokenstatus or etcd)"));
+}
+
+absl::string_view WatchServerName(WatchServer server) {
+  return server == WatchServer::kEtcd ? "etcd" : "tokenstatus";
+}
+
 absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
-  absl::StatusOr<std::vector<std::unique_ptr<TokenService::Stub>>> stubs = Connect(options);
-  if (!stubs.ok()) return stubs.status();
-  TokenService::Stub& writer = *(*stubs)[0];
-  apitoken::v1::CreateTokenRequest create;
-  create.set_account_id(options.account_id);
-  create.set_name("watch bench");
-  absl::StatusOr<apitoken::v1::CreateTokenResponse> created =
-      Call(writer, &TokenService::Stub::CreateToken, create, options);
-  if (!created.ok()) return created.status();
-  const std::string token_id = created->token().id();
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels = Connect(options);
+  if (!channels.ok()) return channels.status();
+  std::unique_ptr<WatchTarget> target;
+  if (options.server == WatchServer::kEtcd) {
+    target = std::make_unique<EtcdTarget>(*channels, options);
+  } else {
+    target = std::make_unique<TokenServiceTarget>(*channels, options);
+  }
+  if (absl::Status status = target->Prepare(); !status.ok()) return status;
 
   WatchBenchReport report;
   report.expected = static_cast<int64_t>(options.watchers) * options.changes;
   report.server_rss_before_kib = ResidentKiB(options.server_pid);
-  WatchTokensRequest request;
-  request.set_send_initial_state(true);
   Progress progress(options.watchers);
-  std::vector<std::unique_ptr<BenchWatcher>> watchers;
+  std::vector<std::unique_ptr<Watcher>> watchers;
   const Clock::time_point setup_start = Clock::now();
   for (int i = 0; i < options.watchers; ++i) {
-    watchers.push_back(std::make_unique<BenchWatcher>(*(*stubs)[i % options.connections], request,
-                                                      progress, options.changes));
+    watchers.push_back(target->Open(i, progress, options.changes));
   }
   const bool synced = progress.WaitAllSynced(options.drain_timeout);
   report.setup = absl::FromChrono(Clock::now() - setup_start);
@@ -357,7 +548,7 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
     for (int i = 0; i < options.changes && failed.ok(); ++i) {
       std::this_thread::sleep_until(start + i * absl::ToChronoNanoseconds(options.interval));
       const Clock::time_point call_start = Clock::now();
-      absl::StatusOr<int64_t> revision = Toggle(writer, token_id, i % 2 == 0, options);
+      absl::StatusOr<int64_t> revision = target->Change(i);
       if (revision.ok()) {
         started[*revision] = call_start;
       } else {
@@ -366,7 +557,7 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
     }
     if (failed.ok()) {
       std::vector<StreamMark*> marks;
-      for (const auto& watcher : watchers) marks.push_back(watcher->mark());
+      for (const auto& watcher : watchers) marks.push_back(watcher->log().mark());
       progress.WaitAllReached(started.rbegin()->first, marks, options.drain_timeout);
     }
     const double seconds = absl::ToDoubleSeconds(absl::FromChrono(Clock::now() - start));
@@ -381,7 +572,7 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
   report.first_end = progress.first_end();
   if (!synced && report.ended == 0) {
     return MakeError(absl::StatusCode::kDeadlineExceeded, kNotSynced,
-                     absl::StrCat("not every watcher was SYNCED within ",
+                     absl::StrCat("not every watcher was ready within ",
                                   absl::FormatDuration(options.drain_timeout)));
   }
   return report;
@@ -390,16 +581,16 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
 std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBenchReport& report) {
   const int64_t growth = report.server_rss_after_kib - report.server_rss_before_kib;
   return absl::StrFormat(
-      "watchers=%d connections=%d changes=%d interval_ms=%.0f setup_ms=%.0f expected=%d "
-      "delivered=%d duplicates=%d out_of_order=%d ended=%d p50_us=%.0f p99_us=%.0f max_us=%.0f "
-      "client_cpu_pct=%.0f server_rss_before_kib=%d server_rss_after_kib=%d "
-      "kib_per_watcher=%.1f",
-      options.watchers, options.connections, options.changes,
+      "server=%s watchers=%d connections=%d changes=%d interval_ms=%.0f setup_ms=%.0f "
+      "expected=%d delivered=%d duplicates=%d out_of_order=%d ended=%d messages=%d p50_us=%.0f "
+      "p99_us=%.0f max_us=%.0f client_cpu_pct=%.0f server_rss_before_kib=%d "
+      "server_rss_after_kib=%d kib_per_watcher=%.1f",
+      WatchServerName(options.server), options.watchers, options.connections, options.changes,
       absl::ToDoubleMilliseconds(options.interval), absl::ToDoubleMilliseconds(report.setup),
       report.expected, report.delivered, report.duplicates, report.out_of_order, report.ended,
-      absl::ToDoubleMicroseconds(report.p50), absl::ToDoubleMicroseconds(report.p99),
-      absl::ToDoubleMicroseconds(report.max), report.client_cpu_percent,
-      report.server_rss_before_kib, report.server_rss_after_kib,
+      report.messages, absl::ToDoubleMicroseconds(report.p50),
+      absl::ToDoubleMicroseconds(report.p99), absl::ToDoubleMicroseconds(report.max),
+      report.client_cpu_percent, report.server_rss_before_kib, report.server_rss_after_kib,
       report.server_rss_after_kib > 0 ? static_cast<double>(growth) / options.watchers : 0.0);
 }
 

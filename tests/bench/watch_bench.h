@@ -4,15 +4,33 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace tokenstatus::bench {
 
+// The server the bench watches.
+enum class WatchServer {
+  // A TokenService: WatchTokens streams (unfiltered, from now with the initial state; SYNCED
+  // marks a stream ready); the changes alternate DisableToken / EnableToken on one token.
+  kTokenstatus,
+  // etcd 3.4: one Watch stream per watcher, each with one watcher on the run's key prefix, from
+  // now (its "created" response marks it ready); the changes are Puts of one key under that
+  // prefix, alternating two kEtcdValueBytes values.
+  kEtcd,
+};
+
+// Parses "tokenstatus" or "etcd"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<WatchServer> ParseWatchServer(absl::string_view text);
+// The name ParseWatchServer parses.
+absl::string_view WatchServerName(WatchServer server);
+
 struct WatchBenchOptions {
-  std::string target = "127.0.0.1:50051";  // host:port of a TokenService
-  int watchers = 1000;                     // WatchTokens streams, >= 1
-  int connections = 10;                    // gRPC channels (HTTP/2 connections), >= 1
-  int changes = 50;                        // alternating DisableToken / EnableToken calls, >= 1
+  WatchServer server = WatchServer::kTokenstatus;
+  std::string target = "127.0.0.1:50051";            // host:port of the server
+  int watchers = 1000;                               // watch streams, >= 1
+  int connections = 10;                              // gRPC channels (HTTP/2 connections), >= 1
+  int changes = 50;                                  // changes to the token (or etcd key), >= 1
   absl::Duration interval = absl::Milliseconds(20);  // between the starts of two changes
   absl::Duration warmup = absl::Seconds(1);        // idle time between "all synced" and the changes
   absl::Duration rpc_timeout = absl::Seconds(10);  // deadline of each unary RPC
@@ -23,16 +41,23 @@ struct WatchBenchOptions {
   // opened (/proc/<pid>/status VmRSS); 0 = not measured.
   int server_pid = 0;
   std::string account_id = "ACC-0000-0002";  // owner of the token the run toggles
+  // etcd: the watchers watch the prefix "<etcd_prefix><run>/" and the changes put the key
+  // "<etcd_prefix><run>/token", where <run> is the run's start time in microseconds since the
+  // epoch (so runs against one etcd never share keys).
+  std::string etcd_prefix = "/tokenstatus-bench/watch/";
 };
 
 struct WatchBenchReport {
   absl::Duration setup = absl::ZeroDuration();  // opening the streams until all were SYNCED
   int64_t expected = 0;                         // watchers * changes
-  int64_t delivered = 0;     // (watcher, change) pairs that arrived, each counted once
+  // (watcher, change) pairs that arrived, each counted once: events, not messages (a server may
+  // batch several events into one message).
+  int64_t delivered = 0;
   int64_t duplicates = 0;    // a change that arrived twice at one watcher
   int64_t out_of_order = 0;  // an event whose revision was not above the previous one
   int64_t ended = 0;         // streams that ended before the run did
   std::string first_end;     // "<code>: <message>" of the first stream that ended, if any
+  int64_t messages = 0;      // messages that carried events, over all watchers
   // Time from the start of a change's RPC at the client to the change's arrival at a watcher,
   // over every delivered pair. The server acknowledges a change only once its own mirror shows
   // it, so watchers often have it before the client has the acknowledgement: measuring from the
@@ -49,20 +74,21 @@ struct WatchBenchReport {
   int64_t server_rss_after_kib = 0;
 };
 
-// Opens `connections` channels to `target` (waiting until each is connected), creates one token,
-// reads the server's RSS, opens `watchers` WatchTokens streams (round robin over the channels;
-// from now, with the initial state, so each stream reports KIND_SYNCED), waits until all are
-// SYNCED, waits `warmup`, reads the RSS again, then makes `changes` alternating DisableToken /
-// EnableToken calls on the token, one every `interval`, and waits until every watcher has
-// received the last one (or `drain_timeout`). Each event is matched to its change by revision.
+// Opens `connections` channels to `target` (waiting until each is connected), creates one token
+// (etcd: puts the key), reads the server's RSS, opens `watchers` watch streams (round robin over
+// the channels; see WatchServer), waits until all are ready, waits `warmup`, reads the RSS
+// again, then makes `changes` changes, one every `interval`, and waits until every watcher has
+// received the last one (or `drain_timeout`). Each event is matched to its change by revision
+// (etcd: the key's mod_revision). A watcher that etcd cancels counts as a stream that ended.
 // Errors: INVALID_ARGUMENT for options out of range; UNAVAILABLE if a channel does not connect;
-// DEADLINE_EXCEEDED if the streams are not all SYNCED within drain_timeout; the status of a
+// DEADLINE_EXCEEDED if the streams are not all ready within drain_timeout; the status of a
 // failed unary call. Streams that end early are counted in the report, not returned.
 absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options);
 
-// One line of space-separated key=value pairs (watchers, connections, changes, interval_ms,
-// setup_ms, expected, delivered, duplicates, out_of_order, ended, p50_us, p99_us, max_us,
-// client_cpu_pct, server_rss_before_kib, server_rss_after_kib, kib_per_watcher), for scripts.
+// One line of space-separated key=value pairs (server, watchers, connections, changes,
+// interval_ms, setup_ms, expected, delivered, duplicates, out_of_order, ended, messages, p50_us,
+// p99_us, max_us, client_cpu_pct, server_rss_before_kib, server_rss_after_kib, kib_per_watcher),
+// for scripts.
 std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBenchReport& report);
 
 }  // namespace tokenstatus::bench

@@ -18,6 +18,7 @@
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/server_callback.h"
 #include "gtest/gtest.h"
+#include "tests/bench/fake_etcd.h"
 
 namespace tokenstatus::bench {
 namespace {
@@ -201,6 +202,7 @@ TEST_F(WatchBenchTest, CountsEveryDeliveryAndMeasuresIt) {
   EXPECT_EQ(report->duplicates, 0);
   EXPECT_EQ(report->out_of_order, 0);
   EXPECT_EQ(report->ended, 0);
+  EXPECT_EQ(report->messages, 20 * 6);  // one message per change
   EXPECT_LE(report->p50, report->p99);
   EXPECT_LE(report->p99, report->max);
   EXPECT_LT(report->max, absl::Seconds(1));
@@ -231,6 +233,80 @@ TEST_F(WatchBenchTest, InvalidOptionsAreRejected) {
   absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The bench against a fake etcd that batches the events of two puts into one WatchResponse.
+class EtcdWatchBenchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(etcd_.kv());
+    builder.RegisterService(etcd_.watch());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port_, 0);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  WatchBenchOptions Options() const {
+    WatchBenchOptions options;
+    options.server = WatchServer::kEtcd;
+    options.target = absl::StrCat("127.0.0.1:", port_);
+    options.watchers = 20;
+    options.connections = 3;
+    options.changes = 6;
+    options.interval = absl::Milliseconds(5);
+    options.warmup = absl::ZeroDuration();
+    options.drain_timeout = absl::Seconds(2);
+    return options;
+  }
+
+  FakeEtcd etcd_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+TEST_F(EtcdWatchBenchTest, CountsEventsNotMessages) {
+  etcd_.BatchPairs();
+  WatchBenchOptions options = Options();
+  // The bench's first put (the key, before the watchers) pairs with the first change: 8 puts go
+  // out in 4 messages per watcher, with the 7 changes in them.
+  options.changes = 7;
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(etcd_.puts(), 1 + 7);
+  EXPECT_EQ(report->expected, 20 * 7);
+  EXPECT_EQ(report->delivered, 20 * 7);
+  EXPECT_EQ(report->messages, 20 * 4);
+  EXPECT_EQ(report->duplicates, 0);
+  EXPECT_EQ(report->out_of_order, 0);
+  EXPECT_EQ(report->ended, 0) << report->first_end;
+  EXPECT_LE(report->p50, report->p99);
+  EXPECT_LE(report->p99, report->max);
+  const std::string line = FormatWatchReport(options, *report);
+  EXPECT_NE(line.find("server=etcd watchers=20 connections=3 changes=7 "), std::string::npos)
+      << line;
+  EXPECT_NE(line.find(" delivered=140 duplicates=0 out_of_order=0 ended=0 messages=80 "),
+            std::string::npos)
+      << line;
+}
+
+TEST_F(EtcdWatchBenchTest, EveryPutIsOneEventWithoutBatching) {
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(Options());
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->delivered, 20 * 6);
+  EXPECT_EQ(report->messages, 20 * 6);
+  EXPECT_EQ(report->ended, 0) << report->first_end;
+}
+
+TEST(WatchBenchOptionsTest, ParsesServers) {
+  EXPECT_EQ(*ParseWatchServer("tokenstatus"), WatchServer::kTokenstatus);
+  EXPECT_EQ(*ParseWatchServer("etcd"), WatchServer::kEtcd);
+  EXPECT_EQ(ParseWatchServer("redis").status().code(), absl::StatusCode::kInvalidArgument);
+  for (WatchServer server : {WatchServer::kTokenstatus, WatchServer::kEtcd}) {
+    EXPECT_EQ(*ParseWatchServer(WatchServerName(server)), server);
+  }
 }
 
 }  // namespace
