@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "core/status_util.h"
@@ -47,6 +48,21 @@ std::unique_ptr<RedisClient> StartClient(const RedisInstance& redis) {
   return client.ok() ? *std::move(client) : nullptr;
 }
 
+// Waits until `primary` counts a replica as online (its sync done: WAIT can count its
+// acknowledgements; the replica's own "link up" comes a little earlier). Polls: Redis announces
+// no such event.
+bool ReplicaOnline(RedisInstance& primary) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::vector<std::string>> info = primary.Command({"INFO", "replication"});
+    if (info.ok() && !info->empty() && absl::StrContains(info->front(), "state=online")) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
 TEST(ReplicationAckTest, ChangesWaitForTheirReplicas) {
   absl::StatusOr<std::unique_ptr<RedisInstance>> primary = RedisInstance::Start();
   ASSERT_TRUE(primary.ok()) << primary.status();
@@ -79,6 +95,7 @@ TEST(ReplicationAckTest, ChangesWaitForTheirReplicas) {
   absl::StatusOr<std::unique_ptr<RedisInstance>> replica =
       RedisInstance::Start({.replica_of = (*primary)->address()});
   ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_TRUE(ReplicaOnline(**primary)) << "the primary never saw its replica online";
   absl::StatusOr<Token> confirmed = CreateToken(store, "TKN-0000-0002");
   ASSERT_TRUE(confirmed.ok()) << confirmed.status();
   absl::StatusOr<std::vector<std::string>> copied =
