@@ -82,8 +82,9 @@ grpc::ServerUnaryReactor* SidecarService::GetToken(grpc::CallbackServerContext* 
                          if (absl::Status status = CheckFresh(result.fresh); !status.ok()) {
                            return status;
                          }
-                         if (!result.token.has_value())
+                         if (!result.token.has_value()) {
                            return TokenNotFoundError(request->token_id());
+                         }
                          FillGetResponse(*std::move(result.token), result.cache_revision,
                                          *response);
                          return absl::OkStatus();

@@ -322,8 +322,9 @@ grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerCont
                         hash = Sha256(request->secret())]() -> absl::Status {
                          absl::StatusOr<TokenAtRevision> result = mirror_.Get(token_id);
                          if (!result.ok()) {
-                           if (result.status().code() != absl::StatusCode::kNotFound)
+                           if (result.status().code() != absl::StatusCode::kNotFound) {
                              return result.status();
+                           }
                            response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
                          } else if (!ConstantTimeEquals(hash, result->token.secret_sha256())) {
                            response->set_result(VerifyTokenResponse::RESULT_NOT_FOUND);
