@@ -155,6 +155,16 @@ grep -q 'event=credentials_reloaded reload=1 cause=file_changed' "${WORK}/server
   die "the server did not log the reload"
 
 step "failover: the Redis primary is killed, the sentinels promote the replica"
+# Fails with what the server, the sentinels and the replicas logged last (the compose project is
+# removed on exit, its logs with it).
+die_with_logs() {
+  local container
+  for container in tokenstatus sentinel-1 sentinel-2 sentinel-3 redis-replica-1 redis-replica-2; do
+    log "--- last lines of ${container}:"
+    podman logs --tail 15 "${PROJECT}_${container}_1" 2>&1 | grep -v 'systemd connection' >&2 || true
+  done
+  die "$@"
+}
 redis_role() {
   podman exec "${PROJECT}_$1_1" sh -c \
     'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" redis-cli role | head -1'
@@ -169,10 +179,10 @@ podman stop --time 0 "${PROJECT}_redis-primary_1" >/dev/null
 killed=${SECONDS}
 # The first change after the kill that is acknowledged (changes fail fast meanwhile).
 wait_until 60 ctl other-admin enable "${token_id}" --reason "after the failover" ||
-  die "no change was acknowledged within 60 s of the primary's loss"
+  die_with_logs "no change was acknowledged within 60 s of the primary's loss"
 log "writes resumed $((SECONDS - killed)) s after the primary was killed (sentinel down-after 3 s)"
 redis_role_is redis-replica-1 master || redis_role_is redis-replica-2 master ||
-  die "no replica was promoted"
+  die_with_logs "no replica was promoted"
 # Nothing acknowledged was lost: the disable made before the kill is in the token's history.
 history="$(ctl other-admin history "${token_id}")"
 [[ "${history}" == *'reason="deploy test"'* ]] ||
