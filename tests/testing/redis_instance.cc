@@ -302,13 +302,13 @@ absl::Status RedisInstance::AwaitSync() {
   }
 }
 
-std::string RedisInstance::LogTail() const {
-  constexpr size_t kLines = 30;
+std::string RedisInstance::LogTail(size_t max_lines) const {
+  if (dir_.empty()) return "";
   std::ifstream file(dir_ + "/redis.log");
   std::stringstream content;
   content << file.rdbuf();
   std::vector<std::string> lines = absl::StrSplit(content.str(), '\n', absl::SkipEmpty());
-  if (lines.size() > kLines) lines.erase(lines.begin(), lines.end() - kLines);
+  if (lines.size() > max_lines) lines.erase(lines.begin(), lines.end() - max_lines);
   return absl::StrJoin(lines, "\n");
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,10 @@ class RedisInstance {
   // INTERNAL with the Redis message; a connection failure or timeout (10 s) is UNAVAILABLE.
   absl::StatusOr<RedisReply> CommandReply(const std::vector<std::string>& args);
 
+  // The last `lines` lines of the server's log file, for error messages ("" for an external
+  // Redis).
+  std::string LogTail(size_t lines = 30) const;
+
  private:
   friend RedisInstance& SharedRedis();
 
@@ -87,8 +92,6 @@ class RedisInstance {
   absl::Status StartProcess();
   // Waits until this replica reports its link to the primary up (its first sync is done).
   absl::Status AwaitSync();
-  // The last lines of the server's log file, for error messages.
-  std::string LogTail() const;
   // Drops the cached connection (the next command reconnects).
   void Disconnect();
 

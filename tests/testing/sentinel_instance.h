@@ -35,6 +35,8 @@ class SentinelInstance {
   // How many replicas of the primary, and how many other sentinels, this sentinel knows.
   absl::StatusOr<int> KnownReplicas();
   absl::StatusOr<int> KnownSentinels();
+  // The last `lines` lines of the sentinel's log, for error messages.
+  std::string LogTail(size_t lines) const { return process_->LogTail(lines); }
 
  private:
   SentinelInstance(std::unique_ptr<RedisInstance> process, SentinelOptions options)
