@@ -1,8 +1,14 @@
 #include "server/mirror/split_runner.h"
 
+#include "server/mirror/thread_priority.h"
+
 namespace tokenstatus {
 
-SplitRunner::SplitRunner() : helper_([this] { HelperLoop(); }) {}
+SplitRunner::SplitRunner(int helper_nice)
+    : helper_([this, helper_nice] {
+        if (helper_nice > 0) LowerThisThreadPriority(helper_nice);
+        HelperLoop();
+      }) {}
 
 SplitRunner::~SplitRunner() {
   {

@@ -11,14 +11,16 @@ namespace tokenstatus {
 
 // Runs one loop over [0, n) on two threads: the caller's and one helper thread it owns, each
 // taking half of the range, and returns when both halves are done. For work that must finish
-// before the caller goes on (the watch hub's fan-out runs under the mirror's lock) but that one
+// before the caller goes on (the watch hub's fan-out of one batch, before the next) but that one
 // core cannot finish fast enough (10,000 stream writes per change).
 //
 // Run() may be called from one thread at a time. `fn` must be safe to call concurrently for
 // disjoint ranges.
 class SplitRunner {
  public:
-  SplitRunner();
+  // `helper_nice` > 0 lowers the helper thread's priority by that much (LowerThisThreadPriority;
+  // the caller lowers its own).
+  explicit SplitRunner(int helper_nice = 0);
   ~SplitRunner();  // stops and joins the helper thread
 
   SplitRunner(const SplitRunner&) = delete;

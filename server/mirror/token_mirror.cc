@@ -204,7 +204,7 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
     loaded_revision_ = revision;
     const bool first = !loaded_;
     loaded_ = true;
-    if (!first && listener_ != nullptr) listener_->OnReset(epoch_, revision_);
+    if (!first && listener_ != nullptr) listener_->OnReset(epoch_, revision_, chain_);
     reached_.store(revision_);
   }
   waiters_.Changed();

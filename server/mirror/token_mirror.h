@@ -41,8 +41,8 @@ class MirrorListener {
   virtual void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
                          int64_t revision, const std::string& epoch) = 0;
   // The mirror's whole state was replaced (another epoch, a store that lost data, a revision
-  // that went back). It is now at `revision` of `epoch`.
-  virtual void OnReset(const std::string& epoch, int64_t revision) = 0;
+  // that went back). It is now at `revision` of `epoch`, whose history mark is `chain`.
+  virtual void OnReset(const std::string& epoch, int64_t revision, const std::string& chain) = 0;
 };
 
 // A consistent view of the mirror, valid only inside TokenMirror::ReadConsistent.

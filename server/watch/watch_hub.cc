@@ -15,6 +15,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/server_context.h"
+#include "server/mirror/thread_priority.h"
 #include "server/watch/watch_reactor.h"
 
 namespace tokenstatus {
@@ -77,10 +78,16 @@ WatchHub::WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions optio
       options_(options),
       snapshot_budget_(options.snapshot_memory_budget, options.max_snapshots_per_principal,
                        [this] { Wake(); }),
+      fan_out_thread_([this] { FanOutLoop(); }),
       timer_([this] { TimerLoop(); }) {}
 
 WatchHub::~WatchHub() {
   Shutdown();
+  {
+    absl::MutexLock lock(&pending_mu_);
+    stop_fan_out_ = true;
+  }
+  fan_out_thread_.join();
   {
     absl::MutexLock lock(&wake_mu_);
     stop_ = true;
@@ -128,7 +135,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
     }
     ++per_peer_[peer];
     ++per_principal_[principal];
-    epoch_ = view.epoch();
+    NoteDeliveredLocked(view);
     stream = new WatchReactor(*this, context, peer, principal, request, *progress_interval);
     streams_.insert(stream);
 
@@ -316,10 +323,43 @@ WatchHub::SnapshotStats WatchHub::snapshot_stats() const {
 }
 
 void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events,
-                         int64_t revision, const std::string& mirror_epoch) {
-  absl::MutexLock lock(&mu_);
-  epoch_ = mirror_epoch;
-  const std::string& epoch = epoch_;
+                         int64_t revision, const std::string& epoch) {
+  absl::MutexLock lock(&pending_mu_);
+  pending_.push_back({{events.begin(), events.end()}, revision, epoch});
+}
+
+void WatchHub::FanOutLoop() {
+  LowerThisThreadPriority(kFanOutNice);
+  while (true) {
+    {
+      absl::MutexLock lock(&pending_mu_);
+      const auto due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
+        return stop_fan_out_ || !pending_.empty();
+      };
+      pending_mu_.Await(absl::Condition(&due));
+      if (stop_fan_out_) return;
+    }
+    // Taken under mu_, so that OnReset (which needs mu_) finds every batch either delivered or
+    // still pending, never half-way.
+    absl::MutexLock lock(&mu_);
+    std::vector<PendingChanges> batches;
+    {
+      absl::MutexLock pending_lock(&pending_mu_);
+      batches.swap(pending_);
+    }
+    for (const PendingChanges& batch : batches) FanOutLocked(batch);
+  }
+}
+
+void WatchHub::NoteDeliveredLocked(const MirrorView& view) {
+  absl::MutexLock lock(&pending_mu_);
+  if (pending_.empty()) delivered_ = {view.revision(), view.epoch(), view.chain()};
+}
+
+void WatchHub::FanOutLocked(const PendingChanges& batch) {
+  const auto& events = batch.events;
+  const int64_t revision = batch.revision;
+  const std::string& epoch = batch.epoch;
   // Serialized once per filter, when the first stream with that filter needs it (none when no
   // event matches). node_hash_map: the deliveries point into it.
   // Most streams share one filter (every token, no hashes): a stream whose filter equals the
@@ -350,11 +390,17 @@ void WatchHub::OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> eve
       deliveries_[i].stream->DeliverLive(*deliveries_[i].message, revision);
     }
   });
+  delivered_ = {revision, epoch, events.back()->chain()};
 }
 
-void WatchHub::OnReset(const std::string& epoch, int64_t revision) {
+void WatchHub::OnReset(const std::string& epoch, int64_t revision, const std::string& chain) {
   absl::MutexLock lock(&mu_);
-  epoch_ = epoch;
+  {
+    // Changes of the state just replaced: the RESET below supersedes them.
+    absl::MutexLock pending_lock(&pending_mu_);
+    pending_.clear();
+  }
+  delivered_ = {revision, epoch, chain};
   captures_.clear();
   for (WatchReactor* stream : streams_) {
     if (stream->Reset(epoch, revision)) AwaitSnapshotLocked(*stream);
@@ -416,6 +462,7 @@ void WatchHub::SendDueSnapshots() {
   mirror_
       .ReadConsistent([this, &started](const MirrorView& view) {
         absl::MutexLock lock(&mu_);
+        NoteDeliveredLocked(view);
         StartWaitingSnapshotsLocked(view, started);
       })
       .IgnoreError();  // not loaded: nothing is owed yet
@@ -423,17 +470,16 @@ void WatchHub::SendDueSnapshots() {
 }
 
 void WatchHub::SendDueProgress() {
+  // From what the fan-out delivered, not from the mirror: PROGRESS must not overtake a change
+  // still waiting for the fan-out, and the mirror's lock is not held while waiting for mu_.
   const absl::Time now = absl::Now();
-  mirror_
-      .ReadConsistent([this, now](const MirrorView& view) {
-        const grpc::ByteBuffer progress = SerializeMessage(WatchMessageOf(
-            WatchTokensResponse::KIND_PROGRESS, view.revision(), view.epoch(), view.chain()));
-        absl::MutexLock lock(&mu_);
-        for (WatchReactor* stream : streams_) {
-          stream->MaybeProgress(now, progress, view.revision());
-        }
-      })
-      .IgnoreError();  // not loaded: no stream is live
+  absl::MutexLock lock(&mu_);
+  if (delivered_.revision < 0 || streams_.empty()) return;
+  const grpc::ByteBuffer progress = SerializeMessage(WatchMessageOf(
+      WatchTokensResponse::KIND_PROGRESS, delivered_.revision, delivered_.epoch, delivered_.chain));
+  for (WatchReactor* stream : streams_) {
+    stream->MaybeProgress(now, progress, delivered_.revision);
+  }
 }
 
 }  // namespace tokenstatus

@@ -74,15 +74,20 @@ struct SnapshotCapture;
 
 // The fan-out of the mirror's changes to WatchTokens streams (README "WatchTokens").
 //
-// The hub is the mirror's listener. OnChanges serializes each batch once per filter (account or
-// all, with or without secret hashes: one KIND_CHANGES message for all the streams that asked
-// for the same) and only enqueues it to the matching streams: a stream has a bounded queue and ONE
-// write in flight, its next write started from OnWriteDone, so a slow stream never slows OnChanges
-// or the other streams. A stream that overflows its queue ends with RESOURCE_EXHAUSTED /
-// WATCHER_FELL_BEHIND naming the revision to resume from.
+// The hub is the mirror's listener. OnChanges only hands the batch to the hub's fan-out thread
+// (a leaf lock and a vector append): the mirror's writer lock, and with it the acknowledgement of
+// the change and every read, never waits for streams. The fan-out thread takes the batches in
+// order, serializes each once per filter (account or all, with or without secret hashes: one
+// KIND_CHANGES message for all the streams that asked for the same) and only enqueues it to the
+// matching streams: a stream has a bounded queue and ONE write in flight, its next write started
+// from OnWriteDone, so a slow stream never slows the fan-out or the other streams. A stream that
+// overflows its queue ends with RESOURCE_EXHAUSTED / WATCHER_FELL_BEHIND naming the revision to
+// resume from. The batches waiting for the fan-out are bounded by what the tailer applies
+// meanwhile (one entry per applied batch, sharing the mirror's events).
 //
 // Start of a stream (consistent with the mirror: no change slips between the state read and the
-// subscription):
+// subscription; the fan-out may still hold batches up to the mirror's revision R, which the
+// stream skips, see WatchReactor::covered_):
 //   - epoch given and != the mirror's, or since_revision > the mirror's revision R: KIND_RESET,
 //     then SNAPSHOT..SYNCED and live changes with send_initial_state, else the stream ends OK;
 //   - since_revision == 0: SNAPSHOT chunks + SYNCED with send_initial_state, at the revision the
@@ -91,10 +96,12 @@ struct SnapshotCapture;
 //   - 0 < since_revision < R: the events (since_revision, R] read from the store
 //     (TokenStore::ReadEvents, in pages; KIND_RESET as above when the history is trimmed), live
 //     changes after R held back meanwhile; then live.
-// PROGRESS at the mirror's revision goes through the same queue when a stream sent nothing for
-// its progress_interval. OnReset: every stream gets KIND_RESET, then a fresh SNAPSHOT..SYNCED
-// with send_initial_state, else it ends OK. Tokens carry secret_sha256 only for a stream that
-// asked for it with include_secret_hash (client caches that verify secrets locally).
+// PROGRESS at the revision the fan-out has delivered goes through the same queue when a stream
+// sent nothing for its progress_interval. OnReset (under the mirror's writer lock; waits for a
+// fan-out round in progress, drops the batches not yet delivered): every stream gets KIND_RESET,
+// then a fresh SNAPSHOT..SYNCED with send_initial_state, else it ends OK. Tokens carry
+// secret_sha256 only for a stream that asked for it with include_secret_hash (client caches that
+// verify secrets locally).
 //
 // Snapshots (send_initial_state, and after a KIND_RESET) are produced as the stream drains, never
 // serialized whole: when its turn comes, a stream captures, under the mirror's reader lock, the
@@ -114,13 +121,14 @@ struct SnapshotCapture;
 // stream RESET); those are not counted.
 //
 // Thread-safe. Lock order: the mirror's lock, then the hub's, then a stream's (or a stream
-// link's, then the hub's); the budget's and the timer's wake-up lock are leaves. The hub must
+// link's, then the hub's); the budget's, the timer's wake-up lock and the fan-out's pending
+// lock are leaves. The hub must
 // outlive every stream it served: destroy it after the gRPC server has shut down (and after
 // mirror.SetListener(nullptr) or the mirror's destruction).
 class WatchHub final : public MirrorListener {
  public:
   WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options = {});
-  ~WatchHub() override;  // Shutdown(), then stops the timer thread
+  ~WatchHub() override;  // Shutdown(), then stops the fan-out and timer threads
 
   // Serves one WatchTokens call with the parsed `request` for `principal` (authenticated and
   // authorized by the caller); the returned reactor is gRPC's to drive. Errors end the stream
@@ -150,10 +158,11 @@ class WatchHub final : public MirrorListener {
   };
   SnapshotStats snapshot_stats() const;
 
-  // MirrorListener: enqueue only (under the mirror's writer lock).
+  // MirrorListener (under the mirror's writer lock). OnChanges hands the batch to the fan-out
+  // thread and returns; OnReset resets every stream at once.
   void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events, int64_t revision,
                  const std::string& epoch) override;
-  void OnReset(const std::string& epoch, int64_t revision) override;
+  void OnReset(const std::string& epoch, int64_t revision, const std::string& chain) override;
 
  private:
   friend class WatchReactor;
@@ -166,6 +175,26 @@ class WatchHub final : public MirrorListener {
     absl::Time since;
   };
 
+  // A batch of the mirror's changes waiting for the fan-out.
+  struct PendingChanges {
+    std::vector<std::shared_ptr<const TokenEvent>> events;
+    int64_t revision;
+    std::string epoch;
+  };
+  // The state every stream has been offered every change up to (revision -1: not known yet).
+  struct Delivered {
+    int64_t revision = -1;
+    std::string epoch;
+    std::string chain;
+  };
+
+  // The fan-out thread: delivers the pending batches, in order, under mu_.
+  void FanOutLoop();
+  // Enqueues `batch` to every stream whose filter it matches.
+  void FanOutLocked(const PendingChanges& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With `view` read under the mirror's lock: if no batch waits for the fan-out, every stream has
+  // been offered every change up to the view's revision.
+  void NoteDeliveredLocked(const MirrorView& view) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Called by a stream from OnDone: forgets it.
   void Unregister(WatchReactor* stream);
   // Reads the next catch-up page of the stream behind `link` (see WatchReactor::CatchUpRead).
@@ -223,18 +252,25 @@ class WatchHub final : public MirrorListener {
   absl::flat_hash_map<std::string, std::weak_ptr<const SnapshotCapture>> captures_
       ABSL_GUARDED_BY(mu_);
   absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);  // jitter of the retry hints
-  // The mirror's epoch, as of the last stream start, OnChanges or OnReset (the mirror cannot be
-  // asked from OnChanges, which runs under its writer lock).
-  std::string epoch_ ABSL_GUARDED_BY(mu_);
-  // OnChanges' fan-out list (reused), and the two threads that work through it.
+  Delivered delivered_ ABSL_GUARDED_BY(mu_);
+  // The fan-out's list (reused), and the two threads that work through it.
   struct Delivery {
     WatchReactor* stream;
     const grpc::ByteBuffer* message;
   };
   static constexpr size_t kMinSplitFanOut = 256;  // below this, one thread is faster
+  // How much lower the fan-out threads' priority is than the rest of the server's: when the
+  // cores are busy, the threads that answer calls (and the tailer, which acknowledges changes)
+  // go first.
+  static constexpr int kFanOutNice = 2;
   std::vector<Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
-  SplitRunner fan_out_;
+  SplitRunner fan_out_{kFanOutNice};
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // The batches OnChanges handed over, oldest first (a leaf lock: OnChanges holds the mirror's).
+  absl::Mutex pending_mu_;
+  std::vector<PendingChanges> pending_ ABSL_GUARDED_BY(pending_mu_);
+  bool stop_fan_out_ ABSL_GUARDED_BY(pending_mu_) = false;
+  std::thread fan_out_thread_;
   std::thread timer_;
 };
 

@@ -51,6 +51,7 @@ void WatchReactor::Start(Mode mode, int64_t catch_up_target, const std::string& 
   absl::MutexLock lock(&mu_);
   mode_ = mode;
   catch_up_target_ = catch_up_target;
+  covered_ = catch_up_target;
   catch_up_cursor_ = resume_revision_;
   epoch_ = epoch;
 }
@@ -58,9 +59,12 @@ void WatchReactor::Start(Mode mode, int64_t catch_up_target, const std::string& 
 void WatchReactor::DeliverLive(const grpc::ByteBuffer& message, int64_t revision) {
   {
     absl::MutexLock lock(&mu_);
+    if (revision <= covered_) return;
     if (mode_ == Mode::kLive) {
+      covered_ = revision;
       EnqueueLocked(message, revision, /*counted=*/true);
     } else if (mode_ == Mode::kCatchingUp) {
+      covered_ = revision;
       if (counted_ + static_cast<int>(held_.size()) >= queue_size()) {
         FellBehindLocked();
       } else {
@@ -89,6 +93,7 @@ bool WatchReactor::awaiting_snapshot() {
 bool WatchReactor::StartSnapshot(std::shared_ptr<SnapshotCursor> cursor) {
   absl::MutexLock lock(&mu_);
   if (mode_ != Mode::kAwaitingSnapshot) return false;
+  covered_ = cursor->capture->revision;
   queue_.push_back({grpc::ByteBuffer(), kNoResumePoint, false, std::move(cursor)});
   last_enqueue_ = absl::Now();
   mode_ = Mode::kLive;
@@ -131,7 +136,9 @@ void WatchReactor::MaybeProgress(absl::Time now, const grpc::ByteBuffer& progres
                                  int64_t revision) {
   {
     absl::MutexLock lock(&mu_);
-    if (mode_ != Mode::kLive || now - last_enqueue_ < progress_interval_) return;
+    if (mode_ != Mode::kLive || revision < covered_ || now - last_enqueue_ < progress_interval_) {
+      return;
+    }
     EnqueueLocked(progress, revision, true);
   }
   Pump();
@@ -250,6 +257,7 @@ bool WatchReactor::ResetLocked(const std::string& epoch, int64_t revision) {
   queue_.clear();
   held_.clear();
   counted_ = 0;
+  covered_ = revision;
   EnqueueLocked(
       SerializeMessage(WatchMessageOf(WatchTokensResponse::KIND_RESET, revision, epoch, "")), 0,
       false);

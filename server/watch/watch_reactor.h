@@ -57,7 +57,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // Sets how the stream starts (under the mirror's reader lock).
   void Start(Mode mode, int64_t catch_up_target, const std::string& epoch);
 
-  // Live change `message` (resume point `revision`), under the mirror's writer lock.
+  // Live change `message` (resume point `revision`), on the hub's fan-out thread. Ignored when
+  // the stream already has `revision` or is owed it otherwise (covered_).
   void DeliverLive(const grpc::ByteBuffer& message, int64_t revision);
 
   // KIND_RESET at `revision` of `epoch`, dropping everything queued. Returns true if the stream
@@ -87,8 +88,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // Starts the next write, if any is due (see Pump). Never under the stream's lock.
   void Kick() { Pump(); }
 
-  // `progress` if the stream is live and has sent nothing for its progress interval (under the
-  // mirror's reader lock, so it is queued behind every change up to `revision`).
+  // `progress` if the stream is live, has sent nothing for its progress interval and has been
+  // given every change up to `revision` (the fan-out has delivered them; see covered_).
   void MaybeProgress(absl::Time now, const grpc::ByteBuffer& progress, int64_t revision);
 
   // Ends the stream with `code` / `reason`, dropping what is queued; the message, "<what> at
@@ -169,6 +170,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   int counted_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Item> held_ ABSL_GUARDED_BY(mu_);  // live changes during the catch-up
   int64_t catch_up_target_ ABSL_GUARDED_BY(mu_) = 0;
+  // The newest revision the stream has queued or is owed by its catch-up or snapshot. The hub's
+  // fan-out runs behind the mirror, so a stream that started at the mirror's revision R may
+  // still be offered changes up to R: those are skipped (a batch never straddles R).
+  int64_t covered_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t catch_up_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   bool catch_up_paused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t resume_revision_ ABSL_GUARDED_BY(mu_);  // of the last message handed to gRPC

@@ -236,14 +236,17 @@ done
 # row to FANOUT_TABLE. SERVER "tokenstatus": a fresh server (its own key prefix, so the snapshots
 # are tiny and its RSS holds only the watchers); "etcd": the throwaway etcd (a key prefix of the
 # run's own), whose p50 and p99 are kept in ETCD_FANOUT_P50_US and ETCD_FANOUT_P99_US for the
-# tokenstatus run that follows (× etcd: tokenstatus latency / etcd latency).
+# tokenstatus run that follows (× etcd: tokenstatus latency / etcd latency). A tokenstatus run with
+# 0 watchers measures the change calls' acknowledgement alone: its p99 (ACK_IDLE_P99_US) is what
+# the next run's acknowledgements, with the watchers, are compared with.
 FANOUT_TABLE=()
 FANOUT_RUN=0
 ETCD_FANOUT_P50_US=""
 ETCD_FANOUT_P99_US=""
+ACK_IDLE_P99_US=""
 run_fanout() {
   local server="$1" watchers="$2" connections="$3" changes="$4" interval="$5" line rc=0
-  local address pid
+  local address pid limit=$((watchers > 0 ? watchers : 1))
   if [[ "${server}" == etcd ]]; then
     address="${ETCD_ADDRESS}" pid="${ETCD_PID}"
   else
@@ -251,8 +254,8 @@ run_fanout() {
     start_listening_process "${WORK}/fanout-${FANOUT_RUN}.log" "${SERVER}" --listen=127.0.0.1:0 \
       --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
       --insecure_allow_unauthenticated \
-      --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${watchers}" \
-      --max_watchers_per_principal="${watchers}"
+      --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${limit}" \
+      --max_watchers_per_principal="${limit}"
     FANOUT_PID="${STARTED_PID}"
     address="${STARTED_ADDRESS}" pid="${FANOUT_PID}"
   fi
@@ -263,7 +266,7 @@ run_fanout() {
     terminate_process "${FANOUT_PID}" || true
     FANOUT_PID=""
   fi
-  local p50_vs_etcd="-" p99_vs_etcd="-"
+  local p50_vs_etcd="-" p99_vs_etcd="-" ack_vs_idle="-"
   if [[ "${server}" == etcd ]]; then
     ETCD_FANOUT_P50_US="" ETCD_FANOUT_P99_US=""
   fi
@@ -276,7 +279,10 @@ run_fanout() {
   if [[ "${server}" == etcd ]]; then
     ETCD_FANOUT_P50_US="$(field p50_us "${line}")"
     ETCD_FANOUT_P99_US="$(field p99_us "${line}")"
+  elif ((watchers == 0)); then
+    ACK_IDLE_P99_US="$(field change_p99_us "${line}")"
   else
+    ack_vs_idle="$(ratio "$(field change_p99_us "${line}")" "${ACK_IDLE_P99_US}")"
     p50_vs_etcd="$(ratio "$(field p50_us "${line}")" "${ETCD_FANOUT_P50_US}")"
     p99_vs_etcd="$(ratio "$(field p99_us "${line}")" "${ETCD_FANOUT_P99_US}")"
   fi
@@ -285,7 +291,8 @@ $(field changes "${line}") | ${interval} | $(field delivered "${line}") / $(fiel
 $(ratio "$(field delivered "${line}")" "$(field messages "${line}")") | \
 $(thousandths "$(field p50_us "${line}")") | $(thousandths "$(field p99_us "${line}")") | \
 ${p50_vs_etcd} | ${p99_vs_etcd} | \
-$(thousandths "$(field max_us "${line}")") | $(field client_cpu_pct "${line}") | \
+$(thousandths "$(field max_us "${line}")") | $(thousandths "$(field change_p50_us "${line}")") | \
+$(thousandths "$(field change_p99_us "${line}")") | ${ack_vs_idle} | $(field client_cpu_pct "${line}") | \
 $(thousandths "$(field setup_ms "${line}")") | $(mib "$(field server_rss_before_kib "${line}")") → \
 $(mib "$(field server_rss_after_kib "${line}")") | $(field kib_per_watcher "${line}") |")
 }
@@ -298,6 +305,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 for run in ${FANOUT_RUNS}; do
   IFS=: read -r watchers connections changes interval <<<"${run}"
   run_fanout etcd "${watchers}" "${connections}" "${changes}" "${interval}"
+  run_fanout tokenstatus 0 "${connections}" "${changes}" "${interval}"
   run_fanout tokenstatus "${watchers}" "${connections}" "${changes}" "${interval}"
 done
 
@@ -416,12 +424,15 @@ mkdir -p "$(dirname "${RESULTS}")"
     "a change once its own mirror shows it, so this bounds the time from the acknowledgement" \
     "from above). × etcd: tokenstatus latency divided by etcd's in the run above it (below 1:" \
     "tokenstatus is faster). Client CPU %: the bench process from the first change to the last" \
-    "arrival (100 = one core). Server RSS: before opening the streams → once all are ready and" \
+    "arrival (100 = one core). Ack: the change calls' own time (start to reply; etcd: Put); the" \
+    "tokenstatus row with 0 watchers, just before each run, is its baseline (ack p99 × idle:" \
+    "the run's ack p99 divided by that row's; target ≤ 2: fan-out never delays an" \
+    "acknowledgement). Server RSS: before opening the streams → once all are ready and" \
     "idle; KiB per idle watcher = the growth divided by the watchers (etcd: one process for the" \
     "whole bench, its Go heap as it is)."
   echo
-  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | ack p50 ms | ack p99 ms | ack p99 × idle | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${FANOUT_TABLE[@]}"
   echo
   echo "Client caches end to end (tokenstatus-cache-e2e-bench; a fresh server per run): the" \

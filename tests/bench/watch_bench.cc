@@ -280,9 +280,9 @@ class EtcdWatcher final
 };
 
 absl::Status ValidateOptions(const WatchBenchOptions& options) {
-  if (options.watchers < 1 || options.connections < 1 || options.changes < 1) {
+  if (options.watchers < 0 || options.connections < 1 || options.changes < 1) {
     return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                     "watchers, connections and changes must be >= 1");
+                     "watchers must be >= 0; connections and changes >= 1");
   }
   if (options.interval < absl::ZeroDuration() || options.warmup < absl::ZeroDuration() ||
       options.rpc_timeout <= absl::ZeroDuration() ||
@@ -293,10 +293,17 @@ absl::Status ValidateOptions(const WatchBenchOptions& options) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connect(
-    const WatchBenchOptions& options) {
+// The bench's connections to the server: the watchers' (round robin), and one of the changes'
+// own, as an operator's tool would make them (a reply never waits behind watch messages on a
+// shared connection, at either end).
+struct Channels {
+  std::shared_ptr<grpc::Channel> changes;
+  std::vector<std::shared_ptr<grpc::Channel>> watchers;
+};
+
+absl::StatusOr<Channels> Connect(const WatchBenchOptions& options) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int i = 0; i < options.connections; ++i) {
+  for (int i = 0; i < options.connections + 1; ++i) {
     grpc::ChannelArguments args;
     // Without a local subchannel pool, channels with equal arguments share one connection.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -308,7 +315,9 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connect(
                        absl::StrCat("cannot connect to ", options.target));
     }
   }
-  return channels;
+  std::shared_ptr<grpc::Channel> changes = std::move(channels.back());
+  channels.pop_back();
+  return Channels{std::move(changes), std::move(channels)};
 }
 
 // Runs one unary call with the bench's deadline; a failure becomes a kSetupFailed error.
@@ -345,10 +354,9 @@ class WatchTarget {
 // A TokenService: one token, disabled and enabled in turn.
 class TokenServiceTarget final : public WatchTarget {
  public:
-  TokenServiceTarget(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-                     const WatchBenchOptions& options)
-      : options_(options) {
-    for (const auto& channel : channels) stubs_.push_back(TokenService::NewStub(channel));
+  TokenServiceTarget(const Channels& channels, const WatchBenchOptions& options)
+      : options_(options), changes_(TokenService::NewStub(channels.changes)) {
+    for (const auto& channel : channels.watchers) stubs_.push_back(TokenService::NewStub(channel));
     request_.set_send_initial_state(true);
   }
 
@@ -357,7 +365,7 @@ class TokenServiceTarget final : public WatchTarget {
     create.set_account_id(options_.account_id);
     create.set_name("watch bench");
     absl::StatusOr<apitoken::v1::CreateTokenResponse> created =
-        Call(*stubs_[0], &TokenService::Stub::CreateToken, create, options_);
+        Call(*changes_, &TokenService::Stub::CreateToken, create, options_);
     if (!created.ok()) return created.status();
     token_id_ = created->token().id();
     return absl::OkStatus();
@@ -374,7 +382,7 @@ class TokenServiceTarget final : public WatchTarget {
       request.set_token_id(token_id_);
       request.set_reason("watch bench");
       absl::StatusOr<apitoken::v1::DisableTokenResponse> response =
-          Call(*stubs_[0], &TokenService::Stub::DisableToken, request, options_);
+          Call(*changes_, &TokenService::Stub::DisableToken, request, options_);
       if (!response.ok()) return response.status();
       return response->token().revision();
     }
@@ -382,14 +390,15 @@ class TokenServiceTarget final : public WatchTarget {
     request.set_token_id(token_id_);
     request.set_reason("watch bench");
     absl::StatusOr<apitoken::v1::EnableTokenResponse> response =
-        Call(*stubs_[0], &TokenService::Stub::EnableToken, request, options_);
+        Call(*changes_, &TokenService::Stub::EnableToken, request, options_);
     if (!response.ok()) return response.status();
     return response->token().revision();
   }
 
  private:
   const WatchBenchOptions& options_;
-  std::vector<std::unique_ptr<TokenService::Stub>> stubs_;
+  std::unique_ptr<TokenService::Stub> changes_;             // the changes' own connection
+  std::vector<std::unique_ptr<TokenService::Stub>> stubs_;  // the watchers'
   WatchTokensRequest request_;
   std::string token_id_;
 };
@@ -397,13 +406,13 @@ class TokenServiceTarget final : public WatchTarget {
 // etcd: one key under the run's prefix, put with two values in turn.
 class EtcdTarget final : public WatchTarget {
  public:
-  EtcdTarget(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-             const WatchBenchOptions& options)
+  EtcdTarget(const Channels& channels, const WatchBenchOptions& options)
       : options_(options),
-        kv_(etcdserverpb::KV::NewStub(channels[0])),
+        kv_(etcdserverpb::KV::NewStub(channels.changes)),
         prefix_(absl::StrCat(options.etcd_prefix, absl::ToUnixMicros(absl::Now()), "/")) {
-    for (const auto& channel : channels)
+    for (const auto& channel : channels.watchers) {
       watch_stubs_.push_back(etcdserverpb::Watch::NewStub(channel));
+    }
     etcdserverpb::WatchCreateRequest& create = *create_.mutable_create_request();
     create.set_key(prefix_);
     std::string range_end = prefix_;
@@ -515,7 +524,7 @@ absl::string_view WatchServerName(WatchServer server) {
 
 absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
-  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels = Connect(options);
+  absl::StatusOr<Channels> channels = Connect(options);
   if (!channels.ok()) return channels.status();
   std::unique_ptr<WatchTarget> target;
   if (options.server == WatchServer::kEtcd) {
@@ -542,6 +551,8 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
 
     // The changes, paced: change i starts at start + i * interval (or at once, if late).
     std::map<int64_t, Clock::time_point> started;  // revision -> the start of its change
+    LatencySamples acknowledged;
+    acknowledged.Reserve(static_cast<size_t>(options.changes));
     const double cpu_start = CpuSeconds();
     const Clock::time_point start = Clock::now();
     absl::Status failed;
@@ -551,6 +562,7 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
       absl::StatusOr<int64_t> revision = target->Change(i);
       if (revision.ok()) {
         started[*revision] = call_start;
+        acknowledged.Add(absl::FromChrono(Clock::now() - call_start));
       } else {
         failed = revision.status();
       }
@@ -565,6 +577,8 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
     CancelAll(watchers, progress);
     if (!failed.ok()) return failed;
     Tally(watchers, started, report);
+    report.change_p50 = acknowledged.Percentile(0.50);
+    report.change_p99 = acknowledged.Percentile(0.99);
   } else {
     CancelAll(watchers, progress);
   }
@@ -583,15 +597,18 @@ std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBench
   return absl::StrFormat(
       "server=%s watchers=%d connections=%d changes=%d interval_ms=%.0f setup_ms=%.0f "
       "expected=%d delivered=%d duplicates=%d out_of_order=%d ended=%d messages=%d p50_us=%.0f "
-      "p99_us=%.0f max_us=%.0f client_cpu_pct=%.0f server_rss_before_kib=%d "
-      "server_rss_after_kib=%d kib_per_watcher=%.1f",
+      "p99_us=%.0f max_us=%.0f change_p50_us=%.0f change_p99_us=%.0f client_cpu_pct=%.0f "
+      "server_rss_before_kib=%d server_rss_after_kib=%d kib_per_watcher=%.1f",
       WatchServerName(options.server), options.watchers, options.connections, options.changes,
       absl::ToDoubleMilliseconds(options.interval), absl::ToDoubleMilliseconds(report.setup),
       report.expected, report.delivered, report.duplicates, report.out_of_order, report.ended,
       report.messages, absl::ToDoubleMicroseconds(report.p50),
       absl::ToDoubleMicroseconds(report.p99), absl::ToDoubleMicroseconds(report.max),
+      absl::ToDoubleMicroseconds(report.change_p50), absl::ToDoubleMicroseconds(report.change_p99),
       report.client_cpu_percent, report.server_rss_before_kib, report.server_rss_after_kib,
-      report.server_rss_after_kib > 0 ? static_cast<double>(growth) / options.watchers : 0.0);
+      report.server_rss_after_kib > 0 && options.watchers > 0
+          ? static_cast<double>(growth) / options.watchers
+          : 0.0);
 }
 
 }  // namespace tokenstatus::bench

@@ -27,9 +27,12 @@ absl::string_view WatchServerName(WatchServer server);
 
 struct WatchBenchOptions {
   WatchServer server = WatchServer::kTokenstatus;
-  std::string target = "127.0.0.1:50051";            // host:port of the server
-  int watchers = 1000;                               // watch streams, >= 1
-  int connections = 10;                              // gRPC channels (HTTP/2 connections), >= 1
+  std::string target = "127.0.0.1:50051";  // host:port of the server
+  // Watch streams, >= 0 (0: only the changes' acknowledgement times, the baseline for them).
+  int watchers = 1000;
+  // The watchers' gRPC channels (HTTP/2 connections), >= 1; the changes have one more, their
+  // own.
+  int connections = 10;
   int changes = 50;                                  // changes to the token (or etcd key), >= 1
   absl::Duration interval = absl::Milliseconds(20);  // between the starts of two changes
   absl::Duration warmup = absl::Seconds(1);        // idle time between "all synced" and the changes
@@ -65,6 +68,9 @@ struct WatchBenchReport {
   absl::Duration p50 = absl::ZeroDuration();
   absl::Duration p99 = absl::ZeroDuration();
   absl::Duration max = absl::ZeroDuration();
+  // Acknowledgement time of the change calls (start to reply): what the fan-out must not delay.
+  absl::Duration change_p50 = absl::ZeroDuration();
+  absl::Duration change_p99 = absl::ZeroDuration();
   // The bench's own CPU use (user + system, whole process) from the first change until the last
   // arrival, divided by that time: 100 = one core busy.
   double client_cpu_percent = 0;
@@ -74,21 +80,22 @@ struct WatchBenchReport {
   int64_t server_rss_after_kib = 0;
 };
 
-// Opens `connections` channels to `target` (waiting until each is connected), creates one token
-// (etcd: puts the key), reads the server's RSS, opens `watchers` watch streams (round robin over
-// the channels; see WatchServer), waits until all are ready, waits `warmup`, reads the RSS
-// again, then makes `changes` changes, one every `interval`, and waits until every watcher has
-// received the last one (or `drain_timeout`). Each event is matched to its change by revision
-// (etcd: the key's mod_revision). A watcher that etcd cancels counts as a stream that ended.
-// Errors: INVALID_ARGUMENT for options out of range; UNAVAILABLE if a channel does not connect;
-// DEADLINE_EXCEEDED if the streams are not all ready within drain_timeout; the status of a
-// failed unary call. Streams that end early are counted in the report, not returned.
+// Opens `connections` + 1 channels to `target` (waiting until each is connected), creates one
+// token (etcd: puts the key) over the last, the changes' own, reads the server's RSS, opens
+// `watchers` watch streams (round robin over the others; see WatchServer), waits until all are
+// ready, waits `warmup`, reads the RSS again, then makes `changes` changes, one every `interval`,
+// and waits until every watcher has received the last one (or `drain_timeout`). Each event is
+// matched to its change by revision (etcd: the key's mod_revision). A watcher that etcd cancels
+// counts as a stream that ended. Errors: INVALID_ARGUMENT for options out of range; UNAVAILABLE if
+// a channel does not connect; DEADLINE_EXCEEDED if the streams are not all ready within
+// drain_timeout; the status of a failed unary call. Streams that end early are counted in the
+// report, not returned.
 absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options);
 
 // One line of space-separated key=value pairs (server, watchers, connections, changes,
 // interval_ms, setup_ms, expected, delivered, duplicates, out_of_order, ended, messages, p50_us,
-// p99_us, max_us, client_cpu_pct, server_rss_before_kib, server_rss_after_kib, kib_per_watcher),
-// for scripts.
+// p99_us, max_us, change_p50_us, change_p99_us, client_cpu_pct, server_rss_before_kib,
+// server_rss_after_kib, kib_per_watcher), for scripts.
 std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBenchReport& report);
 
 }  // namespace tokenstatus::bench

@@ -206,6 +206,9 @@ TEST_F(WatchBenchTest, CountsEveryDeliveryAndMeasuresIt) {
   EXPECT_LE(report->p50, report->p99);
   EXPECT_LE(report->p99, report->max);
   EXPECT_LT(report->max, absl::Seconds(1));
+  EXPECT_GT(report->change_p50, absl::ZeroDuration());
+  EXPECT_LE(report->change_p50, report->change_p99);
+  EXPECT_LT(report->change_p99, absl::Seconds(1));
   EXPECT_GT(report->server_rss_before_kib, 0);
   EXPECT_GT(report->server_rss_after_kib, 0);
   EXPECT_GT(report->client_cpu_percent, 0);
@@ -227,9 +230,21 @@ TEST_F(WatchBenchTest, AMissedChangeIsNotDelivered) {
   EXPECT_EQ(report->out_of_order, 0);
 }
 
-TEST_F(WatchBenchTest, InvalidOptionsAreRejected) {
+TEST_F(WatchBenchTest, NoWatchersMeasuresOnlyTheAcknowledgements) {
   WatchBenchOptions options = Options();
   options.watchers = 0;
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->expected, 0);
+  EXPECT_EQ(report->delivered, 0);
+  EXPECT_GT(report->change_p50, absl::ZeroDuration());
+  EXPECT_LE(report->change_p50, report->change_p99);
+  EXPECT_NE(FormatWatchReport(options, *report).find(" kib_per_watcher=0.0"), std::string::npos);
+}
+
+TEST_F(WatchBenchTest, InvalidOptionsAreRejected) {
+  WatchBenchOptions options = Options();
+  options.watchers = -1;
   absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInvalidArgument);

@@ -39,7 +39,7 @@ class ResetListener : public MirrorListener {
  public:
   void OnChanges(absl::Span<const std::shared_ptr<const TokenEvent>> events, int64_t revision,
                  const std::string& epoch) override {}
-  void OnReset(const std::string& epoch, int64_t revision) override {
+  void OnReset(const std::string& epoch, int64_t revision, const std::string& /*chain*/) override {
     absl::MutexLock lock(&mu_);
     ++resets_;
     epoch_ = epoch;

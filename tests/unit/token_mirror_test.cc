@@ -427,8 +427,8 @@ class RecordingListener : public MirrorListener {
     }
     calls.push_back(line);
   }
-  void OnReset(const std::string& epoch, int64_t revision) override {
-    calls.push_back(absl::StrCat("reset@", revision, ":", epoch));
+  void OnReset(const std::string& epoch, int64_t revision, const std::string& chain) override {
+    calls.push_back(absl::StrCat("reset@", revision, ":", epoch, "/", chain));
   }
   std::vector<std::string> calls;
 };
@@ -442,13 +442,13 @@ TEST(TokenMirrorTest, ListenerSeesChangesAndResetsInOrder) {
                 MakeEvent(MakeToken(IdOf(2), AccountOf(1), 4))});
   mirror.Apply({});  // nothing
   mirror.Apply({MakeEvent(MakeToken(IdOf(2), AccountOf(1), 5), TokenEvent::TYPE_DELETED)});
-  mirror.Reset({MakeToken(IdOf(9), AccountOf(1), 1)}, 1, "e2");
+  mirror.Reset({MakeToken(IdOf(9), AccountOf(1), 1)}, 1, "e2", "c1");
   mirror.Apply({MakeEvent(MakeToken(IdOf(8), AccountOf(1), 2))});
   mirror.SetListener(nullptr);
   mirror.Apply({MakeEvent(MakeToken(IdOf(7), AccountOf(1), 3))});
   EXPECT_EQ(listener.calls,
             (std::vector<std::string>{"changes@4/e1: " + IdOf(1) + "/3 " + IdOf(2) + "/4",
-                                      "changes@5/e1: " + IdOf(2) + "/5", "reset@1:e2",
+                                      "changes@5/e1: " + IdOf(2) + "/5", "reset@1:e2/c1",
                                       "changes@2/e2: " + IdOf(8) + "/2"}));
   // The reset replaced everything.
   EXPECT_EQ(mirror.Get(IdOf(1)).status().code(), absl::StatusCode::kNotFound);
