@@ -1,16 +1,14 @@
 #include "server/auth/authenticator.h"
 
+#include <optional>
 #include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/bearer.h"
 #include "core/status_util.h"
 
 namespace tokenstatus {
 namespace {
-
-constexpr absl::string_view kBearerScheme = "bearer ";
 
 absl::Status InvalidCredentials(absl::string_view why) {
   return MakeError(absl::StatusCode::kUnauthenticated, reason::kInvalidCredentials,
@@ -43,13 +41,11 @@ absl::StatusOr<Identity> Authenticator::Authenticate(const CallCredentials& call
     credentials = credentials_;
   }
   if (call.authorization.has_value()) {
-    const absl::string_view header = *call.authorization;
-    if (header.size() <= kBearerScheme.size() ||
-        !absl::StartsWithIgnoreCase(header, kBearerScheme)) {
+    const std::optional<absl::string_view> bearer = BearerCredential(*call.authorization);
+    if (!bearer.has_value()) {
       return InvalidCredentials("the authorization metadata must be \"Bearer <secret>\"");
     }
-    const Identity* identity =
-        credentials->Authenticate(absl::StripAsciiWhitespace(header.substr(kBearerScheme.size())));
+    const Identity* identity = credentials->Authenticate(*bearer);
     if (identity == nullptr) return InvalidCredentials("unknown bearer credential");
     return *identity;
   }
