@@ -24,6 +24,7 @@ install(TARGETS tokenstatus_client tokenstatus_core tokenstatus_proto EXPORT tok
 # private), and the generated headers they include.
 install(FILES
   client/connection.h
+  client/token_auth_processor.h
   client/token_cache.h
   client/token_client.h
   client/watch_source.h
