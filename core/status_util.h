@@ -31,6 +31,9 @@ inline constexpr char kTokenAlreadyExists[] = "TOKEN_ALREADY_EXISTS";
 inline constexpr char kTokenAlreadyActive[] = "TOKEN_ALREADY_ACTIVE";
 inline constexpr char kTokenAlreadyDisabled[] = "TOKEN_ALREADY_DISABLED";
 inline constexpr char kTokenDeleted[] = "TOKEN_DELETED";
+// A request was refused because its token is disabled (token-sidecar's answer to Envoy's
+// ext_authz Check).
+inline constexpr char kTokenDisabled[] = "TOKEN_DISABLED";
 inline constexpr char kRevisionMismatch[] = "REVISION_MISMATCH";
 inline constexpr char kRevisionNotReached[] = "REVISION_NOT_REACHED";
 inline constexpr char kMirrorNotReady[] = "MIRROR_NOT_READY";
