@@ -4,18 +4,22 @@
 
 #include "absl/strings/cord.h"
 #include "core/status_util.h"
-#include "google/rpc/status.pb.h"
 
 namespace tokenstatus {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  google::rpc::Status details;
-  details.set_code(static_cast<int>(status.code()));
-  details.set_message(std::string(status.message()));
-  details.add_details()->PackFrom(ErrorInfoOf(status));
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()),
-                      details.SerializeAsString());
+                      RpcStatusOf(status).SerializeAsString());
+}
+
+google::rpc::Status RpcStatusOf(const absl::Status& status) {
+  google::rpc::Status rpc_status;
+  rpc_status.set_code(static_cast<int>(status.code()));
+  if (status.ok()) return rpc_status;
+  rpc_status.set_message(std::string(status.message()));
+  rpc_status.add_details()->PackFrom(ErrorInfoOf(status));
+  return rpc_status;
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {

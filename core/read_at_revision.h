@@ -30,9 +30,11 @@ struct ReadWaitLimits {
 //
 // `loaded` is `bool()` and thread-safe; `wait` is
 // `void(int64_t, absl::Time, absl::AnyInvocable<void(absl::Status)>)`, calling its callback once.
-template <typename Log, typename Loaded, typename Wait>
+// `call` is a UnaryCall<Log>, or any movable type with `void Finish(const absl::Status&) &&`
+// (token-sidecar hands a verification's outcome to a callback instead of finishing an RPC).
+template <typename Call, typename Loaded, typename Wait>
 void ReadAtRevision(const grpc::CallbackServerContext& context, const ReadWaitLimits& limits,
-                    int64_t min_revision, Loaded loaded, Wait wait, UnaryCall<Log> call,
+                    int64_t min_revision, Loaded loaded, Wait wait, Call call,
                     absl::AnyInvocable<absl::Status()> read) {
   const bool was_loaded = loaded();
   if (was_loaded && min_revision == 0) {

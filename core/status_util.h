@@ -31,7 +31,8 @@ inline constexpr char kTokenAlreadyExists[] = "TOKEN_ALREADY_EXISTS";
 inline constexpr char kTokenAlreadyActive[] = "TOKEN_ALREADY_ACTIVE";
 inline constexpr char kTokenAlreadyDisabled[] = "TOKEN_ALREADY_DISABLED";
 inline constexpr char kTokenDeleted[] = "TOKEN_DELETED";
-// The token presented as a credential is disabled (TokenAuthProcessor).
+// A request was refused because the token it presented is disabled (token-sidecar's answer to
+// Envoy's ext_authz Check, TokenAuthProcessor).
 inline constexpr char kTokenDisabled[] = "TOKEN_DISABLED";
 inline constexpr char kRevisionMismatch[] = "REVISION_MISMATCH";
 inline constexpr char kRevisionNotReached[] = "REVISION_NOT_REACHED";

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "core/log.h"
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 
 namespace tokenstatus {
 
@@ -30,6 +31,7 @@ void CacheHealth::Publish() {
   published_ = serving;
   health_->SetServingStatus("", serving);
   health_->SetServingStatus(apitoken::v1::TokenService::service_full_name(), serving);
+  health_->SetServingStatus(envoy::service::auth::v3::Authorization::service_full_name(), serving);
   Log(serving ? LogLevel::kInfo : LogLevel::kWarning,
       absl::StrCat(serving ? "event=cache_serving" : "event=cache_not_serving", " synced=",
                    cache_.synced() ? "true" : "false", " revision=", cache_.revision()));

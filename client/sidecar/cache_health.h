@@ -7,11 +7,12 @@
 
 namespace tokenstatus {
 
-// Publishes a TokenCache's freshness as the grpc.health.v1 status of token-sidecar (service ""
-// and apitoken.v1.TokenService): SERVING while the cache is fresh (synced, and heard from the
-// server within max_staleness), NOT_SERVING before the first sync and while stale. It follows
-// the cache's change listener (which reports freshness changes, driven by the cache's own
-// staleness timer) and logs each transition ("event=cache_serving" / "event=cache_not_serving").
+// Publishes a TokenCache's freshness as the grpc.health.v1 status of token-sidecar (service "",
+// apitoken.v1.TokenService and envoy.service.auth.v3.Authorization): SERVING while the cache is
+// fresh (synced, and heard from the server within max_staleness), NOT_SERVING before the first sync
+// and while stale. It follows the cache's change listener (which reports freshness changes, driven
+// by the cache's own staleness timer) and logs each transition ("event=cache_serving" /
+// "event=cache_not_serving").
 //
 // Thread-safe. `cache` and `health` must outlive the object; it registers a listener on `cache`
 // and removes it when destroyed.

@@ -1,7 +1,8 @@
-// token-sidecar: serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService from a
-// local TokenCache that follows one tokenstatus-server (--upstream) with WatchTokens; one per
-// host, for every local service that checks tokens. Changes are refused (UNIMPLEMENTED, naming
-// the upstream). See client/sidecar/sidecar_service.h for the answers and
+// token-sidecar: serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService, and
+// Envoy's ext_authz Check (envoy.service.auth.v3.Authorization), from a local TokenCache that
+// follows one tokenstatus-server (--upstream) with WatchTokens; one per host, for every local
+// service and proxy that checks tokens. Changes are refused (UNIMPLEMENTED, naming the upstream).
+// See client/sidecar/sidecar_service.h and ext_authz_answer.h for the answers and
 // client/sidecar/sidecar_config.h for the flags.
 //
 // Start-up: flags (TOKENSTATUS_SIDECAR_* environment fallbacks) -> the cache (connects and

@@ -53,9 +53,12 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
   app->service_ = std::make_unique<SidecarService>(
       *app->cache_,
       SidecarServiceOptions{.upstream = cfg.upstream, .stale_policy = cfg.cache.stale_policy});
+  app->ext_authz_ = std::make_unique<ExtAuthzService>(*app->service_, cfg.authz);
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
-      cfg.listen, grpc::InsecureServerCredentials(), "listen",
-      [&](grpc::ServerBuilder& builder) { builder.RegisterService(app->service_.get()); });
+      cfg.listen, grpc::InsecureServerCredentials(), "listen", [&](grpc::ServerBuilder& builder) {
+        builder.RegisterService(app->service_.get());
+        builder.RegisterService(app->ext_authz_.get());
+      });
   if (!listening.ok()) return listening.status();
   app->health_ =
       std::make_unique<CacheHealth>(*app->cache_, listening->server->GetHealthCheckService());

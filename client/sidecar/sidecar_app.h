@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "client/sidecar/cache_health.h"
+#include "client/sidecar/ext_authz_service.h"
 #include "client/sidecar/sidecar_config.h"
 #include "client/sidecar/sidecar_service.h"
 #include "client/token_cache.h"
@@ -17,12 +18,13 @@ namespace tokenstatus {
 // token-sidecar, started and stopped as one object:
 //
 //   the cache (connects to --upstream and reconnects by itself) -> a stale unix socket file
-//   removed -> SidecarService -> the gRPC server (health, reflection) -> health from the
-//   cache's freshness.
+//   removed -> SidecarService, and ExtAuthzService verifying through it -> the gRPC server
+//   (both services, health, reflection) -> health from the cache's freshness.
 //
 // The members are declared in that order, so they are destroyed in the reverse one: health
-// stops reporting before the server goes, the server before the service, the service (and its
-// cache listener) before the cache, and the socket file is removed last.
+// stops reporting before the server goes, the server before the services, ExtAuthzService
+// before the SidecarService it verifies with, that one (and its cache listener) before the
+// cache, and the socket file is removed last.
 class SidecarApp {
  public:
   // Starts everything `config` describes. Errors: INVALID_ARGUMENT for cache options it refuses
@@ -50,6 +52,7 @@ class SidecarApp {
   SocketFile socket_file_;
   std::unique_ptr<TokenCache> cache_;
   std::unique_ptr<SidecarService> service_;
+  std::unique_ptr<ExtAuthzService> ext_authz_;
   GrpcApp grpc_;
   std::unique_ptr<CacheHealth> health_;
 };

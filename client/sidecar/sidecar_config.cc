@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iterator>
+#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
@@ -34,6 +35,15 @@ ABSL_FLAG(std::string, credentials_file, "",
           "TOKENSTATUS_CREDENTIALS)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long SIGTERM/SIGINT waits for calls in flight");
+ABSL_FLAG(std::string, authz_header, "authorization",
+          "ext_authz Check: the request header with the credential (authorization: \"Bearer "
+          "<secret>\"; any other header, e.g. x-api-key: the bare secret)");
+ABSL_FLAG(bool, authz_strip_credential, true,
+          "ext_authz Check: remove the credential header from allowed requests");
+ABSL_FLAG(std::string, authz_token_id_header, "x-token-id",
+          "ext_authz Check: the upstream request header set to the token's id");
+ABSL_FLAG(std::string, authz_account_id_header, "x-account-id",
+          "ext_authz Check: the upstream request header set to the token's account");
 
 namespace tokenstatus {
 namespace {
@@ -57,15 +67,28 @@ bool IsHostPort(absl::string_view address, bool allow_zero) {
          absl::SimpleAtoi(port_text, &port) && port <= 65535 && (allow_zero || port > 0);
 }
 
+// Sets `name` to the lower-cased `value` of --`flag` if it is a header name (letters, digits,
+// '-', '_', '.').
+absl::Status SetHeaderName(absl::string_view flag, absl::string_view value, std::string& name) {
+  const bool valid = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
+  });
+  if (!valid) {
+    return InvalidConfig(absl::StrCat("--", flag, " must be a header name, not \"", value, "\""));
+  }
+  name = absl::AsciiStrToLower(value);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const ProgramFlags& SidecarFlags() {
   static const ProgramFlags* const flags = new ProgramFlags{
       .program = "token-sidecar",
       .usage =
-          "Serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService from a "
-          "local cache of --upstream. Flags fall back to TOKENSTATUS_SIDECAR_<FLAG> "
-          "environment variables.",
+          "Serves GetToken, ListTokens and VerifyToken of apitoken.v1.TokenService, and "
+          "Envoy's ext_authz Check (envoy.service.auth.v3.Authorization), from a local cache "
+          "of --upstream. Flags fall back to TOKENSTATUS_SIDECAR_<FLAG> environment variables.",
       .env_prefix = kEnvPrefix,
       .names = FlagNamesDefinedIn(__FILE__)};
   return *flags;
@@ -128,6 +151,24 @@ absl::StatusOr<SidecarConfig> LoadSidecarConfig() {
   if (config.shutdown_grace < absl::ZeroDuration()) {
     return InvalidConfig("--shutdown_grace must be >= 0");
   }
+  if (absl::Status status = SetHeaderName("authz_header", absl::GetFlag(FLAGS_authz_header),
+                                          config.authz.credential_header);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status =
+          SetHeaderName("authz_token_id_header", absl::GetFlag(FLAGS_authz_token_id_header),
+                        config.authz.token_id_header);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status =
+          SetHeaderName("authz_account_id_header", absl::GetFlag(FLAGS_authz_account_id_header),
+                        config.authz.account_id_header);
+      !status.ok()) {
+    return status;
+  }
+  config.authz.strip_credential = absl::GetFlag(FLAGS_authz_strip_credential);
   return config;
 }
 
@@ -143,7 +184,11 @@ std::string DescribeSidecarConfig(const SidecarConfig& config) {
       config.cache.stale_policy == StalePolicy::kFailClosed ? "fail_closed" : "serve_last_known",
       " reconnect_initial_backoff=", absl::FormatDuration(config.cache.initial_backoff),
       " reconnect_max_backoff=", absl::FormatDuration(config.cache.max_backoff),
-      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace));
+      " shutdown_grace=", absl::FormatDuration(config.shutdown_grace),
+      " authz_header=", config.authz.credential_header,
+      " authz_strip_credential=", config.authz.strip_credential ? "true" : "false",
+      " authz_token_id_header=", config.authz.token_id_header,
+      " authz_account_id_header=", config.authz.account_id_header);
 }
 
 }  // namespace tokenstatus

@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/connection.h"
+#include "client/sidecar/ext_authz_answer.h"
 #include "client/token_cache.h"
 #include "core/flag_sources.h"
 
@@ -20,7 +21,10 @@ struct SidecarConfig {
   std::string listen;
   // The path of a unix socket `listen` names; empty for TCP.
   std::string unix_socket_path;
-  TokenCacheOptions cache;        // account filter, max_staleness, stale policy, backoff
+  TokenCacheOptions cache;  // account filter, max_staleness, stale policy, backoff
+  // Envoy ext_authz Check: the credential header, the headers an allowed request gets, whether
+  // the credential is stripped (the --authz_* flags).
+  ExtAuthzOptions authz;
   absl::Duration shutdown_grace;  // how long SIGTERM waits for calls in flight
 };
 
@@ -33,8 +37,8 @@ const ProgramFlags& SidecarFlags();
 // Builds the configuration from the flags (after parsing). INVALID_ARGUMENT with a message
 // naming the flag for an invalid value (--upstream not host:port, --listen neither unix:/path
 // nor host:port, a bad account id, --stale_policy unknown, durations out of range, unreadable
-// connection files, a credential that would cross the network in clear). Never puts the
-// credential in a message.
+// connection files, a credential that would cross the network in clear, an --authz_*_header that
+// is not a header name). Never puts the credential in a message.
 absl::StatusOr<SidecarConfig> LoadSidecarConfig();
 
 // One line describing `config` for the start-up log, in key=value form; the credential only as

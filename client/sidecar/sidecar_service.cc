@@ -1,5 +1,7 @@
 #include "client/sidecar/sidecar_service.h"
 
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -34,12 +36,20 @@ constexpr char kHistoryUpstream[] = "token-sidecar keeps no token history; ask "
 
 using Call = UnaryCall<UnloggedCall>;
 
-// token-sidecar serves its local callers (loopback or a unix socket) without credentials: every
-// caller is admitted.
-absl::Status AdmitLocal(UnloggedCall&) { return absl::OkStatus(); }
+// The end of a VerifySecret read: ReadAtRevision finishes it with the read's status, and it hands
+// `done` the result the read left in `*result` (OK) or the error.
+struct VerifyEnd {
+  std::shared_ptr<VerifyResult> result;
+  absl::AnyInvocable<void(absl::StatusOr<VerifyResult>)> done;
 
-// For a request with nothing to check.
-absl::Status NothingToValidate() { return absl::OkStatus(); }
+  void Finish(const absl::Status& status) && {
+    if (status.ok()) {
+      done(std::move(*result));
+    } else {
+      done(status);
+    }
+  }
+};
 
 }  // namespace
 
@@ -67,6 +77,37 @@ absl::Status SidecarService::CheckFresh(bool fresh) const {
                    absl::StrCat("token-sidecar's cache is stale: nothing heard from "
                                 "tokenstatus-server at ",
                                 options_.upstream, " within max_staleness"));
+}
+
+template <typename Call>
+void SidecarService::ReadAtRevision(const grpc::CallbackServerContext& context,
+                                    int64_t min_revision, Call call,
+                                    absl::AnyInvocable<absl::Status()> read) {
+  tokenstatus::ReadAtRevision(
+      context, {options_.deadline_margin, options_.max_revision_wait, options_.sync_wait},
+      min_revision, [this] { return cache_.synced(); },
+      [this](int64_t revision, absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done) {
+        waiters_.Add(revision, deadline, std::move(done));
+      },
+      std::move(call), std::move(read));
+}
+
+void SidecarService::VerifySecret(const grpc::CallbackServerContext& context, std::string secret,
+                                  absl::AnyInvocable<void(absl::StatusOr<VerifyResult>)> done) {
+  // A malformed secret is answered whatever the cache's state, as the server does.
+  if (!ParseSecret(secret).has_value()) {
+    VerifyResult malformed;
+    malformed.result = VerifyTokenResponse::RESULT_MALFORMED;
+    done(std::move(malformed));
+    return;
+  }
+  auto result = std::make_shared<VerifyResult>();
+  ReadAtRevision(context, 0, VerifyEnd{result, std::move(done)},
+                 [this, result, secret = std::move(secret)]() -> absl::Status {
+                   if (absl::Status status = CheckSynced(); !status.ok()) return status;
+                   *result = cache_.Verify(secret);
+                   return CheckFresh(result->fresh);
+                 });
 }
 
 grpc::ServerUnaryReactor* SidecarService::GetToken(grpc::CallbackServerContext* context,
@@ -115,37 +156,21 @@ grpc::ServerUnaryReactor* SidecarService::VerifyToken(grpc::CallbackServerContex
                                                       const VerifyTokenRequest* request,
                                                       VerifyTokenResponse* response) {
   return ServeUnary(context, UnloggedCall(), AdmitLocal, NothingToValidate, [&](Call call) {
-    // A malformed secret is answered whatever the cache's state, as the server does.
-    if (!ParseSecret(request->secret()).has_value()) {
-      response->set_result(VerifyTokenResponse::RESULT_MALFORMED);
-      std::move(call).Finish(absl::OkStatus());
-      return;
-    }
-    ReadAtRevision(*context, 0, std::move(call), [this, request, response]() -> absl::Status {
-      if (absl::Status status = CheckSynced(); !status.ok()) return status;
-      VerifyResult result = cache_.Verify(request->secret());
-      if (absl::Status status = CheckFresh(result.fresh); !status.ok()) return status;
-      response->set_result(result.result);
-      if (!result.token_id.empty()) {
-        response->set_token_id(std::move(result.token_id));
-        response->set_account_id(std::move(result.account_id));
-        response->set_revision(result.token_revision);
-      }
-      return absl::OkStatus();
-    });
+    VerifySecret(*context, request->secret(),
+                 [call = std::move(call), response](absl::StatusOr<VerifyResult> result) mutable {
+                   if (!result.ok()) {
+                     std::move(call).Finish(result.status());
+                     return;
+                   }
+                   response->set_result(result->result);
+                   if (!result->token_id.empty()) {
+                     response->set_token_id(std::move(result->token_id));
+                     response->set_account_id(std::move(result->account_id));
+                     response->set_revision(result->token_revision);
+                   }
+                   std::move(call).Finish(absl::OkStatus());
+                 });
   });
-}
-
-void SidecarService::ReadAtRevision(const grpc::CallbackServerContext& context,
-                                    int64_t min_revision, UnaryCall<UnloggedCall> call,
-                                    absl::AnyInvocable<absl::Status()> read) {
-  tokenstatus::ReadAtRevision(
-      context, {options_.deadline_margin, options_.max_revision_wait, options_.sync_wait},
-      min_revision, [this] { return cache_.synced(); },
-      [this](int64_t revision, absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done) {
-        waiters_.Add(revision, deadline, std::move(done));
-      },
-      std::move(call), std::move(read));
 }
 
 absl::Status SidecarService::UpstreamOnly(absl::string_view what) const {

@@ -2,7 +2,9 @@
 
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "client/token_cache.h"
@@ -18,6 +20,13 @@ namespace tokenstatus {
 struct UnloggedCall {
   void Refused(const absl::Status&) const {}
 };
+
+// The admit step of token-sidecar's ServeUnary calls: it serves its local callers (loopback or a
+// unix socket) without credentials, so every caller is admitted.
+inline absl::Status AdmitLocal(UnloggedCall&) { return absl::OkStatus(); }
+
+// The validate step of a request with nothing to check.
+inline absl::Status NothingToValidate() { return absl::OkStatus(); }
 
 struct SidecarServiceOptions {
   // host:port of the tokenstatus-server the cache follows; named in the answer to a change.
@@ -68,6 +77,15 @@ class SidecarService final : public apitoken::v1::TokenService::WithRawCallbackM
   // them. Idempotent.
   void Shutdown();
 
+  // VerifyToken's verification of `secret` for the call of `context`, computed from the cache;
+  // VerifyToken and ExtAuthzService's Check both answer from it. Calls `done` once, at once or,
+  // before the cache has synced, when it has (up to sync_wait later, never past the call's
+  // deadline), on any thread, with the VerifyResult (RESULT_MALFORMED for a malformed secret
+  // whatever the cache's state) or the read's error: UNAVAILABLE / MIRROR_NOT_READY,
+  // CACHE_STALE (not fresh under kFailClosed) or SERVER_SHUTTING_DOWN. Never logs the secret.
+  void VerifySecret(const grpc::CallbackServerContext& context, std::string secret,
+                    absl::AnyInvocable<void(absl::StatusOr<VerifyResult>)> done);
+
   grpc::ServerUnaryReactor* GetToken(grpc::CallbackServerContext* context,
                                      const apitoken::v1::GetTokenRequest* request,
                                      apitoken::v1::GetTokenResponse* response) override;
@@ -98,8 +116,10 @@ class SidecarService final : public apitoken::v1::TokenService::WithRawCallbackM
  private:
   // Finishes `call` with what `read` returns once the cache has synced and reached
   // `min_revision` (core/read_at_revision.h: the sync is waited for up to options_.sync_wait).
-  void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision,
-                      UnaryCall<UnloggedCall> call, absl::AnyInvocable<absl::Status()> read);
+  // `call` is a UnaryCall<UnloggedCall> or VerifySecret's end (defined in the .cc only).
+  template <typename Call>
+  void ReadAtRevision(const grpc::CallbackServerContext& context, int64_t min_revision, Call call,
+                      absl::AnyInvocable<absl::Status()> read);
   // UNAVAILABLE / MIRROR_NOT_READY unless the cache has synced. Checked before a lookup.
   absl::Status CheckSynced() const;
   // UNAVAILABLE / CACHE_STALE for a lookup that was not `fresh` under kFailClosed.

@@ -565,6 +565,8 @@ TEST(SidecarConfigTest, InvalidFlagsExitWithTwo) {
            {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--stale_policy=maybe"},
            {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--max_staleness=1ms"},
            {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--account=ACC-1"},
+           {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--authz_header=x api key"},
+           {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--authz_token_id_header="},
            // A value that does not parse is a configuration error too, not absl's exit 1.
            {"--upstream=127.0.0.1:1", "--listen=127.0.0.1:0", "--max_staleness=soon"},
        }) {

@@ -51,5 +51,22 @@ TEST(GrpcStatusTest, AStatusWithoutErrorInfoGetsOneFromItsCode) {
   EXPECT_EQ(DetailsOf(internal).reason(), reason::kInternal);
 }
 
+TEST(GrpcStatusTest, RpcStatusOfOkIsCodeZeroAlone) {
+  const google::rpc::Status status = RpcStatusOf(absl::OkStatus());
+  EXPECT_EQ(status.code(), 0);
+  EXPECT_TRUE(status.message().empty());
+  EXPECT_EQ(status.details_size(), 0);
+}
+
+TEST(GrpcStatusTest, RpcStatusOfAnErrorIsTheTrailersDetails) {
+  const absl::Status error =
+      MakeError(absl::StatusCode::kPermissionDenied, reason::kTokenDisabled, "disabled");
+  const google::rpc::Status status = RpcStatusOf(error);
+  EXPECT_EQ(status.code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(status.message(), "disabled");
+  EXPECT_EQ(status.SerializeAsString(), ToGrpcStatus(error).error_details());
+  EXPECT_EQ(DetailsOf(ToGrpcStatus(error)).reason(), "TOKEN_DISABLED");
+}
+
 }  // namespace
 }  // namespace tokenstatus
