@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "core/bearer.h"
 #include "core/grpc_status.h"
 #include "core/status_util.h"
 
@@ -26,7 +28,6 @@ using envoy::service::auth::v3::OkHttpResponse;
 using envoy::type::v3::StatusCode;
 
 constexpr char kAuthorizationHeader[] = "authorization";
-constexpr char kBearerScheme[] = "bearer";
 // The body "error" of every 503: the internal message names the upstream, which the clients of
 // the gateway have no business knowing.
 constexpr char kUnavailableMessage[] = "token status is unavailable; retry later";
@@ -147,15 +148,12 @@ absl::StatusOr<std::string> ExtAuthzCredential(const CheckRequest& request,
         absl::StrCat("no credential: send the token secret in the ", name, " header"));
   }
   if (name != kAuthorizationHeader) return std::string(value);
-  const size_t space = value.find(' ');
-  const absl::string_view secret = space == absl::string_view::npos
-                                       ? absl::string_view()
-                                       : absl::StripLeadingAsciiWhitespace(value.substr(space));
-  if (!absl::EqualsIgnoreCase(value.substr(0, space), kBearerScheme) || secret.empty()) {
+  const std::optional<absl::string_view> secret = BearerCredential(value);
+  if (!secret.has_value()) {
     return Unauthenticated(reason::kInvalidCredentials,
                            "the authorization header must be \"Bearer <token secret>\"");
   }
-  return std::string(secret);
+  return std::string(*secret);
 }
 
 CheckResponse ExtAuthzAnswer(const CheckRequest& request,
