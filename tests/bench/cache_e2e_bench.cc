@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "client/token_cache.h"
 #include "client/token_client.h"
 #include "core/status_util.h"
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/create_channel.h"
@@ -104,9 +107,10 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connect(
   return channels;
 }
 
-// Creates `count` ACTIVE tokens of `account_id`; returns them as acknowledged.
+// Creates `count` ACTIVE tokens of `account_id`; returns them as acknowledged, and their
+// secrets in `secrets`.
 absl::StatusOr<std::vector<Token>> CreateTokens(TokenClient& client, const std::string& account_id,
-                                                int count) {
+                                                int count, std::vector<std::string>& secrets) {
   std::vector<Token> tokens;
   apitoken::v1::CreateTokenRequest request;
   request.set_account_id(account_id);
@@ -115,9 +119,48 @@ absl::StatusOr<std::vector<Token>> CreateTokens(TokenClient& client, const std::
     absl::StatusOr<apitoken::v1::CreateTokenResponse> created = client.Create(request);
     if (!created.ok()) return created.status();
     tokens.push_back(created->token());
+    secrets.push_back(created->secret());
   }
   return tokens;
 }
+
+// A token-sidecar's Envoy ext_authz Check, as Envoy calls it for a request with a bearer
+// secret.
+class SidecarCheck {
+ public:
+  SidecarCheck(const std::string& target, absl::Duration rpc_timeout)
+      : stub_(envoy::service::auth::v3::Authorization::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
+        rpc_timeout_(rpc_timeout) {}
+
+  // Whether Check allows a request with `secret` (false on an RPC error too).
+  bool Allows(const std::string& secret) const {
+    envoy::service::auth::v3::CheckRequest request;
+    auto* http = request.mutable_attributes()->mutable_request()->mutable_http();
+    http->set_method("GET");
+    http->set_path("/");
+    (*http->mutable_headers())["authorization"] = absl::StrCat("Bearer ", secret);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         absl::ToChronoNanoseconds(rpc_timeout_));
+    envoy::service::auth::v3::CheckResponse response;
+    return stub_->Check(&context, request, &response).ok() && response.status().code() == 0;
+  }
+  // Calls Check until its answer is `allowed`; the time that answer arrived, or nullopt after
+  // `timeout`.
+  std::optional<Clock::time_point> AwaitAnswer(const std::string& secret, bool allowed,
+                                               absl::Duration timeout) const {
+    const Clock::time_point deadline = Clock::now() + absl::ToChronoNanoseconds(timeout);
+    while (Clock::now() < deadline) {
+      if (Allows(secret) == allowed) return Clock::now();
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<envoy::service::auth::v3::Authorization::Stub> stub_;
+  const absl::Duration rpc_timeout_;
+};
 
 }  // namespace
 
@@ -131,9 +174,12 @@ absl::StatusOr<CacheE2eBenchReport> RunCacheE2eBench(const CacheE2eBenchOptions&
   TokenClientOptions client_options;
   client_options.deadline = options.rpc_timeout;
   TokenClient client((*channels)[0], client_options);
+  std::vector<std::string> secrets;
   absl::StatusOr<std::vector<Token>> tokens =
-      CreateTokens(client, options.account_id, options.disables);
+      CreateTokens(client, options.account_id, options.disables, secrets);
   if (!tokens.ok()) return tokens.status();
+  std::optional<SidecarCheck> sidecar;
+  if (!options.sidecar.empty()) sidecar.emplace(options.sidecar, options.rpc_timeout);
 
   CacheE2eBenchReport report;
   ArrivalTracker tracker(options.caches);
@@ -159,11 +205,21 @@ absl::StatusOr<CacheE2eBenchReport> RunCacheE2eBench(const CacheE2eBenchOptions&
                                     absl::FormatDuration(options.arrival_timeout)));
     }
   }
+  if (sidecar.has_value()) {
+    for (const std::string& secret : secrets) {
+      if (!sidecar->AwaitAnswer(secret, /*allowed=*/true, options.arrival_timeout)) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded, kCachesNotSynced,
+                         "the sidecar did not allow the bench's tokens in time");
+      }
+    }
+  }
   report.setup = absl::FromChrono(Clock::now() - setup_start);
 
   LatencySamples arrivals;
   LatencySamples calls;
-  for (const Token& token : *tokens) {
+  LatencySamples denials;
+  for (size_t t = 0; t < tokens->size(); ++t) {
+    const Token& token = (*tokens)[t];
     tracker.Expect(token.id());
     apitoken::v1::DisableTokenRequest request;
     request.set_token_id(token.id());
@@ -174,6 +230,13 @@ absl::StatusOr<CacheE2eBenchReport> RunCacheE2eBench(const CacheE2eBenchOptions&
     if (!disabled.ok()) return disabled.status();
     ++report.disables;
     calls.Add(absl::FromChrono(replied - call_start));
+    if (sidecar.has_value()) {
+      if (std::optional<Clock::time_point> denied =
+              sidecar->AwaitAnswer(secrets[t], /*allowed=*/false, options.arrival_timeout)) {
+        ++report.sidecar_denied;
+        denials.Add(absl::FromChrono(*denied - replied));
+      }
+    }
     auto [reported, last] = tracker.WaitAll(options.arrival_timeout);
     report.missing += options.caches - reported;
     if (reported < options.caches) continue;
@@ -190,6 +253,9 @@ absl::StatusOr<CacheE2eBenchReport> RunCacheE2eBench(const CacheE2eBenchOptions&
   report.call_p50 = calls.Percentile(0.50);
   report.call_p99 = calls.Percentile(0.99);
   report.call_max = calls.Percentile(1.0);
+  report.sidecar_p50 = denials.Percentile(0.50);
+  report.sidecar_p99 = denials.Percentile(0.99);
+  report.sidecar_max = denials.Percentile(1.0);
   return report;
 }
 
@@ -198,12 +264,16 @@ std::string FormatCacheE2eReport(const CacheE2eBenchOptions& options,
   return absl::StrFormat(
       "caches=%d connections=%d disables=%d complete=%d missing=%d check_mismatches=%d "
       "setup_ms=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f call_p50_us=%.0f call_p99_us=%.0f "
-      "call_max_us=%.0f",
+      "call_max_us=%.0f sidecar_denied=%d sidecar_p50_us=%.0f sidecar_p99_us=%.0f "
+      "sidecar_max_us=%.0f",
       options.caches, options.connections, report.disables, report.complete, report.missing,
       report.check_mismatches, absl::ToDoubleMilliseconds(report.setup),
       absl::ToDoubleMicroseconds(report.p50), absl::ToDoubleMicroseconds(report.p99),
       absl::ToDoubleMicroseconds(report.max), absl::ToDoubleMicroseconds(report.call_p50),
-      absl::ToDoubleMicroseconds(report.call_p99), absl::ToDoubleMicroseconds(report.call_max));
+      absl::ToDoubleMicroseconds(report.call_p99), absl::ToDoubleMicroseconds(report.call_max),
+      report.sidecar_denied, absl::ToDoubleMicroseconds(report.sidecar_p50),
+      absl::ToDoubleMicroseconds(report.sidecar_p99),
+      absl::ToDoubleMicroseconds(report.sidecar_max));
 }
 
 }  // namespace tokenstatus::bench

@@ -17,6 +17,9 @@ struct CacheE2eBenchOptions {
   // How long the caches may take to sync, and each disable to reach every cache.
   absl::Duration arrival_timeout = absl::Seconds(30);
   std::string account_id = "ACC-0000-0003";  // owner of the tokens the run creates
+  // A token-sidecar following the same server (gRPC target), or empty: after each disable's
+  // reply, its Envoy ext_authz Check is called with the token's secret until it denies.
+  std::string sidecar;
 };
 
 struct CacheE2eBenchReport {
@@ -37,6 +40,12 @@ struct CacheE2eBenchReport {
   absl::Duration call_p50 = absl::ZeroDuration();
   absl::Duration call_p99 = absl::ZeroDuration();
   absl::Duration call_max = absl::ZeroDuration();
+  // With a sidecar: disables its Check denied within arrival_timeout, and the time from the
+  // DisableToken reply to the first denying Check answer (what Envoy in front of an API sees).
+  int64_t sidecar_denied = 0;
+  absl::Duration sidecar_p50 = absl::ZeroDuration();
+  absl::Duration sidecar_p99 = absl::ZeroDuration();
+  absl::Duration sidecar_max = absl::ZeroDuration();
 };
 
 // Opens `connections` channels to `target` (waiting until each is connected), creates
@@ -46,12 +55,14 @@ struct CacheE2eBenchReport {
 // has reported the DISABLED event (and its Check says DISABLED) before the next. Errors:
 // INVALID_ARGUMENT for options out of range; UNAVAILABLE if a channel does not connect;
 // DEADLINE_EXCEEDED if the caches do not sync within arrival_timeout; the status of a failed
-// unary call. Disables that do not reach every cache are counted in the report.
+// unary call. Disables that do not reach every cache are counted in the report. With a sidecar,
+// each token is first allowed by its Check (the setup waits for that), and after each reply
+// Check is called until it denies (before the caches are waited for).
 absl::StatusOr<CacheE2eBenchReport> RunCacheE2eBench(const CacheE2eBenchOptions& options);
 
 // One line of space-separated key=value pairs (caches, connections, disables, complete,
 // missing, check_mismatches, setup_ms, p50_us, p99_us, max_us, call_p50_us, call_p99_us,
-// call_max_us), for scripts.
+// call_max_us, sidecar_denied, sidecar_p50_us, sidecar_p99_us, sidecar_max_us), for scripts.
 std::string FormatCacheE2eReport(const CacheE2eBenchOptions& options,
                                  const CacheE2eBenchReport& report);
 

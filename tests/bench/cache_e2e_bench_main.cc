@@ -19,6 +19,9 @@ ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of tokenstatus-serv
 ABSL_FLAG(int, caches, 100, "TokenCaches in this process");
 ABSL_FLAG(int, connections, 10, "gRPC channels (separate HTTP/2 connections) the caches share");
 ABSL_FLAG(int, disables, 100, "DisableToken calls, one after the other, each on a fresh token");
+ABSL_FLAG(std::string, sidecar, "",
+          "a token-sidecar following the same server: time each disable to its first denying "
+          "ext_authz Check (empty: not measured)");
 ABSL_FLAG(absl::Duration, arrival_timeout, absl::Seconds(30),
           "how long the caches may take to sync, and each disable to reach every cache");
 
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   options.connections = absl::GetFlag(FLAGS_connections);
   options.disables = absl::GetFlag(FLAGS_disables);
   options.arrival_timeout = absl::GetFlag(FLAGS_arrival_timeout);
+  options.sidecar = absl::GetFlag(FLAGS_sidecar);
 
   absl::StatusOr<bench::CacheE2eBenchReport> report = bench::RunCacheE2eBench(options);
   if (!report.ok()) {

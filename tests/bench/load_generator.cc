@@ -12,8 +12,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "core/status_util.h"
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "grpc/grpc.h"
 #include "grpcpp/channel.h"
@@ -55,14 +57,16 @@ struct UnaryCall {
 struct ChannelStubs {
   std::unique_ptr<TokenService::Stub> tokens;
   std::unique_ptr<etcdserverpb::KV::Stub> kv;
+  std::unique_ptr<envoy::service::auth::v3::Authorization::Stub> authz;
 };
 
 // One in-flight RPC at a time. Its completion-queue thread is the only thread that touches it
 // once the load has started.
 class Slot {
  public:
-  // `slot_key` is what the slot's calls address: its token id (get, toggle), its etcd key
-  // (etcd-range) or the prefix of the etcd keys it puts (etcd-put); create does not use it.
+  // `slot_key` is what the slot's calls address: its token id (get, toggle), its token's secret
+  // (verify, check), its etcd key (etcd-range) or the prefix of the etcd keys it puts
+  // (etcd-put); create does not use it.
   Slot(const ChannelStubs& stubs, grpc::CompletionQueue* cq, int index, const std::string& slot_key,
        const LoadOptions& options)
       : stubs_(stubs),
@@ -79,6 +83,11 @@ class Slot {
     create_.request.set_name(absl::StrCat("load test slot ", index));
     range_.request.set_key(slot_key);
     put_.request.set_value(std::string(kEtcdValueBytes, 'v'));
+    verify_.request.set_secret(slot_key);
+    auto* http = check_.request.mutable_attributes()->mutable_request()->mutable_http();
+    http->set_method("GET");
+    http->set_path("/v1/things");
+    (*http->mutable_headers())["authorization"] = absl::StrCat("Bearer ", slot_key);
   }
 
   // Issues the next RPC; its completion is delivered on the completion queue with tag `this`.
@@ -107,17 +116,35 @@ class Slot {
         put_.request.set_key(absl::StrCat(put_prefix_, puts_++));
         Issue(*stubs_.kv, put_, &etcdserverpb::KV::Stub::PrepareAsyncPut);
         break;
+      case LoadMode::kVerify:
+        Issue(*stubs_.tokens, verify_, &TokenService::Stub::PrepareAsyncVerifyToken);
+        break;
+      case LoadMode::kCheck:
+        Issue(*stubs_.authz, check_,
+              &envoy::service::auth::v3::Authorization::Stub::PrepareAsyncCheck);
+        break;
     }
   }
 
   // Called once the RPC issued by Start() has completed. Returns its status (NOT_FOUND for a
-  // Range that found no key); a successful toggle call flips the next call (a failed one is
-  // retried as is).
+  // Range that found no key, FAILED_PRECONDITION for a verify or check that did not find the
+  // token valid); a successful toggle call flips the next call (a failed one is retried as is).
   const grpc::Status& Finish() {
     if (status_.ok() && mode_ == LoadMode::kToggle) disable_next_ = !disable_next_;
     if (status_.ok() && mode_ == LoadMode::kEtcdRange && range_.response.kvs_size() == 0) {
       status_ = grpc::Status(grpc::StatusCode::NOT_FOUND,
                              absl::StrCat("etcd has no key ", range_.request.key()));
+    }
+    if (status_.ok() && mode_ == LoadMode::kVerify &&
+        verify_.response.result() != apitoken::v1::VerifyTokenResponse::RESULT_VALID) {
+      status_ = grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("VerifyToken: ",
+                       apitoken::v1::VerifyTokenResponse::Result_Name(verify_.response.result())));
+    }
+    if (status_.ok() && mode_ == LoadMode::kCheck && check_.response.status().code() != 0) {
+      status_ = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                             absl::StrCat("Check denied: ", check_.response.status().message()));
     }
     return status_;
   }
@@ -145,6 +172,8 @@ class Slot {
   UnaryCall<apitoken::v1::CreateTokenRequest, apitoken::v1::CreateTokenResponse> create_;
   UnaryCall<etcdserverpb::RangeRequest, etcdserverpb::RangeResponse> range_;
   UnaryCall<etcdserverpb::PutRequest, etcdserverpb::PutResponse> put_;
+  UnaryCall<apitoken::v1::VerifyTokenRequest, apitoken::v1::VerifyTokenResponse> verify_;
+  UnaryCall<envoy::service::auth::v3::CheckRequest, envoy::service::auth::v3::CheckResponse> check_;
   std::unique_ptr<grpc::ClientContext> context_;
   grpc::Status status_;
   Clock::time_point started_;
@@ -227,9 +256,10 @@ absl::Status SetupFailed(const grpc::Status& status, absl::string_view call) {
                    absl::StrCat(call, ": ", status.error_message()));
 }
 
-// Creates one ACTIVE token per slot and returns their ids.
+// Creates one ACTIVE token per slot and returns their ids (or, with `secrets`, their secrets).
 absl::StatusOr<std::vector<std::string>> CreateTokens(TokenService::Stub& stub,
-                                                      const LoadOptions& options) {
+                                                      const LoadOptions& options,
+                                                      bool secrets = false) {
   std::vector<std::string> ids;
   for (int i = 0; i < options.concurrency; ++i) {
     grpc::ClientContext context;
@@ -241,7 +271,7 @@ absl::StatusOr<std::vector<std::string>> CreateTokens(TokenService::Stub& stub,
     apitoken::v1::CreateTokenResponse response;
     const grpc::Status status = stub.CreateToken(&context, request, &response);
     if (!status.ok()) return SetupFailed(status, "CreateToken");
-    ids.push_back(response.token().id());
+    ids.push_back(secrets ? response.secret() : response.token().id());
   }
   return ids;
 }
@@ -261,6 +291,51 @@ absl::Status PutKeys(etcdserverpb::KV::Stub& stub, const std::vector<std::string
     if (!status.ok()) return SetupFailed(status, "etcd Put");
   }
   return absl::OkStatus();
+}
+
+// Waits until `stub` verifies every one of `secrets` as VALID (a sidecar's cache has them), at
+// most `timeout`.
+absl::Status AwaitValid(TokenService::Stub& stub, const std::vector<std::string>& secrets,
+                        absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (const std::string& secret : secrets) {
+    while (true) {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(deadline));
+      apitoken::v1::VerifyTokenRequest request;
+      request.set_secret(secret);
+      apitoken::v1::VerifyTokenResponse response;
+      const grpc::Status status = stub.VerifyToken(&context, request, &response);
+      if (status.ok() && response.result() == apitoken::v1::VerifyTokenResponse::RESULT_VALID) {
+        break;
+      }
+      if (absl::Now() > deadline) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded, kSetupFailed,
+                         "the target did not verify the new tokens in time");
+      }
+      absl::SleepFor(absl::Milliseconds(5));  // polling: the target announces nothing
+    }
+  }
+  return absl::OkStatus();
+}
+
+// verify and check: one new token per slot, created at setup_target (or the target), once the
+// target verifies them all; their secrets.
+absl::StatusOr<std::vector<std::string>> PrepareSecrets(const ChannelStubs& stubs,
+                                                        const LoadOptions& options) {
+  std::unique_ptr<TokenService::Stub> setup;
+  if (!options.setup_target.empty()) {
+    setup = TokenService::NewStub(
+        grpc::CreateChannel(options.setup_target, grpc::InsecureChannelCredentials()));
+  }
+  absl::StatusOr<std::vector<std::string>> secrets =
+      CreateTokens(setup != nullptr ? *setup : *stubs.tokens, options, /*secrets=*/true);
+  if (!secrets.ok()) return secrets.status();
+  if (absl::Status status = AwaitValid(*stubs.tokens, *secrets, options.rpc_timeout);
+      !status.ok()) {
+    return status;
+  }
+  return secrets;
 }
 
 // Each slot's key (see Slot), after the setup its mode needs.
@@ -284,6 +359,9 @@ absl::StatusOr<std::vector<std::string>> PrepareSlotKeys(const ChannelStubs& stu
         keys.push_back(absl::StrCat(run_prefix, i, "/"));
       }
       return keys;
+    case LoadMode::kVerify:
+    case LoadMode::kCheck:
+      return PrepareSecrets(stubs, options);
   }
   return keys;
 }
@@ -299,12 +377,13 @@ double CpuSeconds() {
 
 absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text) {
   for (LoadMode mode : {LoadMode::kGet, LoadMode::kToggle, LoadMode::kCreate, LoadMode::kEtcdRange,
-                        LoadMode::kEtcdPut}) {
+                        LoadMode::kEtcdPut, LoadMode::kVerify, LoadMode::kCheck}) {
     if (text == LoadModeName(mode)) return mode;
   }
-  return MakeError(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                   absl::StrCat("unknown mode \"", text,
-                                "\" (want get, toggle, create, etcd-range or etcd-put)"));
+  return MakeError(
+      absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+      absl::StrCat("unknown mode \"", text,
+                   "\" (want get, toggle, create, etcd-range, etcd-put, verify or check)"));
 }
 
 absl::string_view LoadModeName(LoadMode mode) {
@@ -319,6 +398,10 @@ absl::string_view LoadModeName(LoadMode mode) {
       return "etcd-range";
     case LoadMode::kEtcdPut:
       return "etcd-put";
+    case LoadMode::kVerify:
+      return "verify";
+    case LoadMode::kCheck:
+      return "check";
   }
   return "unknown";
 }
@@ -329,7 +412,8 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   if (!channels.ok()) return channels.status();
   std::vector<ChannelStubs> stubs;
   for (const auto& channel : *channels) {
-    stubs.push_back({TokenService::NewStub(channel), etcdserverpb::KV::NewStub(channel)});
+    stubs.push_back({TokenService::NewStub(channel), etcdserverpb::KV::NewStub(channel),
+                     envoy::service::auth::v3::Authorization::NewStub(channel)});
   }
   absl::StatusOr<std::vector<std::string>> slot_keys = PrepareSlotKeys(stubs[0], options);
   if (!slot_keys.ok()) return slot_keys.status();

@@ -18,12 +18,15 @@ enum class LoadMode {
   kCreate,     // CreateToken: a new token on every call
   kEtcdRange,  // etcd Range of the slot's own key (linearizable, etcd's default)
   kEtcdPut,    // etcd Put of a new key, with a kEtcdValueBytes value, on every call
+  kVerify,     // VerifyToken of the slot's token's secret (the server or token-sidecar)
+  kCheck,      // Envoy ext_authz Check with the slot's secret as a bearer (token-sidecar)
 };
 
 // The size of every value the etcd modes put.
 inline constexpr int kEtcdValueBytes = 128;
 
-// Parses "get", "toggle", "create", "etcd-range" or "etcd-put"; INVALID_ARGUMENT otherwise.
+// Parses "get", "toggle", "create", "etcd-range", "etcd-put", "verify" or "check";
+// INVALID_ARGUMENT otherwise.
 absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text);
 // The name ParseLoadMode parses.
 absl::string_view LoadModeName(LoadMode mode);
@@ -42,6 +45,10 @@ struct LoadOptions {
   // "<etcd_prefix><run>/<slot>/<call>" for etcd-put, where <run> is the run's start time in
   // microseconds since the epoch (so runs against one etcd never share keys).
   std::string etcd_prefix = "/tokenstatus-bench/load/";
+  // verify and check: the TokenService that creates the slots' tokens (a token-sidecar target
+  // takes no changes); empty = target. The load starts once `target` verifies every one of them
+  // as VALID.
+  std::string setup_target;
 };
 
 // The measured window of one run.

@@ -1,5 +1,6 @@
-// tokenstatus-loadgen: keeps N GetToken, DisableToken/EnableToken or CreateToken RPCs in flight
-// against a TokenService, or N etcd Range or Put RPCs against etcd, and prints one key=value line
+// tokenstatus-loadgen: keeps N GetToken, DisableToken/EnableToken, CreateToken or VerifyToken
+// RPCs in flight against a TokenService (or token-sidecar), N Envoy ext_authz Check RPCs against
+// token-sidecar, or N etcd Range or Put RPCs against etcd, and prints one key=value line
 // (see FormatReport). Exit code 0 when every RPC
 // succeeded, 1 when any failed, 2 for bad flags or a failed setup.
 
@@ -17,13 +18,16 @@
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of the TokenService (or etcd)");
 ABSL_FLAG(std::string, mode, "get",
           "get (GetToken), toggle (DisableToken/EnableToken), create (CreateToken), etcd-range "
-          "(etcd Range) or etcd-put (etcd Put of a new key each call)");
+          "(etcd Range), etcd-put (etcd Put of a new key each call), verify (VerifyToken) or check "
+          "(Envoy ext_authz Check, against token-sidecar)");
 ABSL_FLAG(int, concurrency, 16, "RPCs in flight");
 ABSL_FLAG(int, connections, 1, "gRPC channels (separate HTTP/2 connections)");
 ABSL_FLAG(int, threads, 1, "client completion-queue threads");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(5), "measured time");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "load before measuring");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "deadline of each RPC");
+ABSL_FLAG(std::string, setup_target, "",
+          "verify and check: the TokenService that creates the tokens (empty: --target)");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -47,6 +51,7 @@ int main(int argc, char** argv) {
   options.duration = absl::GetFlag(FLAGS_duration);
   options.warmup = absl::GetFlag(FLAGS_warmup);
   options.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
+  options.setup_target = absl::GetFlag(FLAGS_setup_target);
 
   absl::StatusOr<bench::LoadReport> report = bench::RunLoad(options);
   if (!report.ok()) {

@@ -198,10 +198,12 @@ TEST(LoadGeneratorOptionsTest, ParsesModesAndFormatsReports) {
   EXPECT_EQ(*ParseLoadMode("create"), LoadMode::kCreate);
   EXPECT_EQ(*ParseLoadMode("etcd-range"), LoadMode::kEtcdRange);
   EXPECT_EQ(*ParseLoadMode("etcd-put"), LoadMode::kEtcdPut);
+  EXPECT_EQ(*ParseLoadMode("verify"), LoadMode::kVerify);
+  EXPECT_EQ(*ParseLoadMode("check"), LoadMode::kCheck);
   EXPECT_EQ(ParseLoadMode("put").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseLoadMode("etcd").status().code(), absl::StatusCode::kInvalidArgument);
   for (LoadMode mode : {LoadMode::kGet, LoadMode::kToggle, LoadMode::kCreate, LoadMode::kEtcdRange,
-                        LoadMode::kEtcdPut}) {
+                        LoadMode::kEtcdPut, LoadMode::kVerify, LoadMode::kCheck}) {
     EXPECT_EQ(*ParseLoadMode(LoadModeName(mode)), mode);
   }
 

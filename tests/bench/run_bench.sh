@@ -4,7 +4,8 @@
 # a throwaway etcd (the reference: one member with etcd's defaults, so its WAL is fsynced before
 # a write is acknowledged; data in a temporary directory), the real server and the no-op server;
 # then at each concurrency runs, with the same load generator and settings, no-op GetToken, etcd
-# Range, GetToken, etcd Put (a new key each call), CreateToken, DisableToken/EnableToken and
+# Range, GetToken, etcd Put (a new key each call), CreateToken, DisableToken/EnableToken,
+# token-sidecar's VerifyToken and Envoy ext_authz Check (the sidecar follows the server) and
 # redis-benchmark GET/SET; then the fan-out, each run against etcd Watch (one stream per watcher,
 # Puts of one key) and then WatchTokens (a fresh server per run, on its own key prefix): 1,000
 # watchers over 10 connections with 50 changes 20 ms apart, and 10,000 watchers over 100
@@ -56,6 +57,7 @@ WATCHBENCH="${BUILD_DIR}/tests/bench/tokenstatus-watchbench"
 MIRRORBENCH="${BUILD_DIR}/tests/bench/tokenstatus-mirrorbench"
 CACHE_E2E_BENCH="${BUILD_DIR}/tests/bench/tokenstatus-cache-e2e-bench"
 CACHEBENCH="${BUILD_DIR}/tests/bench/tokenstatus-cachebench"
+SIDECAR="${BUILD_DIR}/client/sidecar/token-sidecar"
 # The size of the values the bench puts into etcd (kEtcdValueBytes in tests/bench/load_generator.h).
 ETCD_VALUE_BYTES=128
 
@@ -65,14 +67,18 @@ command -v etcdctl >/dev/null || die "etcdctl not found (make deps installs etcd
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
 SERVER_PID=""
 NOOP_PID=""
+SIDECAR_PID=""
 FANOUT_PID=""
 CACHE_E2E_PID=""
+CACHE_E2E_SIDECAR_PID=""
 ETCD_PID=""
 cleanup() {
   [[ -n "${SERVER_PID}" ]] && { terminate_process "${SERVER_PID}" || true; }
   [[ -n "${FANOUT_PID}" ]] && { terminate_process "${FANOUT_PID}" || true; }
+  [[ -n "${CACHE_E2E_SIDECAR_PID}" ]] && { terminate_process "${CACHE_E2E_SIDECAR_PID}" || true; }
   [[ -n "${CACHE_E2E_PID}" ]] && { terminate_process "${CACHE_E2E_PID}" || true; }
   [[ -n "${NOOP_PID}" ]] && { terminate_process "${NOOP_PID}" || true; }
+  [[ -n "${SIDECAR_PID}" ]] && { terminate_process "${SIDECAR_PID}" || true; }
   [[ -n "${ETCD_PID}" ]] && { terminate_process "${ETCD_PID}" || true; }
   stop_throwaway_redis
   rm -rf "${WORK}"
@@ -81,7 +87,7 @@ trap cleanup EXIT
 
 if ! cmake --build "${BUILD_DIR}" -j"$(nproc)" \
   --target tokenstatus-server tokenstatus-loadgen tokenstatus-noop-server tokenstatus-watchbench \
-  tokenstatus-mirrorbench tokenstatus-cache-e2e-bench tokenstatus-cachebench \
+  tokenstatus-mirrorbench tokenstatus-cache-e2e-bench tokenstatus-cachebench token-sidecar \
   >"${WORK}/build.log" 2>&1; then
   cat "${WORK}/build.log" >&2
   die "build failed"
@@ -141,6 +147,10 @@ SERVER_ADDRESS="${STARTED_ADDRESS}"
 start_listening_process "${WORK}/noop.log" "${NOOP_SERVER}" --listen=127.0.0.1:0
 NOOP_PID="${STARTED_PID}"
 NOOP_ADDRESS="${STARTED_ADDRESS}"
+start_listening_process "${WORK}/sidecar.log" "${SIDECAR}" --upstream="${SERVER_ADDRESS}" \
+  --listen=127.0.0.1:0
+SIDECAR_PID="${STARTED_PID}"
+SIDECAR_ADDRESS="${STARTED_ADDRESS}"
 
 CLOCK_TICKS="$(getconf CLK_TCK)"
 # CPU seconds (user + system) process $1 has used so far.
@@ -178,7 +188,7 @@ run_point() {
   [[ -n "${redis_pid}" ]] && r0="$(cpu_seconds "${redis_pid}")"
   line="$("${LOADGEN}" --target="${address}" --mode="${mode}" --concurrency="${concurrency}" \
     --connections="${connections}" --threads="${threads}" --duration="${DURATION}" \
-    --warmup="${WARMUP}")" || rc=$?
+    --warmup="${WARMUP}" --setup_target="${SERVER_ADDRESS}")" || rc=$?
   local wall server_cpu redis_cpu="-"
   wall="$(awk -v a="${t0}" -v b="$(now)" 'BEGIN { print b - a }')"
   server_cpu="$(percent_of "$(awk -v a="${s0}" -v b="$(cpu_seconds "${server_pid}")" \
@@ -229,6 +239,8 @@ for concurrency in ${CONCURRENCIES}; do
     "${REDIS_PID}"
   run_point "Disable/Enable" "${SERVER_ADDRESS}" toggle "${concurrency}" "${SERVER_PID}" \
     "${REDIS_PID}"
+  run_point "sidecar VerifyToken" "${SIDECAR_ADDRESS}" verify "${concurrency}" "${SIDECAR_PID}"
+  run_point "sidecar Check" "${SIDECAR_ADDRESS}" check "${concurrency}" "${SIDECAR_PID}"
   run_redis_benchmark "${concurrency}"
 done
 
@@ -310,8 +322,9 @@ for run in ${FANOUT_RUNS}; do
 done
 
 # run_cache_e2e CACHES CONNECTIONS DISABLES: one tokenstatus-cache-e2e-bench run against a fresh
-# server (its own key prefix); adds a row to CACHE_E2E_TABLE. The reference in the same row: the
-# DisableToken call itself, as the bench's client measured it.
+# server (its own key prefix) and a token-sidecar following it; adds a row to CACHE_E2E_TABLE.
+# The references in the same row: the DisableToken call itself, as the bench's client measured
+# it, and the sidecar's Envoy ext_authz Check (the first denying answer after the reply).
 CACHE_E2E_TABLE=()
 CACHE_E2E_RUN=0
 run_cache_e2e() {
@@ -321,9 +334,15 @@ run_cache_e2e() {
     --listen=127.0.0.1:0 --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" \
     --redis_key_prefix="{cache-e2e-${CACHE_E2E_RUN}}" --insecure_allow_unauthenticated
   CACHE_E2E_PID="${STARTED_PID}"
-  line="$("${CACHE_E2E_BENCH}" --target="${STARTED_ADDRESS}" --caches="${caches}" \
-    --connections="${connections}" --disables="${disables}" \
+  local server_address="${STARTED_ADDRESS}"
+  start_listening_process "${WORK}/cache-e2e-sidecar-${CACHE_E2E_RUN}.log" "${SIDECAR}" \
+    --upstream="${server_address}" --listen=127.0.0.1:0
+  CACHE_E2E_SIDECAR_PID="${STARTED_PID}"
+  line="$("${CACHE_E2E_BENCH}" --target="${server_address}" --caches="${caches}" \
+    --connections="${connections}" --disables="${disables}" --sidecar="${STARTED_ADDRESS}" \
     2>"${WORK}/cache-e2e-bench-${CACHE_E2E_RUN}.log")" || rc=$?
+  terminate_process "${CACHE_E2E_SIDECAR_PID}" || true
+  CACHE_E2E_SIDECAR_PID=""
   terminate_process "${CACHE_E2E_PID}" || true
   CACHE_E2E_PID=""
   if ((rc != 0)) || [[ -z "${line}" ]]; then
@@ -340,7 +359,10 @@ run_cache_e2e() {
 $(field complete "${line}") / $(field disables "${line}") | \
 $(thousandths "$(field p50_us "${line}")") | ${p99_ms} | $(thousandths "$(field max_us "${line}")") | \
 ${target} | $(thousandths "$(field call_p50_us "${line}")") | \
-$(thousandths "$(field call_p99_us "${line}")") | $(thousandths "$(field call_max_us "${line}")") |")
+$(thousandths "$(field call_p99_us "${line}")") | $(thousandths "$(field call_max_us "${line}")") | \
+$(field sidecar_denied "${line}") / $(field disables "${line}") | \
+$(thousandths "$(field sidecar_p50_us "${line}")") | $(thousandths "$(field sidecar_p99_us "${line}")") | \
+$(thousandths "$(field sidecar_max_us "${line}")") |")
 }
 for run in ${CACHE_E2E_RUNS}; do
   IFS=: read -r caches connections disables <<<"${run}"
@@ -394,7 +416,10 @@ mkdir -p "$(dirname "${RESULTS}")"
     "before it is acknowledged (durability comparable to Redis's appendfsync always); its data" \
     "on the same filesystem as Redis's. etcd Range: the slot's own key, linearizable (etcd's" \
     "default); etcd Put: a new key with a ${ETCD_VALUE_BYTES}-byte value on every call;" \
-    "CreateToken: a new token on every call."
+    "CreateToken: a new token on every call. sidecar VerifyToken and sidecar Check:" \
+    "token-sidecar (following the server, its cache in memory) answering VerifyToken and" \
+    "Envoy's ext_authz Check (the secret as a bearer header) for one valid token per slot;" \
+    "the server CPU % of these rows is the sidecar's."
   echo "× no-op: requests/s divided by the no-op server's GetToken requests/s at the same" \
     "concurrency. × etcd: tokenstatus requests/s divided by etcd's at the same concurrency" \
     "(GetToken / etcd Range, CreateToken / etcd Put, Disable/Enable / etcd Put; above 1:" \
@@ -442,10 +467,12 @@ mkdir -p "$(dirname "${RESULTS}")"
     "client until the last cache's OnChange listener reported the change (0 if all had it before" \
     "the reply: the server acknowledges once its own mirror shows a change), one sample per" \
     "disable. Target: p99 ≤ 10 ms. Reference from the same run: the DisableToken call itself" \
-    "(Redis with appendfsync always)."
+    "(Redis with appendfsync always). Sidecar Check: a token-sidecar following the same server;" \
+    "after each reply its Envoy ext_authz Check is called with the token's secret until it" \
+    "denies: the time from the reply to that first denial (what Envoy in front of an API sees)."
   echo
-  echo "| caches | connections | disables seen by all | p50 ms | p99 ms | max ms | p99 ≤ 10 ms | DisableToken p50 ms | DisableToken p99 ms | DisableToken max ms |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| caches | connections | disables seen by all | p50 ms | p99 ms | max ms | p99 ≤ 10 ms | DisableToken p50 ms | DisableToken p99 ms | DisableToken max ms | denied by the sidecar's Check | Check deny p50 ms | Check deny p99 ms | Check deny max ms |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${CACHE_E2E_TABLE[@]}"
   echo
   echo "TokenCache lookups (tokenstatus-cachebench, Google Benchmark, no server): a cache of" \
