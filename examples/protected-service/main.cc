@@ -57,8 +57,10 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // before any thread starts
 
+  tokenstatus::ConnectionSources sources;
+  sources.address = absl::GetFlag(FLAGS_tokenstatus);
   absl::StatusOr<tokenstatus::ConnectionOptions> connection =
-      tokenstatus::LoadConnectionOptions({.address = absl::GetFlag(FLAGS_tokenstatus)});
+      tokenstatus::LoadConnectionOptions(sources);
   if (!connection.ok()) {
     std::cerr << connection.status().message() << "\n";
     return 2;
