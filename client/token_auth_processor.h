@@ -11,8 +11,9 @@ namespace tokenstatus {
 
 // ({} initializers: designated initializers may omit any field without a GCC warning.)
 struct TokenAuthOptions {
-  // The metadata key that carries the token's secret: "authorization" takes
-  // "Bearer <secret>"; any other key (e.g. "x-api-key") takes the bare secret.
+  // The metadata key (lower case, as gRPC delivers keys) that carries the token's secret:
+  // "authorization" takes "Bearer <secret>"; any other key (e.g. "x-api-key") takes the bare
+  // secret.
   std::string header{"authorization"};
   // Full method names (":path", e.g. "/grpc.health.v1.Health/Check") that need no token.
   std::vector<std::string> exempt_methods{
