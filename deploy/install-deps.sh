@@ -17,10 +17,12 @@ PACKAGES=(
   libabsl-dev libhiredis-dev libevent-dev libssl-dev        # libraries
   libgoogle-perftools-dev                                   # tcmalloc for the servers
   libcli11-dev                                              # tokenctl's command line
+  libcpp-httplib-dev                                        # the metrics endpoint (HTTP)
   libgtest-dev libgmock-dev libbenchmark-dev                # tests
   redis-server redis-tools                                  # Redis, redis-cli, redis-benchmark
   redis-sentinel                                            # Sentinel (the failover tests)
   etcd-server etcd-client                                   # etcd, make bench's reference
+  prometheus                                                # the metrics test (and promtool)
   clang-format                                              # make fmt, make lint
   clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )
