@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "core/metrics/process_metrics.h"
 #include "core/status_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -53,7 +54,7 @@ ServerApp::ServerApp(ServerConfig config)
     : config_(std::move(config)),
       authenticator_(config_.access.allow_unauthenticated),
       health_(config_.redis_outage_grace),
-      grpc_(config_.shutdown_grace) {}
+      grpc_(config_.shutdown_grace, &grpc_metrics_) {}
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config) {
   std::unique_ptr<ServerApp> app(new ServerApp(std::move(config)));
@@ -68,12 +69,16 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
   google::rpc::ErrorInfo::descriptor();
   grpc::health::v1::HealthCheckRequest::descriptor();
 
-  absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Start(cfg.redis);
+  RedisClientOptions redis_options = cfg.redis;
+  redis_options.metrics = &app->redis_metrics_;
+  absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Start(redis_options);
   if (!client.ok()) return client.status();
   app->client_ = *std::move(client);
-  app->client_->SetConnectedListener(
-      [health = &app->health_](bool connected) { health->SetRedisConnected(connected); });
-  RedisClientOptions blocking_options = cfg.redis;
+  app->client_->SetConnectedListener([app = app.get()](bool connected) {
+    app->health_.SetRedisConnected(connected);
+    app->redis_metrics_.up.Set(connected ? 1 : 0);
+  });
+  RedisClientOptions blocking_options = redis_options;
   blocking_options.connections = 1;
   absl::StatusOr<std::unique_ptr<RedisClient>> blocking = RedisClient::Start(blocking_options);
   if (!blocking.ok()) return blocking.status();
@@ -85,13 +90,24 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
                                     [health = &app->health_](absl::Status loaded) {
                                       if (loaded.ok()) health->SetMirrorLoaded();
                                     });
-  app->hub_ = std::make_unique<WatchHub>(*app->mirror_, *app->store_, cfg.watch);
+  app->hub_ =
+      std::make_unique<WatchHub>(*app->mirror_, *app->store_, cfg.watch, &app->watch_metrics_);
   app->mirror_->SetListener(app->hub_.get());
   app->hub_subscription_.mirror = app->mirror_.get();
-  app->tailer_ = std::make_unique<EventTailer>(*app->store_, *app->mirror_);
+  metrics::Family<metrics::Counter>& reloads = app->metrics_.AddCounter(
+      "tokenstatus_mirror_reloads_total",
+      "Full reloads of the mirror from Redis after it was loaded, by why (new_epoch, "
+      "revision_went_back, events_trimmed, history_diverged).",
+      {"reason"});
+  app->tailer_ = std::make_unique<EventTailer>(
+      *app->store_, *app->mirror_,
+      EventTailerOptions{.on_reload = [&reloads](absl::string_view reason) {
+        reloads.With({std::string(reason)}).Increment();
+      }});
   app->tailer_->Start();
   app->service_ = std::make_unique<TokenServiceImpl>(*app->store_, *app->mirror_, *app->hub_,
-                                                     app->authenticator_);
+                                                     app->authenticator_, TokenServiceOptions{},
+                                                     &app->change_metrics_);
 
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
       cfg.listen, TransportCredentials(cfg.access), "listen", [&](grpc::ServerBuilder& builder) {
@@ -132,7 +148,42 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
         cfg.access.credentials_file, cfg.access.reload_check_interval,
         [app = app.get()] { app->LoadCredentials(++app->reloads_, "file_changed"); });
   }
+  if (absl::Status status = app->StartMetrics(); !status.ok()) return status;
   return app;
+}
+
+absl::Status ServerApp::StartMetrics() {
+  metrics::AddProcessMetrics(metrics_, "tokenstatus-server");
+  metrics::Gauge& revision =
+      metrics_.AddGauge("tokenstatus_mirror_revision", "The newest revision the mirror applied.")
+          .Get();
+  metrics::Gauge& loaded =
+      metrics_.AddGauge("tokenstatus_mirror_loaded", "1 once the mirror has loaded.").Get();
+  metrics::Family<metrics::Gauge>& tokens =
+      metrics_.AddGauge("tokenstatus_mirror_tokens", "Tokens in the mirror, by state.", {"state"});
+  metrics::Gauge& lag = metrics_
+                            .AddGauge("tokenstatus_mirror_lag_seconds",
+                                      "Now less the commit time of the newest change the mirror "
+                                      "applied (grows while nothing changes).")
+                            .Get();
+  metrics_.OnScrape([this, &revision, &loaded, &tokens, &lag] {
+    const TokenMirror::Stats stats = mirror_->stats();
+    loaded.Set(stats.revision >= 0 ? 1 : 0);
+    revision.Set(static_cast<double>(std::max<int64_t>(stats.revision, 0)));
+    tokens.With({"active"}).Set(static_cast<double>(stats.tokens_by_state[Token::STATE_ACTIVE]));
+    tokens.With({"disabled"})
+        .Set(static_cast<double>(stats.tokens_by_state[Token::STATE_DISABLED]));
+    tokens.With({"deleted"}).Set(static_cast<double>(stats.tokens_by_state[Token::STATE_DELETED]));
+    lag.Set(stats.newest_commit == absl::InfinitePast()
+                ? 0
+                : absl::ToDoubleSeconds(absl::Now() - stats.newest_commit));
+  });
+  if (config_.metrics_listen.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> endpoint =
+      metrics::MetricsEndpoint::Start(config_.metrics_listen, metrics_);
+  if (!endpoint.ok()) return endpoint.status();
+  metrics_endpoint_ = *std::move(endpoint);
+  return absl::OkStatus();
 }
 
 void ServerApp::Run(const sigset_t& signals) {

@@ -8,6 +8,9 @@
 #include "absl/status/statusor.h"
 #include "core/file_change_watcher.h"
 #include "core/grpc_app.h"
+#include "core/metrics/grpc_server_metrics.h"
+#include "core/metrics/metrics_endpoint.h"
+#include "core/metrics/registry.h"
 #include "server/app/server_config.h"
 #include "server/auth/authenticator.h"
 #include "server/mirror/event_tailer.h"
@@ -25,7 +28,8 @@ namespace tokenstatus {
 //   two Redis clients (the second, one connection, carries only the event tailer's blocking
 //   reads) -> store -> mirror -> watch hub -> event tailer (loads the mirror, then follows the
 //   event stream) -> TokenService -> gRPC servers (--listen, and --health_listen) -> the
-//   credentials file watcher.
+//   credentials file watcher -> the metrics endpoint (--metrics_listen). The metrics registry
+//   and its instruments come first of all.
 //
 // The members are declared in that order, so they are destroyed in the reverse one: the
 // servers stop before the service and the tailer (the mirror's only writer) go, the tailer
@@ -50,6 +54,10 @@ class ServerApp {
  private:
   explicit ServerApp(ServerConfig config);
 
+  // The mirror's and Redis's gauges read at scrape time, the process metrics, and the endpoint
+  // (--metrics_listen). UNAVAILABLE if it cannot listen.
+  absl::Status StartMetrics();
+
   // Loads --credentials_file into authenticator_ (nothing to do without one). `reload` is the
   // reload's number (0 at start, where a bad file is an error), `cause` what triggered it.
   bool LoadCredentials(int reload, absl::string_view cause);
@@ -63,6 +71,13 @@ class ServerApp {
   };
 
   const ServerConfig config_;
+  // Declared before everything that records into it; MetricsEndpoint (which reads the
+  // components at scrape time) last, so scrapes stop first.
+  metrics::Registry metrics_;
+  metrics::GrpcServerMetrics grpc_metrics_{metrics_};
+  RedisMetrics redis_metrics_{metrics_};
+  ChangeMetrics change_metrics_{metrics_};
+  WatchMetrics watch_metrics_{metrics_};
   Authenticator authenticator_;
   HealthPublisher health_;
   std::atomic<int> reloads_ = 0;
@@ -76,6 +91,7 @@ class ServerApp {
   std::unique_ptr<TokenServiceImpl> service_;
   GrpcApp grpc_;
   std::unique_ptr<FileChangeWatcher> credentials_watcher_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
 };
 
 }  // namespace tokenstatus

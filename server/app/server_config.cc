@@ -29,6 +29,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve gRPC on (p
 ABSL_FLAG(std::string, health_listen, "",
           "host:port serving only grpc.health.v1, in plaintext (for probes that cannot speak "
           "TLS); empty: none");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port serving Prometheus metrics over plain HTTP (GET /metrics); empty: none");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address: host:port or unix:/path");
 ABSL_FLAG(std::string, redis_sentinels, "",
           "host:port,... of the Redis Sentinels to ask where the primary is (instead of --redis; "
@@ -348,6 +350,13 @@ absl::StatusOr<ServerConfig> LoadServerConfig() {
       return status;
     }
   }
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!config.metrics_listen.empty()) {
+    if (absl::Status status = ValidateListen("metrics_listen", config.metrics_listen);
+        !status.ok()) {
+      return status;
+    }
+  }
 
   if (absl::Status status = LoadRedisTarget(config); !status.ok()) return status;
   config.redis.user = absl::GetFlag(FLAGS_redis_user);
@@ -414,6 +423,7 @@ std::string DescribeConfig(const ServerConfig& config) {
   return absl::StrCat(
       "event=config listen=", config.listen,
       " health_listen=", config.health_listen.empty() ? "-" : config.health_listen,
+      " metrics_listen=", config.metrics_listen.empty() ? "-" : config.metrics_listen,
       " redis=", config.redis.address.empty() ? "-" : config.redis.address, " redis_sentinels=",
       config.redis.sentinels.empty() ? "-" : absl::StrJoin(config.redis.sentinels, ","),
       " redis_master_name=", config.redis.master_name.empty() ? "-" : config.redis.master_name,

@@ -44,6 +44,7 @@ struct AccessConfig {
 struct ServerConfig {
   std::string listen;                    // "host:port"; port 0 = any free port
   std::string health_listen;             // "" or "host:port": plaintext grpc.health.v1 only
+  std::string metrics_listen;            // "" or "host:port": Prometheus metrics over HTTP
   RedisClientOptions redis;              // address, user, password, connections
   RedisTokenStoreOptions store;          // key prefix, event retention, call timeout
   WatchHubOptions watch;                 // watcher limits, per-stream queue size

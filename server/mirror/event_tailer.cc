@@ -241,6 +241,7 @@ absl::Status EventTailer::Follow(bool& reload) {
     Log(LogLevel::kWarning,
         absl::StrCat("event=mirror_reload reason=", why, " revision=", revision, " epoch=", epoch,
                      " store_revision=", batch->head.revision, " store_epoch=", batch->head.epoch));
+    if (options_.on_reload) options_.on_reload(why);
     reload = true;
   }
   return absl::OkStatus();

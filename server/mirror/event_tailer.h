@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -21,6 +22,9 @@ struct EventTailerOptions {
   int batch_size = 1000;                           // events per read
   absl::Duration block = absl::Milliseconds(500);  // longest blocking read
   absl::Duration retry_max = absl::Seconds(2);     // backoff cap after a failed read
+  // Told the reason of every reload it decides (as logged: event=mirror_reload reason=...),
+  // on the tailer's thread; for the metrics. May be empty.
+  std::function<void(absl::string_view reason)> on_reload{};
 };
 
 // Loads the mirror from the store (head revision + epoch + history mark first, then every

@@ -12,6 +12,13 @@
 namespace tokenstatus {
 namespace {
 
+// A state's index in the stats' counts (an unknown value counts as unspecified).
+size_t StateIndex(int state) { return state >= 0 && state < 4 ? static_cast<size_t>(state) : 0; }
+
+absl::Time TimeOf(const google::protobuf::Timestamp& timestamp) {
+  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
+}
+
 absl::Status NotReady() {
   return MakeError(absl::StatusCode::kUnavailable, reason::kMirrorNotReady,
                    "the token mirror has not loaded yet");
@@ -94,6 +101,18 @@ void TokenMirror::SetListener(MirrorListener* listener) {
 bool TokenMirror::loaded() const {
   absl::ReaderMutexLock lock(&mu_);
   return loaded_;
+}
+
+TokenMirror::Stats TokenMirror::stats() const {
+  Stats stats;
+  stats.revision = reached_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < stats.tokens_by_state.size(); ++i) {
+    stats.tokens_by_state[i] = tokens_by_state_[i].load(std::memory_order_relaxed);
+  }
+  const int64_t nanos = newest_commit_nanos_.load(std::memory_order_relaxed);
+  if (nanos != std::numeric_limits<int64_t>::min())
+    stats.newest_commit = absl::FromUnixNanos(nanos);
+  return stats;
 }
 
 int64_t TokenMirror::revision() const {
@@ -188,8 +207,14 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
   // Built without the lock, swapped in under it; the old state is freed after it.
   TokenMap new_tokens;
   AccountIndex new_accounts;
+  std::array<int64_t, 4> by_state{};
+  absl::Time newest_commit = absl::InfinitePast();
   for (Token& token : tokens) {
-    Put(std::make_shared<const Token>(std::move(token)), new_tokens, new_accounts);
+    auto shared = std::make_shared<const Token>(std::move(token));
+    const int previous = Put(shared, new_tokens, new_accounts);
+    if (previous >= 0) --by_state[StateIndex(previous)];
+    ++by_state[StateIndex(shared->state())];
+    newest_commit = std::max(newest_commit, TimeOf(shared->update_time()));
   }
   tokens.clear();
   {
@@ -202,6 +227,10 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
     std::fill(applied_.begin(), applied_.end(), AppliedEvent());
     loaded_by_ = loads_begun_.load();
     loaded_revision_ = revision;
+    for (size_t i = 0; i < by_state.size(); ++i) tokens_by_state_[i].store(by_state[i]);
+    newest_commit_nanos_.store(newest_commit == absl::InfinitePast()
+                                   ? std::numeric_limits<int64_t>::min()
+                                   : absl::ToUnixNanos(newest_commit));
     const bool first = !loaded_;
     loaded_ = true;
     if (!first && listener_ != nullptr) listener_->OnReset(epoch_, revision_, chain_);
@@ -221,7 +250,10 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
     absl::MutexLock lock(&mu_);
     for (const std::shared_ptr<const TokenEvent>& event : shared) {
       // The stored token shares the event's allocation: one copy per change.
-      Put(std::shared_ptr<const Token>(event, &event->token()), tokens_, accounts_);
+      const int previous =
+          Put(std::shared_ptr<const Token>(event, &event->token()), tokens_, accounts_);
+      if (previous >= 0) tokens_by_state_[StateIndex(previous)].fetch_sub(1);
+      tokens_by_state_[StateIndex(event->token().state())].fetch_add(1);
       const int64_t revision = event->token().revision();
       applied_[static_cast<size_t>(revision) % kAppliedEvents] = {revision,
                                                                   FingerprintOf(event->token())};
@@ -229,17 +261,19 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
     if (epoch_.empty() && revision_ == 0) epoch_ = std::string(epoch);
     revision_ = shared.back()->token().revision();
     chain_ = shared.back()->chain();
+    newest_commit_nanos_.store(absl::ToUnixNanos(TimeOf(shared.back()->token().update_time())));
     if (listener_ != nullptr) listener_->OnChanges(shared, revision_, epoch_);
     reached_.store(revision_);
   }
   waiters_.Changed();
 }
 
-void TokenMirror::Put(std::shared_ptr<const Token> token, TokenMap& tokens,
-                      AccountIndex& accounts) {
+int TokenMirror::Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts) {
   auto [it, inserted] = tokens.try_emplace(token->id());
+  const int previous = inserted ? -1 : it->second->state();
   it->second = std::move(token);
   if (inserted) accounts[it->second->account_id()].emplace(it->first, it);
+  return previous;
 }
 
 }  // namespace tokenstatus

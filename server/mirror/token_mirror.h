@@ -1,8 +1,10 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -86,6 +88,17 @@ class TokenMirror {
   std::string epoch() const;
   std::string chain() const;  // the history mark at revision()
 
+  // What the metrics show of the mirror, read without its lock (each field is current; they
+  // may be from different moments of a change). Thread-safe.
+  struct Stats {
+    int64_t revision = -1;  // -1 until loaded
+    // Tokens by state (index: Token::State; deleted tokens are kept, as in the store).
+    std::array<int64_t, 4> tokens_by_state{};
+    // The commit time (update_time) of the newest change applied; InfinitePast before one.
+    absl::Time newest_commit = absl::InfinitePast();
+  };
+  Stats stats() const;
+
   // --- Reads (same results and errors as the TokenStore methods of the same names, served from
   // memory; UNAVAILABLE / MIRROR_NOT_READY before the first Reset). Tokens include
   // secret_sha256. ---
@@ -149,8 +162,9 @@ class TokenMirror {
   bool Applied(const Token& committed, uint64_t fingerprint, uint64_t loads_before) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Inserts `token` (or replaces the token with its id) in `tokens` and `accounts`.
-  static void Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts);
+  // Inserts `token` (or replaces the token with its id) in `tokens` and `accounts`. Returns the
+  // replaced token's state, or -1 if there was none.
+  static int Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts);
 
   // Lock order: the waiters' lock, then mu_ (a WhenApplied condition reads the mirror; the
   // mirror never calls into the waiters under mu_); mu_, then the listener's locks.
@@ -173,6 +187,10 @@ class TokenMirror {
   std::atomic<uint64_t> loads_begun_{0};
   uint64_t loaded_by_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t loaded_revision_ ABSL_GUARDED_BY(mu_) = -1;
+
+  // Stats: tokens by state and the newest commit time (unix nanoseconds), set under mu_.
+  std::array<std::atomic<int64_t>, 4> tokens_by_state_{};
+  std::atomic<int64_t> newest_commit_nanos_{std::numeric_limits<int64_t>::min()};
 
   // The revision waiters are measured against: -1 until loaded; set under mu_.
   std::atomic<int64_t> reached_{-1};

@@ -172,7 +172,20 @@ RedisClient::~RedisClient() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
+RedisClient::ReplyCallback RedisClient::Measured(const std::vector<std::string>& args,
+                                                 ReplyCallback done) const {
+  if (options_.metrics == nullptr || args.empty()) return done;
+  return [metrics = options_.metrics, command = args[0], started = absl::Now(),
+          done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+    metrics->Record(command, started, !reply.ok(),
+                    !reply.ok() && absl::StrContains(reply.status().message(), "deadline"),
+                    reply.ok() ? *reply : nullptr);
+    done(std::move(reply));
+  };
+}
+
 void RedisClient::Command(std::vector<std::string> args, absl::Time deadline, ReplyCallback done) {
+  done = Measured(args, std::move(done));
   bool wake = false;
   bool accepted = false;
   {
@@ -197,7 +210,7 @@ void RedisClient::FollowUp(std::vector<std::string> args, absl::Time deadline, R
     done(RedisUnavailable("the connection of the reply is gone"));
     return;
   }
-  Send(*replying_, args, deadline, std::move(done));
+  Send(*replying_, args, deadline, Measured(args, std::move(done)));
 }
 
 void RedisClient::SetConnectedListener(absl::AnyInvocable<void(bool connected)> listener) {
@@ -499,6 +512,10 @@ void RedisClient::UpdateConnected() {
   if (up != connected_) {
     connected_ = up;
     if (listener_ != nullptr) listener_(up);
+    if (up && ever_connected_ && options_.metrics != nullptr) {
+      options_.metrics->reconnects.Increment();
+    }
+    ever_connected_ = ever_connected_ || up;
   }
   if (!starting && (!logged_any_ || logged_down_ == up)) {
     logged_any_ = true;

@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/redis/redis_metrics.h"
 
 struct event;
 struct event_base;
@@ -37,6 +38,9 @@ struct RedisClientOptions {
   std::string master_name;
   std::string sentinel_password;
   absl::Duration sentinel_timeout = absl::Milliseconds(500);
+  // Where the commands' round trips, errors and reconnects are recorded (may be null: nowhere).
+  // Must outlive the client.
+  RedisMetrics* metrics = nullptr;
 };
 
 // An asynchronous Redis client: hiredis's async API on one libevent I/O thread, a few pipelined
@@ -164,6 +168,8 @@ class RedisClient {
 
   // Wakes the I/O thread (eventfd).
   void Wake();
+  // `done`, recording the command's round trip and outcome in options_.metrics when set.
+  ReplyCallback Measured(const std::vector<std::string>& args, ReplyCallback done) const;
 
   // --- I/O thread only ---
   void Run();
@@ -232,6 +238,7 @@ class RedisClient {
   std::vector<size_t> argv_len_;
   absl::AnyInvocable<void(bool)> listener_;
   bool connected_ = false;          // at least one connection is ready
+  bool ever_connected_ = false;     // connected_ has been true before (reconnects count)
   bool logged_down_ = false;        // the last logged transition was "down"
   bool logged_any_ = false;         // any transition was logged
   size_t next_connection_ = 0;      // round-robin position

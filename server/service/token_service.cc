@@ -57,6 +57,19 @@ absl::string_view RpcOf(Transition transition) {
   return "DeleteToken";
 }
 
+// A transition's type in tokenstatus_changes_total.
+const char* ChangeTypeOf(Transition transition) {
+  switch (transition) {
+    case Transition::kEnable:
+      return "enabled";
+    case Transition::kDisable:
+      return "disabled";
+    case Transition::kDelete:
+      break;
+  }
+  return "deleted";
+}
+
 // Validates a CreateToken request into store parameters (without id and hash for an
 // allocation).
 absl::StatusOr<CreateTokenParams> CreateParamsOf(const CreateTokenRequest& request,
@@ -107,11 +120,18 @@ struct TokenServiceImpl::CreateCall {
   CreateTokenParams params;
   bool allocate;  // generate id and secret (else an import)
   int attempts_left;
+  absl::Time started;  // the call's start
 };
 
 TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
-                                   const Authenticator& authenticator, TokenServiceOptions options)
-    : store_(store), mirror_(mirror), hub_(hub), authenticator_(authenticator), options_(options) {}
+                                   const Authenticator& authenticator, TokenServiceOptions options,
+                                   ChangeMetrics* metrics)
+    : store_(store),
+      mirror_(mirror),
+      hub_(hub),
+      authenticator_(authenticator),
+      options_(options),
+      metrics_(metrics) {}
 
 absl::Status TokenServiceImpl::Admit(const grpc::CallbackServerContext& context,
                                      Permission permission, CallLog& log) const {
@@ -143,7 +163,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(grpc::CallbackServerCont
       [&](Call call, CreateTokenParams params) {
         const bool allocate = params.token_id.empty();
         RunCreate({std::move(call), response, StoreDeadline(*context), std::move(params), allocate,
-                   allocate ? std::max(options_.create_attempts, 1) : 1});
+                   allocate ? std::max(options_.create_attempts, 1) : 1, absl::Now()});
       });
 }
 
@@ -164,8 +184,8 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
   CreateTokenParams params = call.params;
   const absl::Time deadline = call.deadline;
   store_.Create(std::move(params), deadline,
-                [this, call = std::move(call),
-                 secret = std::move(secret)](absl::StatusOr<Token> token) mutable {
+                [this, call = std::move(call), secret = std::move(secret),
+                 store_started = absl::Now()](absl::StatusOr<Token> token) mutable {
                   if (!token.ok() && token.status().code() == absl::StatusCode::kAlreadyExists &&
                       call.allocate && call.attempts_left > 1) {
                     --call.attempts_left;
@@ -176,11 +196,15 @@ void TokenServiceImpl::RunCreate(CreateCall call) {
                     std::move(call.call).Finish(token.status());
                     return;
                   }
+                  if (metrics_ != nullptr) {
+                    metrics_->commit_seconds.ObserveSeconds(absl::Now() - store_started);
+                  }
                   call.call.log().Changed("NONE", *token);
                   // The response is complete before FinishWhenVisible (it may finish at once).
                   *call.response->mutable_token() = WithoutSecretHash(*token);
                   call.response->set_secret(std::move(secret));
-                  FinishWhenVisible(*token, call.deadline, std::move(call.call));
+                  FinishWhenVisible(*token, call.deadline, call.started, "created",
+                                    std::move(call.call));
                 });
 }
 
@@ -196,13 +220,18 @@ void TokenServiceImpl::ReadAtRevision(const grpc::CallbackServerContext& context
       std::move(call), std::move(read));
 }
 
-void TokenServiceImpl::FinishWhenVisible(const Token& committed, absl::Time deadline, Call call) {
+void TokenServiceImpl::FinishWhenVisible(const Token& committed, absl::Time deadline,
+                                         absl::Time started, const char* type, Call call) {
   const absl::Duration wait = std::max(
       std::min(deadline - absl::Now(), options_.change_visible_wait), absl::ZeroDuration());
   mirror_.WhenApplied(
       committed, absl::Now() + wait,
-      [call = std::move(call), revision = committed.revision(),
-       wait](absl::Status applied) mutable {
+      [this, call = std::move(call), revision = committed.revision(), wait, started,
+       type](absl::Status applied) mutable {
+        if (applied.ok() && metrics_ != nullptr) {
+          metrics_->visible_seconds.ObserveSeconds(absl::Now() - started);
+          metrics_->changes.With({type}).Increment();
+        }
         if (applied.ok() || absl::IsUnavailable(applied)) {  // applied, or shutting down
           std::move(call).Finish(applied);
           return;
@@ -271,17 +300,22 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
         params.reason = request.reason();
         params.actor = call.log().principal();
         const absl::Time deadline = StoreDeadline(*context);
-        store_.Apply(std::move(params), deadline,
-                     [this, call = std::move(call), response,
-                      deadline](absl::StatusOr<AppliedTransition> applied) mutable {
-                       if (!applied.ok()) {
-                         std::move(call).Finish(applied.status());
-                         return;
-                       }
-                       call.log().Changed(StateName(applied->previous_state), applied->token);
-                       *response->mutable_token() = WithoutSecretHash(applied->token);
-                       FinishWhenVisible(applied->token, deadline, std::move(call));
-                     });
+        const absl::Time started = absl::Now();
+        store_.Apply(
+            std::move(params), deadline,
+            [this, call = std::move(call), response, deadline, started,
+             type = ChangeTypeOf(transition)](absl::StatusOr<AppliedTransition> applied) mutable {
+              if (!applied.ok()) {
+                std::move(call).Finish(applied.status());
+                return;
+              }
+              if (metrics_ != nullptr) {
+                metrics_->commit_seconds.ObserveSeconds(absl::Now() - started);
+              }
+              call.log().Changed(StateName(applied->previous_state), applied->token);
+              *response->mutable_token() = WithoutSecretHash(applied->token);
+              FinishWhenVisible(applied->token, deadline, started, type, std::move(call));
+            });
       });
 }
 

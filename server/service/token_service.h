@@ -12,6 +12,7 @@
 #include "server/auth/authenticator.h"
 #include "server/mirror/token_mirror.h"
 #include "server/service/call_log.h"
+#include "server/service/change_metrics.h"
 #include "server/store/token_store.h"
 #include "server/watch/watch_hub.h"
 
@@ -78,8 +79,10 @@ struct TokenServiceOptions {
 class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbackMethod_WatchTokens<
                                    apitoken::v1::TokenService::CallbackService> {
  public:
+  // `metrics` (may be null: nothing recorded) must outlive the service.
   TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
-                   const Authenticator& authenticator, TokenServiceOptions options = {});
+                   const Authenticator& authenticator, TokenServiceOptions options = {},
+                   ChangeMetrics* metrics = nullptr);
 
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
                                         const apitoken::v1::CreateTokenRequest* request,
@@ -131,8 +134,10 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
   absl::Time StoreDeadline(const grpc::CallbackServerContext& context) const;
   // Finishes `call` (of the change the store returned as `committed`) with OK once the mirror
   // has applied it, or with UNAVAILABLE / CHANGE_UNCONFIRMED at the earlier of `deadline` and
-  // options_.change_visible_wait.
-  void FinishWhenVisible(const Token& committed, absl::Time deadline, Call call);
+  // options_.change_visible_wait. `started` is when the call began, `type` the change's type
+  // (tokenstatus_changes_total's label).
+  void FinishWhenVisible(const Token& committed, absl::Time deadline, absl::Time started,
+                         const char* type, Call call);
   // Finishes `call` with what `read` returns once the mirror has loaded and reached
   // `min_revision` (core/read_at_revision.h; the load is waited for up to
   // options_.mirror_load_wait, then `read` fails with MIRROR_NOT_READY).
@@ -144,6 +149,7 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
   WatchHub& hub_;
   const Authenticator& authenticator_;
   const TokenServiceOptions options_;
+  ChangeMetrics* const metrics_;
 };
 
 }  // namespace tokenstatus

@@ -72,10 +72,12 @@ void KickAll(const std::vector<std::shared_ptr<StreamLink>>& links) {
 
 }  // namespace
 
-WatchHub::WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options)
+WatchHub::WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options,
+                   WatchMetrics* metrics)
     : mirror_(mirror),
       store_(store),
       options_(options),
+      metrics_(metrics),
       snapshot_budget_(options.snapshot_memory_budget, options.max_snapshots_per_principal,
                        [this] { Wake(); }),
       fan_out_thread_([this] { FanOutLoop(); }),
@@ -138,6 +140,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
     NoteDeliveredLocked(view);
     stream = new WatchReactor(*this, context, peer, principal, request, *progress_interval);
     streams_.insert(stream);
+    if (metrics_ != nullptr) metrics_->watchers.Add(1);
 
     const int64_t revision = view.revision();
     const int64_t since = request.since_revision();
@@ -163,7 +166,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
     }
   });
   if (!status.ok()) return RefusedStream(status);
-  if (!refused.ok()) return RefusedStream(refused);
+  if (!refused.ok()) {
+    if (metrics_ != nullptr) metrics_->ended.With({WatchMetrics::EndReasonOf(refused)}).Increment();
+    return RefusedStream(refused);
+  }
   // Outside the mirror's lock: the store may answer on this thread, and the first snapshot
   // chunks are built without holding up the mirror.
   if (catch_up) ReadCatchUpPage(stream->link(), stream->FirstCatchUpReadAfter());
@@ -364,9 +370,14 @@ void WatchHub::FanOutLocked(const PendingChanges& batch) {
   // event matches). node_hash_map: the deliveries point into it.
   // Most streams share one filter (every token, no hashes): a stream whose filter equals the
   // previous stream's reuses its message without a lookup.
-  absl::node_hash_map<WatchFilter, std::optional<grpc::ByteBuffer>> by_filter;
+  struct Message {
+    std::optional<grpc::ByteBuffer> bytes;
+    int events = 0;
+  };
+  absl::node_hash_map<WatchFilter, Message> by_filter;
   const WatchFilter* previous_filter = nullptr;
-  const std::optional<grpc::ByteBuffer>* previous_message = nullptr;
+  const Message* previous_message = nullptr;
+  int64_t events_queued = 0;
   deliveries_.clear();
   for (WatchReactor* stream : streams_) {
     if (previous_filter == nullptr || !(stream->filter() == *previous_filter)) {
@@ -375,22 +386,41 @@ void WatchHub::FanOutLocked(const PendingChanges& batch) {
         WatchTokensResponse changes = WatchMessageOf(WatchTokensResponse::KIND_CHANGES, revision,
                                                      epoch, events.back()->chain());
         for (const auto& event : events) stream->filter().AddIfMatches(*event, changes);
-        if (changes.events_size() > 0) it->second = SerializeMessage(changes);
+        if (changes.events_size() > 0)
+          it->second = {SerializeMessage(changes), changes.events_size()};
       }
       previous_filter = &it->first;
       previous_message = &it->second;
     }
-    if (previous_message->has_value()) deliveries_.push_back({stream, &**previous_message});
+    if (previous_message->bytes.has_value()) {
+      deliveries_.push_back({stream, &*previous_message->bytes});
+      events_queued += previous_message->events;
+    }
   }
   // Starting a write costs a few microseconds of gRPC per stream: with thousands of streams one
   // core cannot keep up with a change every few milliseconds, so two share the work. Streams
   // cannot go away meanwhile: Unregister needs mu_.
-  fan_out_.Run(deliveries_.size(), kMinSplitFanOut, [this, revision](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      deliveries_[i].stream->DeliverLive(*deliveries_[i].message, revision);
-    }
-  });
+  std::atomic<int> longest_queue = 0;
+  fan_out_.Run(deliveries_.size(), kMinSplitFanOut,
+               [this, revision, &longest_queue](size_t begin, size_t end) {
+                 int longest = 0;
+                 for (size_t i = begin; i < end; ++i) {
+                   longest = std::max(longest, deliveries_[i].stream->DeliverLive(
+                                                   *deliveries_[i].message, revision));
+                 }
+                 for (int seen = longest_queue.load();
+                      longest > seen && !longest_queue.compare_exchange_weak(seen, longest);) {
+                 }
+               });
   delivered_ = {revision, epoch, events.back()->chain()};
+  if (metrics_ != nullptr && !deliveries_.empty()) {
+    metrics_->events_sent.Increment(static_cast<double>(events_queued));
+    metrics_->queue_messages.Set(longest_queue.load());
+    const auto& committed = events.back()->token().update_time();
+    metrics_->fanout_seconds.ObserveSeconds(
+        absl::Now() -
+        (absl::FromUnixSeconds(committed.seconds()) + absl::Nanoseconds(committed.nanos())));
+  }
 }
 
 void WatchHub::OnReset(const std::string& epoch, int64_t revision, const std::string& chain) {
@@ -423,7 +453,7 @@ int WatchHub::watcher_count() const {
 
 void WatchHub::Unregister(WatchReactor* stream) {
   absl::MutexLock lock(&mu_);
-  streams_.erase(stream);
+  if (streams_.erase(stream) > 0 && metrics_ != nullptr) metrics_->watchers.Add(-1);
   EraseWaiterLocked(stream);
   snapshotting_.erase(stream);
   Release(per_peer_, stream->peer());

@@ -23,6 +23,7 @@
 #include "server/mirror/token_mirror.h"
 #include "server/store/token_store.h"
 #include "server/watch/snapshot_budget.h"
+#include "server/watch/watch_metrics.h"
 
 namespace tokenstatus {
 
@@ -127,7 +128,9 @@ struct SnapshotCapture;
 // mirror.SetListener(nullptr) or the mirror's destruction).
 class WatchHub final : public MirrorListener {
  public:
-  WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options = {});
+  // `metrics` (may be null: nothing recorded) must outlive the hub.
+  WatchHub(TokenMirror& mirror, TokenStore& store, WatchHubOptions options = {},
+           WatchMetrics* metrics = nullptr);
   ~WatchHub() override;  // Shutdown(), then stops the fan-out and timer threads
 
   // Serves one WatchTokens call with the parsed `request` for `principal` (authenticated and
@@ -226,6 +229,7 @@ class WatchHub final : public MirrorListener {
   TokenMirror& mirror_;
   TokenStore& store_;
   const WatchHubOptions options_;
+  WatchMetrics* const metrics_;
 
   // The timer thread's wake-up (a leaf lock).
   absl::Mutex wake_mu_;

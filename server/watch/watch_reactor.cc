@@ -56,10 +56,11 @@ void WatchReactor::Start(Mode mode, int64_t catch_up_target, const std::string& 
   epoch_ = epoch;
 }
 
-void WatchReactor::DeliverLive(const grpc::ByteBuffer& message, int64_t revision) {
+int WatchReactor::DeliverLive(const grpc::ByteBuffer& message, int64_t revision) {
+  int queued = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (revision <= covered_) return;
+    if (revision <= covered_) return static_cast<int>(queue_.size() + held_.size());
     if (mode_ == Mode::kLive) {
       covered_ = revision;
       EnqueueLocked(message, revision, /*counted=*/true);
@@ -71,8 +72,10 @@ void WatchReactor::DeliverLive(const grpc::ByteBuffer& message, int64_t revision
         held_.push_back({message, revision, true});
       }
     }
+    queued = static_cast<int>(queue_.size() + held_.size());
   }
   Pump();
+  return queued;
 }
 
 bool WatchReactor::Reset(const std::string& epoch, int64_t revision) {
@@ -374,6 +377,9 @@ void WatchReactor::Pump() {
     }
   }
   if (!write) {
+    if (hub_.metrics_ != nullptr) {
+      hub_.metrics_->ended.With({WatchMetrics::EndReasonOf(finish)}).Increment();
+    }
     Finish(ToGrpcStatus(finish));
     return;
   }

@@ -58,8 +58,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void Start(Mode mode, int64_t catch_up_target, const std::string& epoch);
 
   // Live change `message` (resume point `revision`), on the hub's fan-out thread. Ignored when
-  // the stream already has `revision` or is owed it otherwise (covered_).
-  void DeliverLive(const grpc::ByteBuffer& message, int64_t revision);
+  // the stream already has `revision` or is owed it otherwise (covered_). Returns the messages
+  // then queued on the stream (held ones included), for the metrics.
+  int DeliverLive(const grpc::ByteBuffer& message, int64_t revision);
 
   // KIND_RESET at `revision` of `epoch`, dropping everything queued. Returns true if the stream
   // is now owed a snapshot; otherwise it ends OK after the RESET.
