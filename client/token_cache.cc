@@ -199,6 +199,16 @@ ListResult TokenCache::List(const ListParams& params) const {
   return result;
 }
 
+absl::Time TokenCache::last_heard() const {
+  const int64_t nanos = last_heard_ns_.load(std::memory_order_relaxed);
+  return nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
+}
+
+size_t TokenCache::size() const {
+  absl::ReaderMutexLock lock(&contents_->index_mu);
+  return contents_->index.size();
+}
+
 int64_t TokenCache::revision() const { return revision_.load(std::memory_order_acquire); }
 
 std::string TokenCache::epoch() const {

@@ -211,6 +211,12 @@ class TokenCache {
   bool synced() const;
   // Whether lookups are fresh now (see TokenCacheOptions::max_staleness).
   bool fresh() const;
+  // When the cache last heard from the server (a change, a snapshot chunk or a PROGRESS);
+  // InfinitePast before the first message. Lock-free.
+  absl::Time last_heard() const;
+  // The tokens the cache holds (deleted ones included). Takes the index's lock, which the
+  // stream thread holds while it applies a change.
+  size_t size() const;
   TokenCacheStats stats() const;
 
   // Waits until the cache has synced and its revision is >= `revision` (true), or `timeout`

@@ -18,7 +18,9 @@ install(TARGETS tokenctl token-sidecar RUNTIME DESTINATION ${CMAKE_INSTALL_BINDI
 set_target_properties(tokenstatus_client PROPERTIES EXPORT_NAME client)
 set_target_properties(tokenstatus_core PROPERTIES EXPORT_NAME core)
 set_target_properties(tokenstatus_proto PROPERTIES EXPORT_NAME proto)
-install(TARGETS tokenstatus_client tokenstatus_core tokenstatus_proto EXPORT tokenstatusTargets
+set_target_properties(tokenstatus_metrics PROPERTIES EXPORT_NAME metrics)
+install(TARGETS tokenstatus_client tokenstatus_core tokenstatus_metrics tokenstatus_proto
+  EXPORT tokenstatusTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT client-dev)
 # The public headers only (client/cache_table.h and the server-side helpers of core/ stay
 # private), and the generated headers they include.
@@ -26,6 +28,7 @@ install(FILES
   client/connection.h
   client/token_auth_processor.h
   client/token_cache.h
+  client/token_cache_metrics.h
   client/token_client.h
   client/watch_source.h
   DESTINATION ${TOKENSTATUS_INCLUDE_DIR}/client COMPONENT client-dev)
@@ -36,6 +39,10 @@ install(FILES
   core/token_state.h
   core/validation.h
   DESTINATION ${TOKENSTATUS_INCLUDE_DIR}/core COMPONENT client-dev)
+install(FILES
+  core/metrics/instruments.h
+  core/metrics/registry.h
+  DESTINATION ${TOKENSTATUS_INCLUDE_DIR}/core/metrics COMPONENT client-dev)
 set(TOKENSTATUS_PROTO_GEN ${PROJECT_BINARY_DIR}/proto/gen)
 install(FILES
   ${TOKENSTATUS_PROTO_GEN}/apitoken/v1/token_service.pb.h

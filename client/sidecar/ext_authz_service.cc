@@ -23,6 +23,7 @@ grpc::ServerUnaryReactor* ExtAuthzService::Check(grpc::CallbackServerContext* co
         absl::StatusOr<std::string> secret = ExtAuthzCredential(*request, options_);
         if (!secret.ok()) {
           *response = ExtAuthzAnswer(*request, secret.status(), options_);
+          verifier_.CountDecision("Check", false);
           std::move(call).Finish(absl::OkStatus());
           return;
         }
@@ -30,6 +31,7 @@ grpc::ServerUnaryReactor* ExtAuthzService::Check(grpc::CallbackServerContext* co
                                [this, call = std::move(call), request,
                                 response](absl::StatusOr<VerifyResult> verified) mutable {
                                  *response = ExtAuthzAnswer(*request, verified, options_);
+                                 verifier_.CountDecision("Check", response->status().code() == 0);
                                  std::move(call).Finish(absl::OkStatus());
                                });
       });

@@ -6,6 +6,7 @@
 #include "client/connection.h"
 #include "client/sidecar/unix_socket.h"
 #include "core/log.h"
+#include "core/metrics/process_metrics.h"
 #include "core/status_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -28,7 +29,12 @@ SidecarApp::SocketFile::~SocketFile() {
 }
 
 SidecarApp::SidecarApp(SidecarConfig config)
-    : config_(std::move(config)), grpc_(config_.shutdown_grace) {}
+    : config_(std::move(config)),
+      decisions_(metrics_.AddCounter("tokenstatus_sidecar_decisions_total",
+                                     "Answers of VerifyToken and Envoy's Check, by whether they "
+                                     "allowed the token.",
+                                     {"rpc", "result"})),
+      grpc_(config_.shutdown_grace, &grpc_metrics_) {}
 
 absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig config) {
   std::unique_ptr<SidecarApp> app(new SidecarApp(std::move(config)));
@@ -42,6 +48,7 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
       OpenChannel(cfg.connection, TokenCache::ChannelArguments(cfg.cache)), cfg.cache);
   if (!cache.ok()) return cache.status();
   app->cache_ = *std::move(cache);
+  app->cache_metrics_ = std::make_unique<TokenCacheMetrics>(*app->cache_, app->metrics_);
   if (!cfg.unix_socket_path.empty()) {
     if (absl::Status status = PrepareUnixSocket(cfg.unix_socket_path); !status.ok()) {
       Log(LogLevel::kError, absl::StrCat("event=listen_failed listen=", cfg.listen, " error=\"",
@@ -51,8 +58,9 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
     app->socket_file_.path = cfg.unix_socket_path;
   }
   app->service_ = std::make_unique<SidecarService>(
-      *app->cache_,
-      SidecarServiceOptions{.upstream = cfg.upstream, .stale_policy = cfg.cache.stale_policy});
+      *app->cache_, SidecarServiceOptions{.upstream = cfg.upstream,
+                                          .stale_policy = cfg.cache.stale_policy,
+                                          .decisions = &app->decisions_});
   app->ext_authz_ = std::make_unique<ExtAuthzService>(*app->service_, cfg.authz);
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
       cfg.listen, grpc::InsecureServerCredentials(), "listen", [&](grpc::ServerBuilder& builder) {
@@ -63,6 +71,16 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
   app->health_ =
       std::make_unique<CacheHealth>(*app->cache_, listening->server->GetHealthCheckService());
   Log(LogLevel::kInfo, absl::StrCat("listening on ", ListeningAddress(cfg, listening->port)));
+  metrics::AddProcessMetrics(app->metrics_, "token-sidecar");
+  for (const char* rpc : {"VerifyToken", "Check"}) {
+    for (const char* result : {"allow", "deny"}) app->decisions_.With({rpc, result});
+  }
+  if (!cfg.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> endpoint =
+        metrics::MetricsEndpoint::Start(cfg.metrics_listen, app->metrics_);
+    if (!endpoint.ok()) return endpoint.status();
+    app->metrics_endpoint_ = *std::move(endpoint);
+  }
   return app;
 }
 

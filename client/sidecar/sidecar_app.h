@@ -11,7 +11,11 @@
 #include "client/sidecar/sidecar_config.h"
 #include "client/sidecar/sidecar_service.h"
 #include "client/token_cache.h"
+#include "client/token_cache_metrics.h"
 #include "core/grpc_app.h"
+#include "core/metrics/grpc_server_metrics.h"
+#include "core/metrics/metrics_endpoint.h"
+#include "core/metrics/registry.h"
 
 namespace tokenstatus {
 
@@ -19,7 +23,8 @@ namespace tokenstatus {
 //
 //   the cache (connects to --upstream and reconnects by itself) -> a stale unix socket file
 //   removed -> SidecarService, and ExtAuthzService verifying through it -> the gRPC server
-//   (both services, health, reflection) -> health from the cache's freshness.
+//   (both services, health, reflection) -> health from the cache's freshness -> the metrics
+//   endpoint (--metrics_listen). The metrics registry comes first of all.
 //
 // The members are declared in that order, so they are destroyed in the reverse one: health
 // stops reporting before the server goes, the server before the services, ExtAuthzService
@@ -49,12 +54,18 @@ class SidecarApp {
   };
 
   const SidecarConfig config_;
+  // Declared before everything that records into it; the endpoint last (scrapes stop first).
+  metrics::Registry metrics_;
+  metrics::GrpcServerMetrics grpc_metrics_{metrics_};
+  metrics::Family<metrics::Counter>& decisions_;
   SocketFile socket_file_;
   std::unique_ptr<TokenCache> cache_;
+  std::unique_ptr<TokenCacheMetrics> cache_metrics_;
   std::unique_ptr<SidecarService> service_;
   std::unique_ptr<ExtAuthzService> ext_authz_;
   GrpcApp grpc_;
   std::unique_ptr<CacheHealth> health_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
 };
 
 }  // namespace tokenstatus

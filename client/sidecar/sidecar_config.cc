@@ -18,6 +18,8 @@
 ABSL_FLAG(std::string, upstream, "127.0.0.1:50051", "host:port of tokenstatus-server");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
           "where to serve: unix:/absolute/path or host:port (port 0: any)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port serving Prometheus metrics over plain HTTP (GET /metrics); empty: none");
 ABSL_FLAG(std::string, account, "", "cache only the tokens of this account (ACC-NNNN-NNNN)");
 ABSL_FLAG(absl::Duration, max_staleness, absl::Seconds(10),
           "lookups are stale when nothing was heard from the server for this long (>= 100ms)");
@@ -121,6 +123,13 @@ absl::StatusOr<SidecarConfig> LoadSidecarConfig() {
         "--listen must be unix:/absolute/path or host:port with a port 0..65535, not \"",
         config.listen, "\""));
   }
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!config.metrics_listen.empty() && !IsHostPort(config.metrics_listen, /*allow_zero=*/true)) {
+    return InvalidConfig(
+        absl::StrCat("--metrics_listen must be host:port with a port 0..65535, "
+                     "not \"",
+                     config.metrics_listen, "\""));
+  }
   config.cache.account_id = absl::GetFlag(FLAGS_account);
   if (!config.cache.account_id.empty()) {
     if (absl::Status status = ValidateAccountId(config.cache.account_id); !status.ok()) {
@@ -179,6 +188,7 @@ std::string DescribeSidecarConfig(const SidecarConfig& config) {
       " client_cert=", config.connection.tls_cert_pem.empty() ? "unset" : "set",
       " credential=", config.connection.bearer_secret.empty() ? "unset" : "set",
       " listen=", config.listen,
+      " metrics_listen=", config.metrics_listen.empty() ? "-" : config.metrics_listen,
       " account=", config.cache.account_id.empty() ? "-" : config.cache.account_id,
       " max_staleness=", absl::FormatDuration(config.cache.max_staleness), " stale_policy=",
       config.cache.stale_policy == StalePolicy::kFailClosed ? "fail_closed" : "serve_last_known",

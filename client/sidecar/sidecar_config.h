@@ -21,6 +21,8 @@ struct SidecarConfig {
   std::string listen;
   // The path of a unix socket `listen` names; empty for TCP.
   std::string unix_socket_path;
+  // "" or "host:port": Prometheus metrics over plain HTTP.
+  std::string metrics_listen;
   TokenCacheOptions cache;  // account filter, max_staleness, stale policy, backoff
   // Envoy ext_authz Check: the credential header, the headers an allowed request gets, whether
   // the credential is stripped (the --authz_* flags).

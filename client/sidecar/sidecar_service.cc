@@ -156,21 +156,30 @@ grpc::ServerUnaryReactor* SidecarService::VerifyToken(grpc::CallbackServerContex
                                                       const VerifyTokenRequest* request,
                                                       VerifyTokenResponse* response) {
   return ServeUnary(context, UnloggedCall(), AdmitLocal, NothingToValidate, [&](Call call) {
-    VerifySecret(*context, request->secret(),
-                 [call = std::move(call), response](absl::StatusOr<VerifyResult> result) mutable {
-                   if (!result.ok()) {
-                     std::move(call).Finish(result.status());
-                     return;
-                   }
-                   response->set_result(result->result);
-                   if (!result->token_id.empty()) {
-                     response->set_token_id(std::move(result->token_id));
-                     response->set_account_id(std::move(result->account_id));
-                     response->set_revision(result->token_revision);
-                   }
-                   std::move(call).Finish(absl::OkStatus());
-                 });
+    VerifySecret(
+        *context, request->secret(),
+        [this, call = std::move(call), response](absl::StatusOr<VerifyResult> result) mutable {
+          CountDecision("VerifyToken",
+                        result.ok() && result->result == VerifyTokenResponse::RESULT_VALID);
+          if (!result.ok()) {
+            std::move(call).Finish(result.status());
+            return;
+          }
+          response->set_result(result->result);
+          if (!result->token_id.empty()) {
+            response->set_token_id(std::move(result->token_id));
+            response->set_account_id(std::move(result->account_id));
+            response->set_revision(result->token_revision);
+          }
+          std::move(call).Finish(absl::OkStatus());
+        });
   });
+}
+
+void SidecarService::CountDecision(const char* rpc, bool allowed) const {
+  if (options_.decisions != nullptr) {
+    options_.decisions->With({rpc, allowed ? "allow" : "deny"}).Increment();
+  }
 }
 
 absl::Status SidecarService::UpstreamOnly(absl::string_view what) const {

@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "client/token_cache.h"
+#include "core/metrics/registry.h"
 #include "core/revision_waiters.h"
 #include "core/unary_call.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -34,6 +35,8 @@ struct SidecarServiceOptions {
   // The cache's stale policy (TokenCacheOptions::stale_policy): kFailClosed refuses reads while
   // the cache is not fresh, kServeLastKnown answers them from the last known state.
   StalePolicy stale_policy = StalePolicy::kFailClosed;
+  // tokenstatus_sidecar_decisions_total{rpc, result}, counted by CountDecision (may be null).
+  metrics::Family<metrics::Counter>* decisions = nullptr;
   // As TokenServiceOptions: a min_revision wait ends at the RPC's deadline minus
   // min(deadline_margin, time left / 5), and after max_revision_wait at most.
   absl::Duration deadline_margin = absl::Milliseconds(50);
@@ -76,6 +79,10 @@ class SidecarService final : public apitoken::v1::TokenService::WithRawCallbackM
   // wait, with UNAVAILABLE / SERVER_SHUTTING_DOWN, so that a server shutdown is not held up by
   // them. Idempotent.
   void Shutdown();
+
+  // Counts one answer of `rpc` (VerifyToken, Check) that allowed the token or did not (an
+  // error, a stale cache and every result but VALID deny) in options.decisions.
+  void CountDecision(const char* rpc, bool allowed) const;
 
   // VerifyToken's verification of `secret` for the call of `context`, computed from the cache;
   // VerifyToken and ExtAuthzService's Check both answer from it. Calls `done` once, at once or,
