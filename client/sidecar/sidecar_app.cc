@@ -34,7 +34,7 @@ SidecarApp::SidecarApp(SidecarConfig config)
                                      "Answers of VerifyToken and Envoy's Check, by whether they "
                                      "allowed the token.",
                                      {"rpc", "result"})),
-      grpc_(config_.shutdown_grace, &grpc_metrics_) {}
+      grpc_(config_.shutdown_grace, config_.metrics_listen.empty() ? nullptr : &grpc_metrics_) {}
 
 absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig config) {
   std::unique_ptr<SidecarApp> app(new SidecarApp(std::move(config)));
@@ -48,7 +48,11 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
       OpenChannel(cfg.connection, TokenCache::ChannelArguments(cfg.cache)), cfg.cache);
   if (!cache.ok()) return cache.status();
   app->cache_ = *std::move(cache);
-  app->cache_metrics_ = std::make_unique<TokenCacheMetrics>(*app->cache_, app->metrics_);
+  // Without --metrics_listen nothing is recorded (metrics cost nothing when off).
+  const bool metrics_on = !cfg.metrics_listen.empty();
+  if (metrics_on) {
+    app->cache_metrics_ = std::make_unique<TokenCacheMetrics>(*app->cache_, app->metrics_);
+  }
   if (!cfg.unix_socket_path.empty()) {
     if (absl::Status status = PrepareUnixSocket(cfg.unix_socket_path); !status.ok()) {
       Log(LogLevel::kError, absl::StrCat("event=listen_failed listen=", cfg.listen, " error=\"",
@@ -60,7 +64,7 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
   app->service_ = std::make_unique<SidecarService>(
       *app->cache_, SidecarServiceOptions{.upstream = cfg.upstream,
                                           .stale_policy = cfg.cache.stale_policy,
-                                          .decisions = &app->decisions_});
+                                          .decisions = metrics_on ? &app->decisions_ : nullptr});
   app->ext_authz_ = std::make_unique<ExtAuthzService>(*app->service_, cfg.authz);
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
       cfg.listen, grpc::InsecureServerCredentials(), "listen", [&](grpc::ServerBuilder& builder) {
@@ -71,11 +75,11 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
   app->health_ =
       std::make_unique<CacheHealth>(*app->cache_, listening->server->GetHealthCheckService());
   Log(LogLevel::kInfo, absl::StrCat("listening on ", ListeningAddress(cfg, listening->port)));
-  metrics::AddProcessMetrics(app->metrics_, "token-sidecar");
-  for (const char* rpc : {"VerifyToken", "Check"}) {
-    for (const char* result : {"allow", "deny"}) app->decisions_.With({rpc, result});
-  }
-  if (!cfg.metrics_listen.empty()) {
+  if (metrics_on) {
+    metrics::AddProcessMetrics(app->metrics_, "token-sidecar");
+    for (const char* rpc : {"VerifyToken", "Check"}) {
+      for (const char* result : {"allow", "deny"}) app->decisions_.With({rpc, result});
+    }
     absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> endpoint =
         metrics::MetricsEndpoint::Start(cfg.metrics_listen, app->metrics_);
     if (!endpoint.ok()) return endpoint.status();

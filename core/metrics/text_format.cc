@@ -11,8 +11,14 @@ namespace tokenstatus::metrics {
 std::string FormatValue(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[32];
-  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  // Plain decimals where they stay readable (bucket bounds such as 0.0001 read as written,
+  // counts such as 1000000 in full); exponents outside [1e-6, 1e21).
+  const double magnitude = std::fabs(value);
+  const bool plain = value == 0 || (magnitude >= 1e-6 && magnitude < 1e21);
+  char buffer[64];
+  const std::to_chars_result result =
+      plain ? std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::fixed)
+            : std::to_chars(buffer, buffer + sizeof(buffer), value);
   return std::string(buffer, result.ptr);
 }
 

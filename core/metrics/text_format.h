@@ -9,8 +9,9 @@ namespace tokenstatus::metrics {
 // Pieces of the Prometheus text exposition format, version 0.0.4
 // (https://prometheus.io/docs/instrumenting/exposition_formats/).
 
-// A sample value or an `le` bound: the shortest decimal that reads back as `value` ("0.005",
-// "42", "1e+21"), "+Inf", "-Inf" or "NaN".
+// A sample value or an `le` bound: the shortest decimal that reads back as `value`, written
+// without an exponent from 1e-6 up to 1e21 ("0.0001", "42", "1000000"; else "1e-07",
+// "1e+21"), "+Inf", "-Inf" or "NaN".
 std::string FormatValue(double value);
 
 // A label value inside its double quotes: backslash, double quote and line feed escaped as

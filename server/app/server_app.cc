@@ -54,7 +54,7 @@ ServerApp::ServerApp(ServerConfig config)
     : config_(std::move(config)),
       authenticator_(config_.access.allow_unauthenticated),
       health_(config_.redis_outage_grace),
-      grpc_(config_.shutdown_grace, &grpc_metrics_) {}
+      grpc_(config_.shutdown_grace, metrics_on() ? &grpc_metrics_ : nullptr) {}
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config) {
   std::unique_ptr<ServerApp> app(new ServerApp(std::move(config)));
@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
   grpc::health::v1::HealthCheckRequest::descriptor();
 
   RedisClientOptions redis_options = cfg.redis;
-  redis_options.metrics = &app->redis_metrics_;
+  if (app->metrics_on()) redis_options.metrics = &app->redis_metrics_;
   absl::StatusOr<std::unique_ptr<RedisClient>> client = RedisClient::Start(redis_options);
   if (!client.ok()) return client.status();
   app->client_ = *std::move(client);
@@ -90,8 +90,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
                                     [health = &app->health_](absl::Status loaded) {
                                       if (loaded.ok()) health->SetMirrorLoaded();
                                     });
-  app->hub_ =
-      std::make_unique<WatchHub>(*app->mirror_, *app->store_, cfg.watch, &app->watch_metrics_);
+  app->hub_ = std::make_unique<WatchHub>(*app->mirror_, *app->store_, cfg.watch,
+                                         app->metrics_on() ? &app->watch_metrics_ : nullptr);
   app->mirror_->SetListener(app->hub_.get());
   app->hub_subscription_.mirror = app->mirror_.get();
   metrics::Family<metrics::Counter>& reloads = app->metrics_.AddCounter(
@@ -105,9 +105,9 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
         reloads.With({std::string(reason)}).Increment();
       }});
   app->tailer_->Start();
-  app->service_ = std::make_unique<TokenServiceImpl>(*app->store_, *app->mirror_, *app->hub_,
-                                                     app->authenticator_, TokenServiceOptions{},
-                                                     &app->change_metrics_);
+  app->service_ = std::make_unique<TokenServiceImpl>(
+      *app->store_, *app->mirror_, *app->hub_, app->authenticator_, TokenServiceOptions{},
+      app->metrics_on() ? &app->change_metrics_ : nullptr);
 
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
       cfg.listen, TransportCredentials(cfg.access), "listen", [&](grpc::ServerBuilder& builder) {
@@ -153,6 +153,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
 }
 
 absl::Status ServerApp::StartMetrics() {
+  if (!metrics_on()) return absl::OkStatus();
   metrics::AddProcessMetrics(metrics_, "tokenstatus-server");
   metrics::Gauge& revision =
       metrics_.AddGauge("tokenstatus_mirror_revision", "The newest revision the mirror applied.")
@@ -178,7 +179,6 @@ absl::Status ServerApp::StartMetrics() {
                 ? 0
                 : absl::ToDoubleSeconds(absl::Now() - stats.newest_commit));
   });
-  if (config_.metrics_listen.empty()) return absl::OkStatus();
   absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> endpoint =
       metrics::MetricsEndpoint::Start(config_.metrics_listen, metrics_);
   if (!endpoint.ok()) return endpoint.status();

@@ -54,9 +54,11 @@ class ServerApp {
  private:
   explicit ServerApp(ServerConfig config);
 
-  // The mirror's and Redis's gauges read at scrape time, the process metrics, and the endpoint
-  // (--metrics_listen). UNAVAILABLE if it cannot listen.
+  // With --metrics_listen: the mirror's gauges read at scrape time, the process metrics, and
+  // the endpoint. UNAVAILABLE if it cannot listen. Without, nothing is recorded at all (the
+  // instruments exist, but no component is given them): metrics cost nothing when off.
   absl::Status StartMetrics();
+  bool metrics_on() const { return !config_.metrics_listen.empty(); }
 
   // Loads --credentials_file into authenticator_ (nothing to do without one). `reload` is the
   // reload's number (0 at start, where a bad file is an error), `cause` what triggered it.

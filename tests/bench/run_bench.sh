@@ -4,10 +4,12 @@
 # a throwaway etcd (the reference: one member with etcd's defaults, so its WAL is fsynced before
 # a write is acknowledged; data in a temporary directory), the real server and the no-op server;
 # then at each concurrency runs, with the same load generator and settings, no-op GetToken, etcd
-# Range, GetToken, etcd Put (a new key each call), CreateToken, DisableToken/EnableToken,
+# Range, GetToken (and again on a second server with --metrics_listen, scraped every second),
+# etcd Put (a new key each call), CreateToken, DisableToken/EnableToken,
 # token-sidecar's VerifyToken and Envoy ext_authz Check (the sidecar follows the server) and
 # redis-benchmark GET/SET; then the fan-out, each run against etcd Watch (one stream per watcher,
-# Puts of one key) and then WatchTokens (a fresh server per run, on its own key prefix): 1,000
+# Puts of one key) and then WatchTokens (a fresh server per run, on its own key prefix; each run
+# once more with --metrics_listen, scraped every second): 1,000
 # watchers over 10 connections with 50 changes 20 ms apart, and 10,000 watchers over 100
 # connections with 20 changes 500 ms apart, counting events (not messages); then the client
 # caches end to end (tokenstatus-cache-e2e-bench, a fresh server on its own key prefix): 100
@@ -66,6 +68,8 @@ command -v etcd >/dev/null || die "etcd not found (make deps installs etcd-serve
 command -v etcdctl >/dev/null || die "etcdctl not found (make deps installs etcd-client)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-bench.XXXXXX")"
 SERVER_PID=""
+METRICS_SERVER_PID=""
+SCRAPER_PIDS=()
 NOOP_PID=""
 SIDECAR_PID=""
 FANOUT_PID=""
@@ -73,7 +77,9 @@ CACHE_E2E_PID=""
 CACHE_E2E_SIDECAR_PID=""
 ETCD_PID=""
 cleanup() {
+  for pid in "${SCRAPER_PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
   [[ -n "${SERVER_PID}" ]] && { terminate_process "${SERVER_PID}" || true; }
+  [[ -n "${METRICS_SERVER_PID}" ]] && { terminate_process "${METRICS_SERVER_PID}" || true; }
   [[ -n "${FANOUT_PID}" ]] && { terminate_process "${FANOUT_PID}" || true; }
   [[ -n "${CACHE_E2E_SIDECAR_PID}" ]] && { terminate_process "${CACHE_E2E_SIDECAR_PID}" || true; }
   [[ -n "${CACHE_E2E_PID}" ]] && { terminate_process "${CACHE_E2E_PID}" || true; }
@@ -144,6 +150,32 @@ start_listening_process "${WORK}/server.log" "${SERVER}" --listen=127.0.0.1:0 \
   --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --insecure_allow_unauthenticated
 SERVER_PID="${STARTED_PID}"
 SERVER_ADDRESS="${STARTED_ADDRESS}"
+# The metrics endpoint a server logged in $1 (event=metrics_listening address=host:port).
+metrics_address_in() {
+  local deadline=$((SECONDS + 10)) address=""
+  until address="$(sed -n 's/.*event=metrics_listening address=\([^ ]*\).*/\1/p' "$1")" &&
+    [[ -n "${address}" ]]; do
+    ((SECONDS < deadline)) || die "no metrics endpoint in $1"
+    sleep 0.1
+  done
+  echo "${address}"
+}
+# Scrapes http://$1/metrics every second, as a (busy) Prometheus would, until killed.
+start_scraper() {
+  while true; do
+    curl -s -o /dev/null "http://$1/metrics" || true
+    sleep 1
+  done &
+  SCRAPER_PIDS+=("$!")
+}
+command -v curl >/dev/null || die "curl not found"
+# The same server with metrics on (the same Redis and data), for the "GetToken, metrics on" rows.
+start_listening_process "${WORK}/metrics-server.log" "${SERVER}" --listen=127.0.0.1:0 \
+  --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --insecure_allow_unauthenticated \
+  --metrics_listen=127.0.0.1:0
+METRICS_SERVER_PID="${STARTED_PID}"
+METRICS_SERVER_ADDRESS="${STARTED_ADDRESS}"
+start_scraper "$(metrics_address_in "${WORK}/metrics-server.log")"
 start_listening_process "${WORK}/noop.log" "${NOOP_SERVER}" --listen=127.0.0.1:0
 NOOP_PID="${STARTED_PID}"
 NOOP_ADDRESS="${STARTED_ADDRESS}"
@@ -163,6 +195,7 @@ percent_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * a / b }'; }
 
 NOOP_LABEL="no-op GetToken"
 # The etcd row each tokenstatus row is compared with (× etcd: tokenstatus req/s / etcd req/s).
+declare -A SERVER_CPU=()
 declare -A ETCD_REFERENCE=([GetToken]="etcd Range" [CreateToken]="etcd Put"
   [Disable/Enable]="etcd Put")
 FAILED=0
@@ -205,6 +238,7 @@ run_point() {
   local rps vs_noop vs_etcd="-" reference="${ETCD_REFERENCE[${label}]:-}"
   rps="$(field rps "${line}")"
   RPS["${label} ${concurrency}"]="${rps}"
+  SERVER_CPU["${label} ${concurrency}"]="${server_cpu}"
   vs_noop="$(ratio "${rps}" "${RPS["${NOOP_LABEL} ${concurrency}"]:-}")"
   [[ -n "${reference}" ]] && vs_etcd="$(ratio "${rps}" "${RPS["${reference} ${concurrency}"]:-}")"
   TABLE+=("| ${label} | ${concurrency} | ${rps} | ${vs_noop} | ${vs_etcd} | \
@@ -234,6 +268,8 @@ for concurrency in ${CONCURRENCIES}; do
   run_point "${NOOP_LABEL}" "${NOOP_ADDRESS}" get "${concurrency}" "${NOOP_PID}"
   run_point "etcd Range" "${ETCD_ADDRESS}" etcd-range "${concurrency}" "${ETCD_PID}"
   run_point "GetToken" "${SERVER_ADDRESS}" get "${concurrency}" "${SERVER_PID}" "${REDIS_PID}"
+  run_point "GetToken, metrics on" "${METRICS_SERVER_ADDRESS}" get "${concurrency}" \
+    "${METRICS_SERVER_PID}" "${REDIS_PID}"
   run_point "etcd Put" "${ETCD_ADDRESS}" etcd-put "${concurrency}" "${ETCD_PID}"
   run_point "CreateToken" "${SERVER_ADDRESS}" create "${concurrency}" "${SERVER_PID}" \
     "${REDIS_PID}"
@@ -257,8 +293,13 @@ ETCD_FANOUT_P50_US=""
 ETCD_FANOUT_P99_US=""
 ACK_IDLE_P99_US=""
 run_fanout() {
-  local server="$1" watchers="$2" connections="$3" changes="$4" interval="$5" line rc=0
-  local address pid limit=$((watchers > 0 ? watchers : 1))
+  local server="$1" watchers="$2" connections="$3" changes="$4" interval="$5" metrics="${6:-}"
+  local address pid limit=$((watchers > 0 ? watchers : 1)) line rc=0 label="$1"
+  local metrics_flags=()
+  if [[ -n "${metrics}" ]]; then
+    metrics_flags=(--metrics_listen=127.0.0.1:0)
+    label="${server}, metrics on"
+  fi
   if [[ "${server}" == etcd ]]; then
     address="${ETCD_ADDRESS}" pid="${ETCD_PID}"
   else
@@ -267,13 +308,20 @@ run_fanout() {
       --redis="127.0.0.1:${THROWAWAY_REDIS_PORT}" --redis_key_prefix="{fanout-${FANOUT_RUN}}" \
       --insecure_allow_unauthenticated \
       --max_watchers=$((watchers + 100)) --max_watchers_per_connection="${limit}" \
-      --max_watchers_per_principal="${limit}"
+      --max_watchers_per_principal="${limit}" "${metrics_flags[@]}"
     FANOUT_PID="${STARTED_PID}"
     address="${STARTED_ADDRESS}" pid="${FANOUT_PID}"
+    if [[ -n "${metrics}" ]]; then
+      start_scraper "$(metrics_address_in "${WORK}/fanout-${FANOUT_RUN}.log")"
+    fi
   fi
   line="$("${WATCHBENCH}" --server="${server}" --target="${address}" --watchers="${watchers}" \
     --connections="${connections}" --changes="${changes}" --interval="${interval}" \
     --warmup="${FANOUT_WARMUP}" --server_pid="${pid}")" || rc=$?
+  if [[ -n "${metrics}" ]]; then
+    kill "${SCRAPER_PIDS[-1]}" 2>/dev/null || true
+    unset 'SCRAPER_PIDS[-1]'
+  fi
   if [[ -n "${FANOUT_PID}" ]]; then
     terminate_process "${FANOUT_PID}" || true
     FANOUT_PID=""
@@ -298,7 +346,7 @@ run_fanout() {
     p50_vs_etcd="$(ratio "$(field p50_us "${line}")" "${ETCD_FANOUT_P50_US}")"
     p99_vs_etcd="$(ratio "$(field p99_us "${line}")" "${ETCD_FANOUT_P99_US}")"
   fi
-  FANOUT_TABLE+=("| ${server} | $(field watchers "${line}") | $(field connections "${line}") | \
+  FANOUT_TABLE+=("| ${label} | $(field watchers "${line}") | $(field connections "${line}") | \
 $(field changes "${line}") | ${interval} | $(field delivered "${line}") / $(field expected "${line}") | \
 $(ratio "$(field delivered "${line}")" "$(field messages "${line}")") | \
 $(thousandths "$(field p50_us "${line}")") | $(thousandths "$(field p99_us "${line}")") | \
@@ -319,6 +367,7 @@ for run in ${FANOUT_RUNS}; do
   run_fanout etcd "${watchers}" "${connections}" "${changes}" "${interval}"
   run_fanout tokenstatus 0 "${connections}" "${changes}" "${interval}"
   run_fanout tokenstatus "${watchers}" "${connections}" "${changes}" "${interval}"
+  run_fanout tokenstatus "${watchers}" "${connections}" "${changes}" "${interval}" metrics
 done
 
 # run_cache_e2e CACHES CONNECTIONS DISABLES: one tokenstatus-cache-e2e-bench run against a fresh
@@ -424,11 +473,32 @@ mkdir -p "$(dirname "${RESULTS}")"
     "concurrency. × etcd: tokenstatus requests/s divided by etcd's at the same concurrency" \
     "(GetToken / etcd Range, CreateToken / etcd Put, Disable/Enable / etcd Put; above 1:" \
     "tokenstatus is faster). CPU %: 100 = one core; server (for the etcd rows: etcd) and Redis" \
-    "CPU are averaged over the whole point, warmup included."
+    "CPU are averaged over the whole point, warmup included. GetToken, metrics on: a second" \
+    "server on the same Redis and data, with --metrics_listen (every call recorded by the" \
+    "metrics interceptor) and its /metrics scraped every second throughout (Prometheus' usual" \
+    "interval is 15 s), run right after GetToken."
   echo
   echo "| mode | concurrency | req/s | × no-op | × etcd | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${TABLE[@]}"
+  echo
+  echo "The metrics' cost on GetToken (the rows above): requests/s with metrics on relative to" \
+    "off, and the server's CPU time per call (its CPU % over the point divided by the" \
+    "requests/s: less noisy than requests/s on shared cores), in the same run."
+  echo
+  echo "| concurrency | GetToken req/s | metrics on req/s | req/s difference % | server CPU µs per call | metrics on | CPU difference % |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  for concurrency in ${CONCURRENCIES}; do
+    off="${RPS["GetToken ${concurrency}"]:-}" on="${RPS["GetToken, metrics on ${concurrency}"]:-}"
+    cpu_off="$(awk -v c="${SERVER_CPU["GetToken ${concurrency}"]:-}" -v r="${off}" \
+      'BEGIN { if (r > 0) printf "%.1f", c * 1e4 / r; else print "-" }')"
+    cpu_on="$(awk -v c="${SERVER_CPU["GetToken, metrics on ${concurrency}"]:-}" -v r="${on}" \
+      'BEGIN { if (r > 0) printf "%.1f", c * 1e4 / r; else print "-" }')"
+    echo "| ${concurrency} | ${off} | ${on} | $(awk -v a="${on}" -v b="${off}" \
+      'BEGIN { if (b > 0 && a != "") printf "%+.1f", 100 * (a - b) / b; else print "-" }') | \
+${cpu_off} | ${cpu_on} | $(awk -v a="${cpu_on}" -v b="${cpu_off}" \
+      'BEGIN { if (b > 0 && a != "-") printf "%+.1f", 100 * (a - b) / b; else print "-" }') |"
+  done
   echo
   echo "redis-benchmark on the same Redis (-P 1, same concurrency):"
   echo
@@ -454,7 +524,9 @@ mkdir -p "$(dirname "${RESULTS}")"
     "the run's ack p99 divided by that row's; target ≤ 2: fan-out never delays an" \
     "acknowledgement). Server RSS: before opening the streams → once all are ready and" \
     "idle; KiB per idle watcher = the growth divided by the watchers (etcd: one process for the" \
-    "whole bench, its Go heap as it is)."
+    "whole bench, its Go heap as it is). \"tokenstatus, metrics on\": the run again on a" \
+    "fresh server with --metrics_listen, its /metrics scraped every second; its ack p99 ×" \
+    "idle is against the same 0-watcher baseline."
   echo
   echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | ack p50 ms | ack p99 ms | ack p99 × idle | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

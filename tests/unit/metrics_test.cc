@@ -20,6 +20,10 @@ TEST(TextFormatTest, ValuesAreTheShortestDecimalThatReadsBack) {
   EXPECT_EQ(FormatValue(0.1 + 0.2), "0.30000000000000004");
   EXPECT_EQ(FormatValue(-1.5), "-1.5");
   EXPECT_EQ(FormatValue(1e21), "1e+21");
+  EXPECT_EQ(FormatValue(0.0001), "0.0001");
+  EXPECT_EQ(FormatValue(0.0005), "0.0005");
+  EXPECT_EQ(FormatValue(1000000), "1000000");
+  EXPECT_EQ(FormatValue(1e-7), "1e-07");
   EXPECT_EQ(FormatValue(std::numeric_limits<double>::infinity()), "+Inf");
   EXPECT_EQ(FormatValue(-std::numeric_limits<double>::infinity()), "-Inf");
   EXPECT_EQ(FormatValue(std::numeric_limits<double>::quiet_NaN()), "NaN");

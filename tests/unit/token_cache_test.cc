@@ -14,8 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "client/token_cache_metrics.h"
+#include "core/metrics/registry.h"
 #include "core/status_util.h"
 #include "core/token_secret.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 
 namespace tokenstatus {
@@ -26,6 +31,7 @@ using apitoken::v1::TokenEvent;
 using apitoken::v1::VerifyTokenResponse;
 using apitoken::v1::WatchTokensRequest;
 using apitoken::v1::WatchTokensResponse;
+using ::testing::HasSubstr;
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
 constexpr char kAccount[] = "ACC-0000-0001";
@@ -378,6 +384,42 @@ TEST_F(TokenCacheTest, SnapshotThenChangesApplied) {
   EXPECT_EQ(stats.events_ignored, 0);
   EXPECT_EQ(stats.resumes, 0);
   EXPECT_EQ(stats.streams_opened, 1);
+}
+
+TEST_F(TokenCacheTest, MetricsShowTheStateAndThePropagationOfEveryChange) {
+  Start();
+  metrics::Registry registry;
+  TokenCacheMetrics cache_metrics(*cache_, registry);
+  // Registered after the metrics' listener, so it hears of each change after it did.
+  absl::Notification applied;
+  cache_->OnChange([&](const CacheChange& change) {
+    if (change.kind == CacheChange::Kind::kEvent && change.revision == 12) applied.Notify();
+  });
+  SendSnapshot(
+      *server_, 10,
+      {MakeToken(Id(1), Token::STATE_ACTIVE, 3), MakeToken(Id(2), Token::STATE_ACTIVE, 7)});
+  // Committed 2 s ago, and (a clock ahead of ours) a minute from now.
+  Token two_seconds_ago = MakeToken(Id(1), Token::STATE_DISABLED, 11);
+  *two_seconds_ago.mutable_update_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(absl::Now() - absl::Seconds(2)));
+  Token from_the_future = MakeToken(Id(3), Token::STATE_ACTIVE, 12);
+  *from_the_future.mutable_update_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(absl::Now() + absl::Minutes(1)));
+  server_->Send(Changes({two_seconds_ago, from_the_future}));
+  ASSERT_TRUE(applied.WaitForNotificationWithTimeout(kTimeout));
+
+  const std::string text = registry.Render();
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_revision 12\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_tokens 3\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_fresh 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_resyncs_total{reason=\"snapshot\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_resyncs_total{reason=\"resume\"} 0\n"));
+  // The future one counts as 0 (first bucket) and as negative; the other lands above 1 s.
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_propagation_seconds_bucket{le=\"0.0001\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_propagation_seconds_bucket{le=\"1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_propagation_seconds_bucket{le=\"2.5\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_propagation_seconds_count 2\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_cache_propagation_negative_total 1\n"));
 }
 
 TEST_F(TokenCacheTest, ListPagesWithFilters) {

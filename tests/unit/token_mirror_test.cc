@@ -259,6 +259,42 @@ TEST(TokenMirrorTest, CapturedTokensAreTheViewsAndOutliveIt) {
   EXPECT_EQ(account[1]->state(), Token::STATE_ACTIVE);
 }
 
+TEST(TokenMirrorTest, StatsCountTokensByStateAndTheNewestCommit) {
+  TokenMirror mirror;
+  EXPECT_EQ(mirror.stats().revision, -1);
+  EXPECT_EQ(mirror.stats().newest_commit, absl::InfinitePast());
+  Token disabled = MakeToken(IdOf(2), AccountOf(1), 2, Token::STATE_DISABLED);
+  disabled.mutable_update_time()->set_seconds(1000);
+  mirror.Reset({MakeToken(IdOf(1), AccountOf(1), 1), disabled}, 2, "e1");
+  TokenMirror::Stats stats = mirror.stats();
+  EXPECT_EQ(stats.revision, 2);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_ACTIVE], 1);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_DISABLED], 1);
+  EXPECT_EQ(stats.newest_commit, absl::FromUnixSeconds(1000));
+
+  // The active one is disabled, the disabled one deleted, a new one created.
+  Token deleted = MakeToken(IdOf(2), AccountOf(1), 4, Token::STATE_DELETED);
+  Token created = MakeToken(IdOf(3), AccountOf(1), 5);
+  created.mutable_update_time()->set_seconds(2000);
+  created.mutable_update_time()->set_nanos(500);
+  mirror.Apply({MakeEvent(MakeToken(IdOf(1), AccountOf(1), 3, Token::STATE_DISABLED),
+                          TokenEvent::TYPE_DISABLED),
+                MakeEvent(deleted, TokenEvent::TYPE_DELETED), MakeEvent(created)});
+  stats = mirror.stats();
+  EXPECT_EQ(stats.revision, 5);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_ACTIVE], 1);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_DISABLED], 1);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_DELETED], 1);
+  EXPECT_EQ(stats.newest_commit, absl::FromUnixSeconds(2000) + absl::Nanoseconds(500));
+
+  // A reload counts afresh.
+  mirror.Reset({MakeToken(IdOf(9), AccountOf(1), 1)}, 9, "e2");
+  stats = mirror.stats();
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_ACTIVE], 1);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_DISABLED], 0);
+  EXPECT_EQ(stats.tokens_by_state[Token::STATE_DELETED], 0);
+}
+
 // Records the outcome of a WhenRevisionReached.
 struct Outcome {
   absl::Notification done;

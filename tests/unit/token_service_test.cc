@@ -20,6 +20,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
+#include "core/metrics/grpc_server_metrics.h"
+#include "core/metrics/registry.h"
 #include "core/status_util.h"
 #include "core/token_secret.h"
 #include "core/validation.h"
@@ -88,8 +90,10 @@ class TokenServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_.Feed(&mirror_);
-    service_ = std::make_unique<TokenServiceImpl>(store_, mirror_, hub_, open_access_);
+    service_ = std::make_unique<TokenServiceImpl>(store_, mirror_, hub_, open_access_,
+                                                  TokenServiceOptions{}, &change_metrics_);
     grpc::ServerBuilder builder;
+    builder.experimental().SetInterceptorCreators(grpc_metrics_.InterceptorCreators());
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(service_.get());
@@ -198,6 +202,9 @@ class TokenServiceTest : public ::testing::Test {
   TokenMirror mirror_;
   WatchHub hub_{mirror_, store_};
   Authenticator open_access_{/*allow_unauthenticated=*/true};
+  metrics::Registry metrics_;
+  ChangeMetrics change_metrics_{metrics_};
+  metrics::GrpcServerMetrics grpc_metrics_{metrics_};
   std::unique_ptr<TokenServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -397,6 +404,52 @@ TEST(TokenServiceMirrorTest, ReadsFailUntilTheMirrorHasLoaded) {
   reader.join();
   EXPECT_THAT(waited, FailsWith(grpc::StatusCode::NOT_FOUND, reason::kTokenNotFound));
   server->Shutdown();
+}
+
+TEST_F(TokenServiceTest, MetricsCountCallsByCodeRefusalsByReasonAndChangesByType) {
+  const CreateTokenResponse created = CreateOk();
+  ASSERT_THAT(Disable(created.token().id()), IsOk());
+  GetTokenResponse got;
+  ASSERT_FALSE(Get("TKN-9999-9999", &got).ok());
+  ASSERT_FALSE(Get("not an id", &got).ok());
+  {
+    // A method name the caller makes up never becomes a label.
+    grpc::GenericStub generic(channel_);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    grpc::ByteBuffer request, reply;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+        generic.PrepareUnaryCall(&context, "/made.Up/Method", request, &cq);
+    call->StartCall();
+    grpc::Status status;
+    call->Finish(&reply, &status, nullptr);
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  }
+
+  const std::string text = metrics_.Render();
+  const std::string get_labels =
+      "grpc_type=\"unary\",grpc_service=\"apitoken.v1.TokenService\",grpc_method=\"GetToken\"";
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("\ngrpc_server_started_total{", get_labels, "} 2\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("\ngrpc_server_handled_total{", get_labels,
+                                           ",grpc_code=\"NotFound\"} 1\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("\ngrpc_server_handled_total{", get_labels,
+                                           ",grpc_code=\"InvalidArgument\"} 1\n")));
+  EXPECT_THAT(
+      text, HasSubstr(absl::StrCat("\ngrpc_server_handling_seconds_count{", get_labels, "} 2\n")));
+  EXPECT_THAT(text, HasSubstr("grpc_method=\"CreateToken\",grpc_code=\"OK\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_calls_refused_total{grpc_method=\"GetToken\","
+                              "reason=\"TOKEN_NOT_FOUND\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_calls_refused_total{grpc_method=\"GetToken\","
+                              "reason=\"INVALID_TOKEN_ID\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_changes_total{type=\"created\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_changes_total{type=\"disabled\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_changes_total{type=\"enabled\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_change_commit_seconds_count 2\n"));
+  EXPECT_THAT(text, HasSubstr("\ntokenstatus_change_visible_seconds_count 2\n"));
+  EXPECT_THAT(text, Not(HasSubstr("made.Up")));
 }
 
 TEST_F(TokenServiceTest, GetErrors) {
