@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/time/clock.h"
+#include "core/commit_time.h"
 
 namespace tokenstatus {
 namespace {
@@ -64,9 +65,7 @@ TokenCacheMetrics::TokenCacheMetrics(TokenCache& cache, metrics::Registry& regis
   });
   listener_ = cache_.OnChange([this](const CacheChange& change) {
     if (change.kind != CacheChange::Kind::kEvent || change.event == nullptr) return;
-    const google::protobuf::Timestamp& committed = change.event->token().update_time();
-    const absl::Duration lag = absl::Now() - (absl::FromUnixSeconds(committed.seconds()) +
-                                              absl::Nanoseconds(committed.nanos()));
+    const absl::Duration lag = absl::Now() - CommitTimeOf(change.event->token());
     if (lag < absl::ZeroDuration()) negative_.Increment();
     propagation_.ObserveSeconds(std::max(lag, absl::ZeroDuration()));
   });

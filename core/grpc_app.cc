@@ -29,8 +29,6 @@ absl::StatusOr<GrpcApp::Listening> GrpcApp::Listen(
   builder.AddListeningPort(address, std::move(credentials), &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   configure(builder);
-  if (metrics_ != nullptr)
-    builder.experimental().SetInterceptorCreators(metrics_->InterceptorCreators());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {  // gRPC reports port 0 for an address it could not bind
     Log(LogLevel::kError, absl::StrCat("event=listen_failed ", flag, "=", address));

@@ -10,7 +10,6 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/metrics/grpc_server_metrics.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -41,10 +40,7 @@ class GrpcApp {
     absl::AnyInvocable<void()> on_stop;
   };
 
-  // `metrics` (may be null), when set, records every call of every server started here; it
-  // must outlive the GrpcApp.
-  explicit GrpcApp(absl::Duration shutdown_grace, metrics::GrpcServerMetrics* metrics = nullptr)
-      : shutdown_grace_(shutdown_grace), metrics_(metrics) {}
+  explicit GrpcApp(absl::Duration shutdown_grace) : shutdown_grace_(shutdown_grace) {}
   ~GrpcApp();  // shuts down every server still running
 
   GrpcApp(const GrpcApp&) = delete;
@@ -57,8 +53,7 @@ class GrpcApp {
   };
 
   // Starts a server on `address` with the health checking service, reflection, SO_REUSEPORT
-  // off (a second server on a taken port fails instead of silently sharing its traffic), the
-  // call metrics (if the GrpcApp has them) and
+  // off (a second server on a taken port fails instead of silently sharing its traffic) and
   // what `configure` adds (services, channel arguments). UNAVAILABLE if it cannot listen
   // (logged as event=listen_failed <flag>=<address>). The first server started is the main one:
   // Serve returns once it has stopped.
@@ -74,7 +69,6 @@ class GrpcApp {
 
  private:
   const absl::Duration shutdown_grace_;
-  metrics::GrpcServerMetrics* const metrics_;
   std::vector<std::unique_ptr<grpc::Server>> servers_;
 };
 

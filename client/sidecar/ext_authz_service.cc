@@ -19,7 +19,8 @@ grpc::ServerUnaryReactor* ExtAuthzService::Check(grpc::CallbackServerContext* co
                                                  const CheckRequest* request,
                                                  CheckResponse* response) {
   return ServeUnary(
-      context, UnloggedCall(), AdmitLocal, NothingToValidate, [&](UnaryCall<UnloggedCall> call) {
+      context, UnloggedCall(), AdmitLocal, NothingToValidate,
+      [&](UnaryCall<UnloggedCall> call) {
         absl::StatusOr<std::string> secret = ExtAuthzCredential(*request, options_);
         if (!secret.ok()) {
           *response = ExtAuthzAnswer(*request, secret.status(), options_);
@@ -34,7 +35,8 @@ grpc::ServerUnaryReactor* ExtAuthzService::Check(grpc::CallbackServerContext* co
                                  verifier_.CountDecision("Check", response->status().code() == 0);
                                  std::move(call).Finish(absl::OkStatus());
                                });
-      });
+      },
+      verifier_.Measured(envoy::service::auth::v3::Authorization::service_full_name(), "Check"));
 }
 
 }  // namespace tokenstatus

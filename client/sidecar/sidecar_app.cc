@@ -34,7 +34,7 @@ SidecarApp::SidecarApp(SidecarConfig config)
                                      "Answers of VerifyToken and Envoy's Check, by whether they "
                                      "allowed the token.",
                                      {"rpc", "result"})),
-      grpc_(config_.shutdown_grace, config_.metrics_listen.empty() ? nullptr : &grpc_metrics_) {}
+      grpc_(config_.shutdown_grace) {}
 
 absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig config) {
   std::unique_ptr<SidecarApp> app(new SidecarApp(std::move(config)));
@@ -64,7 +64,8 @@ absl::StatusOr<std::unique_ptr<SidecarApp>> SidecarApp::Start(SidecarConfig conf
   app->service_ = std::make_unique<SidecarService>(
       *app->cache_, SidecarServiceOptions{.upstream = cfg.upstream,
                                           .stale_policy = cfg.cache.stale_policy,
-                                          .decisions = metrics_on ? &app->decisions_ : nullptr});
+                                          .decisions = metrics_on ? &app->decisions_ : nullptr,
+                                          .calls = metrics_on ? &app->grpc_metrics_ : nullptr});
   app->ext_authz_ = std::make_unique<ExtAuthzService>(*app->service_, cfg.authz);
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
       cfg.listen, grpc::InsecureServerCredentials(), "listen", [&](grpc::ServerBuilder& builder) {

@@ -130,7 +130,8 @@ grpc::ServerUnaryReactor* SidecarService::GetToken(grpc::CallbackServerContext* 
                                          *response);
                          return absl::OkStatus();
                        });
-      });
+      },
+      Measured(apitoken::v1::TokenService::service_full_name(), "GetToken"));
 }
 
 grpc::ServerUnaryReactor* SidecarService::ListTokens(grpc::CallbackServerContext* context,
@@ -149,31 +150,41 @@ grpc::ServerUnaryReactor* SidecarService::ListTokens(grpc::CallbackServerContext
                          FillListResponse(std::move(result.page), params, *response);
                          return absl::OkStatus();
                        });
-      });
+      },
+      Measured(apitoken::v1::TokenService::service_full_name(), "ListTokens"));
 }
 
 grpc::ServerUnaryReactor* SidecarService::VerifyToken(grpc::CallbackServerContext* context,
                                                       const VerifyTokenRequest* request,
                                                       VerifyTokenResponse* response) {
-  return ServeUnary(context, UnloggedCall(), AdmitLocal, NothingToValidate, [&](Call call) {
-    VerifySecret(
-        *context, request->secret(),
-        [this, call = std::move(call), response](absl::StatusOr<VerifyResult> result) mutable {
-          CountDecision("VerifyToken",
-                        result.ok() && result->result == VerifyTokenResponse::RESULT_VALID);
-          if (!result.ok()) {
-            std::move(call).Finish(result.status());
-            return;
-          }
-          response->set_result(result->result);
-          if (!result->token_id.empty()) {
-            response->set_token_id(std::move(result->token_id));
-            response->set_account_id(std::move(result->account_id));
-            response->set_revision(result->token_revision);
-          }
-          std::move(call).Finish(absl::OkStatus());
-        });
-  });
+  return ServeUnary(
+      context, UnloggedCall(), AdmitLocal, NothingToValidate,
+      [&](Call call) {
+        VerifySecret(
+            *context, request->secret(),
+            [this, call = std::move(call), response](absl::StatusOr<VerifyResult> result) mutable {
+              CountDecision("VerifyToken",
+                            result.ok() && result->result == VerifyTokenResponse::RESULT_VALID);
+              if (!result.ok()) {
+                std::move(call).Finish(result.status());
+                return;
+              }
+              response->set_result(result->result);
+              if (!result->token_id.empty()) {
+                response->set_token_id(std::move(result->token_id));
+                response->set_account_id(std::move(result->account_id));
+                response->set_revision(result->token_revision);
+              }
+              std::move(call).Finish(absl::OkStatus());
+            });
+      },
+      Measured(apitoken::v1::TokenService::service_full_name(), "VerifyToken"));
+}
+
+metrics::CallMetrics SidecarService::Measured(absl::string_view service,
+                                              absl::string_view method) const {
+  return metrics::CallMetrics(options_.calls, service, method,
+                              metrics::GrpcServerMetrics::Type::kUnary);
 }
 
 void SidecarService::CountDecision(const char* rpc, bool allowed) const {

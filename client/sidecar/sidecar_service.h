@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "client/token_cache.h"
+#include "core/metrics/grpc_server_metrics.h"
 #include "core/metrics/registry.h"
 #include "core/revision_waiters.h"
 #include "core/unary_call.h"
@@ -37,6 +38,8 @@ struct SidecarServiceOptions {
   StalePolicy stale_policy = StalePolicy::kFailClosed;
   // tokenstatus_sidecar_decisions_total{rpc, result}, counted by CountDecision (may be null).
   metrics::Family<metrics::Counter>* decisions = nullptr;
+  // The grpc_server_* metrics of its calls (may be null).
+  metrics::GrpcServerMetrics* calls = nullptr;
   // As TokenServiceOptions: a min_revision wait ends at the RPC's deadline minus
   // min(deadline_margin, time left / 5), and after max_revision_wait at most.
   absl::Duration deadline_margin = absl::Milliseconds(50);
@@ -83,6 +86,8 @@ class SidecarService final : public apitoken::v1::TokenService::WithRawCallbackM
   // Counts one answer of `rpc` (VerifyToken, Check) that allowed the token or did not (an
   // error, a stale cache and every result but VALID deny) in options.decisions.
   void CountDecision(const char* rpc, bool allowed) const;
+  // A unary call of `service`'s `method` starting now, measured in options.calls (if any).
+  metrics::CallMetrics Measured(absl::string_view service, absl::string_view method) const;
 
   // VerifyToken's verification of `secret` for the call of `context`, computed from the cache;
   // VerifyToken and ExtAuthzService's Check both answer from it. Calls `done` once, at once or,

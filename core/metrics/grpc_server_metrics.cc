@@ -3,17 +3,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "core/grpc_status.h"
 #include "core/status_util.h"
-#include "google/protobuf/descriptor.h"
-#include "grpcpp/support/interceptor.h"
 
 namespace tokenstatus::metrics {
 namespace {
-
-using grpc::experimental::InterceptionHookPoints;
 
 // Go's names of the codes (google.golang.org/grpc/codes), as dashboards expect them.
 constexpr std::array<const char*, 17> kCodeNames = {
@@ -22,54 +16,9 @@ constexpr std::array<const char*, 17> kCodeNames = {
     "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
     "DataLoss", "Unauthenticated"};
 
-const char* TypeName(grpc::experimental::ServerRpcInfo::Type type) {
-  using Type = grpc::experimental::ServerRpcInfo::Type;
-  switch (type) {
-    case Type::UNARY:
-      return "unary";
-    case Type::CLIENT_STREAMING:
-      return "client_stream";
-    case Type::SERVER_STREAMING:
-      return "server_stream";
-    case Type::BIDI_STREAMING:
-      return "bidi_stream";
-  }
-  return "unknown";
+const char* TypeName(GrpcServerMetrics::Type type) {
+  return type == GrpcServerMetrics::Type::kUnary ? "unary" : "server_stream";
 }
-
-// One call: started when gRPC creates it, finished when its status is sent.
-class CallInterceptor : public grpc::experimental::Interceptor {
- public:
-  CallInterceptor(GrpcServerMetrics& metrics, GrpcServerMetrics::Method& method)
-      : metrics_(metrics), method_(method), started_(absl::Now()) {
-    method_.started->Increment();
-  }
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      metrics_.Finish(method_, methods->GetSendStatus(), started_);
-    }
-    methods->Proceed();
-  }
-
- private:
-  GrpcServerMetrics& metrics_;
-  GrpcServerMetrics::Method& method_;
-  const absl::Time started_;
-};
-
-class InterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit InterceptorFactory(GrpcServerMetrics& metrics) : metrics_(metrics) {}
-
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    return new CallInterceptor(metrics_, metrics_.ForMethod(info->method(), info->type()));
-  }
-
- private:
-  GrpcServerMetrics& metrics_;
-};
 
 }  // namespace
 
@@ -86,53 +35,34 @@ GrpcServerMetrics::GrpcServerMetrics(Registry& registry)
           "Histogram of response latency (seconds) of gRPC that had been application-level "
           "handled by the server.",
           {"grpc_type", "grpc_service", "grpc_method"})),
-      refused_(registry.AddCounter(
-          "tokenstatus_calls_refused_total",
-          "Calls that ended with an error carrying a google.rpc.ErrorInfo, by its reason.",
-          {"grpc_method", "reason"})) {}
+      refused_(
+          registry.AddCounter("tokenstatus_calls_refused_total",
+                              "Calls that ended with an error, by its google.rpc.ErrorInfo reason.",
+                              {"grpc_method", "reason"})) {}
 
-std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-GrpcServerMetrics::InterceptorCreators() {
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-  creators.push_back(std::make_unique<InterceptorFactory>(*this));
-  return creators;
-}
-
-GrpcServerMetrics::Method& GrpcServerMetrics::ForMethod(
-    const char* full_method, grpc::experimental::ServerRpcInfo::Type type) {
-  const std::string key =
-      absl::StrCat(static_cast<int>(type), full_method == nullptr ? "" : full_method);
+GrpcServerMetrics::Method& GrpcServerMetrics::ForMethod(absl::string_view service,
+                                                        absl::string_view method, Type type) {
+  const std::string key = absl::StrCat(TypeName(type), "/", service, "/", method);
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = methods_.find(key);
     if (it != methods_.end()) return *it->second;
   }
-  // "/pkg.Service/Method", known to this process's descriptors, or "unknown".
-  std::string service = "unknown";
-  std::string name = "unknown";
-  const std::vector<std::string> parts =
-      absl::StrSplit(full_method == nullptr ? "" : full_method, '/');
-  if (parts.size() == 3 && parts[0].empty() &&
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
-          absl::StrCat(parts[1], ".", parts[2])) != nullptr) {
-    service = parts[1];
-    name = parts[2];
-  }
   absl::MutexLock lock(&mu_);
-  std::unique_ptr<Method>& method = methods_[key];
-  if (method == nullptr) {
-    method = std::make_unique<Method>();
-    method->name = name;
-    method->labels = {TypeName(type), service, name};
-    method->started = &started_.With(method->labels);
-    method->handling = &handling_.With(method->labels);
+  std::unique_ptr<Method>& entry = methods_[key];
+  if (entry == nullptr) {
+    entry = std::make_unique<Method>();
+    entry->name = std::string(method);
+    entry->labels = {TypeName(type), std::string(service), std::string(method)};
+    entry->started = &started_.With(entry->labels);
+    entry->handling = &handling_.With(entry->labels);
   }
-  return *method;
+  return *entry;
 }
 
-void GrpcServerMetrics::Finish(Method& method, const grpc::Status& status, absl::Time started) {
+void GrpcServerMetrics::Finish(Method& method, const absl::Status& status, absl::Time started) {
   method.handling->ObserveSeconds(absl::Now() - started);
-  const int code = static_cast<int>(status.error_code());
+  const int code = static_cast<int>(status.code());
   const size_t index = code >= 0 && code < 17 ? code : 2;  // anything else counts as Unknown
   Counter* handled = method.handled[index].load(std::memory_order_acquire);
   if (handled == nullptr) {
@@ -142,9 +72,34 @@ void GrpcServerMetrics::Finish(Method& method, const grpc::Status& status, absl:
     method.handled[index].store(handled, std::memory_order_release);
   }
   handled->Increment();
-  if (!status.ok() && !status.error_details().empty()) {
-    refused_.With({method.name, ErrorReason(FromGrpcStatus(status))}).Increment();
-  }
+  if (!status.ok()) refused_.With({method.name, ErrorReason(status)}).Increment();
+}
+
+CallMetrics::CallMetrics(GrpcServerMetrics* metrics, absl::string_view service,
+                         absl::string_view method, GrpcServerMetrics::Type type)
+    : metrics_(metrics) {
+  if (metrics_ == nullptr) return;
+  method_ = &metrics_->ForMethod(service, method, type);
+  started_ = absl::Now();
+  method_->started->Increment();
+}
+
+CallMetrics::CallMetrics(CallMetrics&& other) noexcept
+    : metrics_(std::exchange(other.metrics_, nullptr)),
+      method_(std::exchange(other.method_, nullptr)),
+      started_(other.started_) {}
+
+CallMetrics& CallMetrics::operator=(CallMetrics&& other) noexcept {
+  metrics_ = std::exchange(other.metrics_, nullptr);
+  method_ = std::exchange(other.method_, nullptr);
+  started_ = other.started_;
+  return *this;
+}
+
+void CallMetrics::Finish(const absl::Status& status) {
+  if (metrics_ == nullptr) return;
+  metrics_->Finish(*method_, status, started_);
+  metrics_ = nullptr;
 }
 
 }  // namespace tokenstatus::metrics

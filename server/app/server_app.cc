@@ -54,7 +54,7 @@ ServerApp::ServerApp(ServerConfig config)
     : config_(std::move(config)),
       authenticator_(config_.access.allow_unauthenticated),
       health_(config_.redis_outage_grace),
-      grpc_(config_.shutdown_grace, metrics_on() ? &grpc_metrics_ : nullptr) {}
+      grpc_(config_.shutdown_grace) {}
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config) {
   std::unique_ptr<ServerApp> app(new ServerApp(std::move(config)));
@@ -107,7 +107,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(ServerConfig config)
   app->tailer_->Start();
   app->service_ = std::make_unique<TokenServiceImpl>(
       *app->store_, *app->mirror_, *app->hub_, app->authenticator_, TokenServiceOptions{},
-      app->metrics_on() ? &app->change_metrics_ : nullptr);
+      app->metrics_on() ? &app->change_metrics_ : nullptr,
+      app->metrics_on() ? &app->grpc_metrics_ : nullptr);
 
   absl::StatusOr<GrpcApp::Listening> listening = app->grpc_.Listen(
       cfg.listen, TransportCredentials(cfg.access), "listen", [&](grpc::ServerBuilder& builder) {

@@ -6,6 +6,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/commit_time.h"
 #include "core/status_util.h"
 #include "core/validation.h"
 
@@ -14,10 +15,6 @@ namespace {
 
 // A state's index in the stats' counts (an unknown value counts as unspecified).
 size_t StateIndex(int state) { return state >= 0 && state < 4 ? static_cast<size_t>(state) : 0; }
-
-absl::Time TimeOf(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
-}
 
 absl::Status NotReady() {
   return MakeError(absl::StatusCode::kUnavailable, reason::kMirrorNotReady,
@@ -214,7 +211,7 @@ void TokenMirror::Reset(std::vector<Token> tokens, int64_t revision, std::string
     const int previous = Put(shared, new_tokens, new_accounts);
     if (previous >= 0) --by_state[StateIndex(previous)];
     ++by_state[StateIndex(shared->state())];
-    newest_commit = std::max(newest_commit, TimeOf(shared->update_time()));
+    newest_commit = std::max(newest_commit, CommitTimeOf(*shared));
   }
   tokens.clear();
   {
@@ -261,7 +258,7 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
     if (epoch_.empty() && revision_ == 0) epoch_ = std::string(epoch);
     revision_ = shared.back()->token().revision();
     chain_ = shared.back()->chain();
-    newest_commit_nanos_.store(absl::ToUnixNanos(TimeOf(shared.back()->token().update_time())));
+    newest_commit_nanos_.store(absl::ToUnixNanos(CommitTimeOf(shared.back()->token())));
     if (listener_ != nullptr) listener_->OnChanges(shared, revision_, epoch_);
     reached_.store(revision_);
   }

@@ -75,7 +75,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokenEvents(grpc::CallbackServer
                                FillHistoryResponse(*std::move(page), token_id, *response);
                              std::move(call).Finish(page.status());
                            });
-      });
+      },
+      Measured("ListTokenEvents"));
 }
 
 }  // namespace tokenstatus

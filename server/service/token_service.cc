@@ -125,13 +125,20 @@ struct TokenServiceImpl::CreateCall {
 
 TokenServiceImpl::TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
                                    const Authenticator& authenticator, TokenServiceOptions options,
-                                   ChangeMetrics* metrics)
+                                   ChangeMetrics* metrics, metrics::GrpcServerMetrics* call_metrics)
     : store_(store),
       mirror_(mirror),
       hub_(hub),
       authenticator_(authenticator),
       options_(options),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      call_metrics_(call_metrics) {}
+
+metrics::CallMetrics TokenServiceImpl::Measured(absl::string_view method,
+                                                metrics::GrpcServerMetrics::Type type) const {
+  return metrics::CallMetrics(call_metrics_, apitoken::v1::TokenService::service_full_name(),
+                              method, type);
+}
 
 absl::Status TokenServiceImpl::Admit(const grpc::CallbackServerContext& context,
                                      Permission permission, CallLog& log) const {
@@ -164,7 +171,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(grpc::CallbackServerCont
         const bool allocate = params.token_id.empty();
         RunCreate({std::move(call), response, StoreDeadline(*context), std::move(params), allocate,
                    allocate ? std::max(options_.create_attempts, 1) : 1, absl::Now()});
-      });
+      },
+      Measured("CreateToken"));
 }
 
 void TokenServiceImpl::RunCreate(CreateCall call) {
@@ -262,7 +270,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::GetToken(grpc::CallbackServerContext
                          FillGetResponse(std::move(result->token), result->revision, *response);
                          return absl::OkStatus();
                        });
-      });
+      },
+      Measured("GetToken"));
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerContext* context,
@@ -280,7 +289,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(grpc::CallbackServerConte
                          FillListResponse(*std::move(page), params, *response);
                          return absl::OkStatus();
                        });
-      });
+      },
+      Measured("ListTokens"));
 }
 
 template <typename Request, typename Response>
@@ -316,7 +326,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
               *response->mutable_token() = WithoutSecretHash(applied->token);
               FinishWhenVisible(applied->token, deadline, started, type, std::move(call));
             });
-      });
+      },
+      Measured(RpcOf(transition)));
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::EnableToken(grpc::CallbackServerContext* context,
@@ -371,7 +382,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::VerifyToken(grpc::CallbackServerCont
                          }
                          return absl::OkStatus();
                        });
-      });
+      },
+      Measured("VerifyToken"));
 }
 
 namespace {
@@ -411,6 +423,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TokenServiceImpl::WatchTokens(
   const grpc::Status parse =
       grpc::SerializationTraits<WatchTokensRequest>::Deserialize(&buffer, &parsed);
   CallLog log("WatchTokens", "");
+  metrics::CallMetrics call =
+      Measured("WatchTokens", metrics::GrpcServerMetrics::Type::kServerStream);
   absl::Status status =
       parse.ok() ? Admit(*context,
                          parsed.include_secret_hash() ? Permission::kWatchSecretHashes
@@ -420,9 +434,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TokenServiceImpl::WatchTokens(
                              "the WatchTokensRequest does not parse");
   if (!status.ok()) {
     log.Refused(status);
+    call.Finish(status);
     return RefusedStream(status);
   }
-  return hub_.Watch(context, parsed, log.principal());
+  return hub_.Watch(context, parsed, log.principal(), std::move(call));
 }
 
 }  // namespace tokenstatus

@@ -79,10 +79,11 @@ struct TokenServiceOptions {
 class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbackMethod_WatchTokens<
                                    apitoken::v1::TokenService::CallbackService> {
  public:
-  // `metrics` (may be null: nothing recorded) must outlive the service.
+  // `metrics` and `call_metrics` (each may be null: nothing recorded) must outlive the service.
   TokenServiceImpl(TokenStore& store, TokenMirror& mirror, WatchHub& hub,
                    const Authenticator& authenticator, TokenServiceOptions options = {},
-                   ChangeMetrics* metrics = nullptr);
+                   ChangeMetrics* metrics = nullptr,
+                   metrics::GrpcServerMetrics* call_metrics = nullptr);
 
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* context,
                                         const apitoken::v1::CreateTokenRequest* request,
@@ -130,6 +131,10 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
   // pipeline logs a refusal once).
   absl::Status Admit(const grpc::CallbackServerContext& context, Permission permission,
                      CallLog& log) const;
+  // A call of `method` of this service starting now, measured in call_metrics_ (if any).
+  metrics::CallMetrics Measured(
+      absl::string_view method,
+      metrics::GrpcServerMetrics::Type type = metrics::GrpcServerMetrics::Type::kUnary) const;
   // The deadline of a store call (or a revision wait) made for the RPC of `context`.
   absl::Time StoreDeadline(const grpc::CallbackServerContext& context) const;
   // Finishes `call` (of the change the store returned as `committed`) with OK once the mirror
@@ -150,6 +155,7 @@ class TokenServiceImpl final : public apitoken::v1::TokenService::WithRawCallbac
   const Authenticator& authenticator_;
   const TokenServiceOptions options_;
   ChangeMetrics* const metrics_;
+  metrics::GrpcServerMetrics* const call_metrics_;
 };
 
 }  // namespace tokenstatus

@@ -7,6 +7,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/commit_time.h"
 #include "core/grpc_status.h"
 #include "core/log.h"
 #include "core/refused_stream.h"
@@ -99,14 +100,18 @@ WatchHub::~WatchHub() {
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServerContext* context,
                                                             const WatchTokensRequest& request,
-                                                            const std::string& principal) {
+                                                            const std::string& principal,
+                                                            metrics::CallMetrics call) {
   absl::Status status = ValidateRevision(request.since_revision(), "since_revision");
   if (status.ok() && !request.account_id().empty()) {
     status = ValidateAccountId(request.account_id());
   }
   absl::StatusOr<absl::Duration> progress_interval = ProgressIntervalOf(request, options_);
   if (status.ok()) status = progress_interval.status();
-  if (!status.ok()) return RefusedStream(status);
+  if (!status.ok()) {
+    call.Finish(status);
+    return RefusedStream(status);
+  }
 
   const std::string peer = context->peer();
   WatchReactor* stream = nullptr;
@@ -138,7 +143,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
     ++per_peer_[peer];
     ++per_principal_[principal];
     NoteDeliveredLocked(view);
-    stream = new WatchReactor(*this, context, peer, principal, request, *progress_interval);
+    stream = new WatchReactor(*this, context, peer, principal, request, *progress_interval,
+                              std::move(call));
     streams_.insert(stream);
     if (metrics_ != nullptr) metrics_->watchers.Add(1);
 
@@ -165,9 +171,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Watch(grpc::CallbackServer
       catch_up = true;
     }
   });
-  if (!status.ok()) return RefusedStream(status);
+  if (!status.ok()) {
+    call.Finish(status);
+    return RefusedStream(status);
+  }
   if (!refused.ok()) {
     if (metrics_ != nullptr) metrics_->ended.With({WatchMetrics::EndReasonOf(refused)}).Increment();
+    call.Finish(refused);
     return RefusedStream(refused);
   }
   // Outside the mirror's lock: the store may answer on this thread, and the first snapshot
@@ -386,8 +396,9 @@ void WatchHub::FanOutLocked(const PendingChanges& batch) {
         WatchTokensResponse changes = WatchMessageOf(WatchTokensResponse::KIND_CHANGES, revision,
                                                      epoch, events.back()->chain());
         for (const auto& event : events) stream->filter().AddIfMatches(*event, changes);
-        if (changes.events_size() > 0)
+        if (changes.events_size() > 0) {
           it->second = {SerializeMessage(changes), changes.events_size()};
+        }
       }
       previous_filter = &it->first;
       previous_message = &it->second;
@@ -416,10 +427,7 @@ void WatchHub::FanOutLocked(const PendingChanges& batch) {
   if (metrics_ != nullptr && !deliveries_.empty()) {
     metrics_->events_sent.Increment(static_cast<double>(events_queued));
     metrics_->queue_messages.Set(longest_queue.load());
-    const auto& committed = events.back()->token().update_time();
-    metrics_->fanout_seconds.ObserveSeconds(
-        absl::Now() -
-        (absl::FromUnixSeconds(committed.seconds()) + absl::Nanoseconds(committed.nanos())));
+    metrics_->fanout_seconds.ObserveSeconds(absl::Now() - CommitTimeOf(events.back()->token()));
   }
 }
 

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "apitoken/v1/token_service.pb.h"
+#include "core/metrics/grpc_server_metrics.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/mirror/split_runner.h"
@@ -140,10 +141,12 @@ class WatchHub final : public MirrorListener {
   // or principal at its limit), UNAVAILABLE / MIRROR_NOT_READY before the mirror has loaded,
   // UNAVAILABLE / SERVER_SHUTTING_DOWN after Shutdown(). A stream whose snapshot could not start
   // within snapshot_max_wait ends with RESOURCE_EXHAUSTED / SNAPSHOT_BUDGET_EXHAUSTED, its
-  // ErrorInfo metadata retry_after_ms saying when to try again.
+  // ErrorInfo metadata retry_after_ms saying when to try again. `call` is finished with how the
+  // stream ends.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
                                                     const apitoken::v1::WatchTokensRequest& request,
-                                                    const std::string& principal);
+                                                    const std::string& principal,
+                                                    metrics::CallMetrics call = {});
 
   // Ends every stream with UNAVAILABLE / SERVER_SHUTTING_DOWN ("resume with since_revision=N
   // elsewhere") and refuses new ones. Idempotent.

@@ -34,11 +34,12 @@ absl::Status SnapshotBudgetExhausted(absl::Duration waited, int64_t resume_revis
 
 WatchReactor::WatchReactor(WatchHub& hub, grpc::CallbackServerContext* context, std::string peer,
                            std::string principal, const WatchTokensRequest& request,
-                           absl::Duration progress_interval)
+                           absl::Duration progress_interval, metrics::CallMetrics call)
     : hub_(hub),
       context_(context),
       peer_(std::move(peer)),
       principal_(std::move(principal)),
+      call_(std::move(call)),
       filter_{request.account_id(), request.include_secret_hash()},
       send_initial_state_(request.send_initial_state()),
       progress_interval_(progress_interval),
@@ -380,6 +381,7 @@ void WatchReactor::Pump() {
     if (hub_.metrics_ != nullptr) {
       hub_.metrics_->ended.With({WatchMetrics::EndReasonOf(finish)}).Increment();
     }
+    call_.Finish(finish);
     Finish(ToGrpcStatus(finish));
     return;
   }

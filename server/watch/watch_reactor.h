@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "apitoken/v1/token_service.pb.h"
+#include "core/metrics/grpc_server_metrics.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
@@ -45,7 +46,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   WatchReactor(WatchHub& hub, grpc::CallbackServerContext* context, std::string peer,
                std::string principal, const apitoken::v1::WatchTokensRequest& request,
-               absl::Duration progress_interval);
+               absl::Duration progress_interval, metrics::CallMetrics call);
 
   const std::string& peer() const { return peer_; }
   const std::string& principal() const { return principal_; }
@@ -159,6 +160,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   grpc::CallbackServerContext* const context_;
   const std::string peer_;
   const std::string principal_;
+  metrics::CallMetrics call_;  // finished once, with the status the stream ends with
   const WatchFilter filter_;
   const bool send_initial_state_;
   const absl::Duration progress_interval_;

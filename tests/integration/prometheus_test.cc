@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -310,6 +311,11 @@ TEST(PrometheusTest, QueriesAgreeWithWhatHappened) {
     std::string output;
     EXPECT_EQ(RunCommand("promtool check metrics < " + file, &output), 0) << name << ": " << output;
     EXPECT_FALSE(HttpGet(port, "/other").has_value()) << "only /metrics answers";
+    // No token id, account or secret in any label (unbounded, and not the metrics' business).
+    EXPECT_FALSE(absl::StrContains(*text, "TKN-")) << name;
+    EXPECT_FALSE(absl::StrContains(*text, account)) << name;
+    EXPECT_FALSE(absl::StrContains(*text, reader_secret)) << name;
+    for (const auto& [id, secret] : tokens) EXPECT_FALSE(absl::StrContains(*text, secret)) << name;
   }
   std::string output;
   const std::string deploy = TOKENSTATUS_SOURCE_DIR "/deploy";

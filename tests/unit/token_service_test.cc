@@ -90,10 +90,10 @@ class TokenServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_.Feed(&mirror_);
-    service_ = std::make_unique<TokenServiceImpl>(store_, mirror_, hub_, open_access_,
-                                                  TokenServiceOptions{}, &change_metrics_);
+    service_ =
+        std::make_unique<TokenServiceImpl>(store_, mirror_, hub_, open_access_,
+                                           TokenServiceOptions{}, &change_metrics_, &grpc_metrics_);
     grpc::ServerBuilder builder;
-    builder.experimental().SetInterceptorCreators(grpc_metrics_.InterceptorCreators());
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(service_.get());
