@@ -44,30 +44,22 @@ using apitoken::v1::VerifyTokenRequest;
 using apitoken::v1::VerifyTokenResponse;
 using apitoken::v1::WatchTokensRequest;
 
-// The name a transition's RPC is logged under.
-absl::string_view RpcOf(Transition transition) {
+// How a transition is named: its RPC (in logs and metrics) and its type in
+// tokenstatus_changes_total.
+struct TransitionNames {
+  absl::string_view rpc;
+  const char* change_type;
+};
+TransitionNames NamesOf(Transition transition) {
   switch (transition) {
     case Transition::kEnable:
-      return "EnableToken";
+      return {"EnableToken", "enabled"};
     case Transition::kDisable:
-      return "DisableToken";
+      return {"DisableToken", "disabled"};
     case Transition::kDelete:
       break;
   }
-  return "DeleteToken";
-}
-
-// A transition's type in tokenstatus_changes_total.
-const char* ChangeTypeOf(Transition transition) {
-  switch (transition) {
-    case Transition::kEnable:
-      return "enabled";
-    case Transition::kDisable:
-      return "disabled";
-    case Transition::kDelete:
-      break;
-  }
-  return "deleted";
+  return {"DeleteToken", "deleted"};
 }
 
 // Validates a CreateToken request into store parameters (without id and hash for an
@@ -299,7 +291,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
                                                         const Request& request,
                                                         Response* response) {
   return ServeUnary(
-      context, CallLog(RpcOf(transition), request.token_id()),
+      context, CallLog(NamesOf(transition).rpc, request.token_id()),
       [&](CallLog& log) { return Admit(*context, Permission::kChangeState, log); },
       [&] { return ValidateTransition(request); },
       [&](Call call) {
@@ -311,23 +303,23 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ChangeState(grpc::CallbackServerCont
         params.actor = call.log().principal();
         const absl::Time deadline = StoreDeadline(*context);
         const absl::Time started = absl::Now();
-        store_.Apply(
-            std::move(params), deadline,
-            [this, call = std::move(call), response, deadline, started,
-             type = ChangeTypeOf(transition)](absl::StatusOr<AppliedTransition> applied) mutable {
-              if (!applied.ok()) {
-                std::move(call).Finish(applied.status());
-                return;
-              }
-              if (metrics_ != nullptr) {
-                metrics_->commit_seconds.ObserveSeconds(absl::Now() - started);
-              }
-              call.log().Changed(StateName(applied->previous_state), applied->token);
-              *response->mutable_token() = WithoutSecretHash(applied->token);
-              FinishWhenVisible(applied->token, deadline, started, type, std::move(call));
-            });
+        store_.Apply(std::move(params), deadline,
+                     [this, call = std::move(call), response, deadline, started,
+                      type = NamesOf(transition).change_type](
+                         absl::StatusOr<AppliedTransition> applied) mutable {
+                       if (!applied.ok()) {
+                         std::move(call).Finish(applied.status());
+                         return;
+                       }
+                       if (metrics_ != nullptr) {
+                         metrics_->commit_seconds.ObserveSeconds(absl::Now() - started);
+                       }
+                       call.log().Changed(StateName(applied->previous_state), applied->token);
+                       *response->mutable_token() = WithoutSecretHash(applied->token);
+                       FinishWhenVisible(applied->token, deadline, started, type, std::move(call));
+                     });
       },
-      Measured(RpcOf(transition)));
+      Measured(NamesOf(transition).rpc));
 }
 
 grpc::ServerUnaryReactor* TokenServiceImpl::EnableToken(grpc::CallbackServerContext* context,

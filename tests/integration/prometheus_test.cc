@@ -276,6 +276,11 @@ TEST(PrometheusTest, QueriesAgreeWithWhatHappened) {
             kRefusals);
   EXPECT_EQ(
       prometheus->Await("tokenstatus_watchers_ended_total{reason=\"fell_behind\"}", equals(1)), 1);
+  // The same stream, as a call: ended RESOURCE_EXHAUSTED.
+  EXPECT_EQ(prometheus->Await("grpc_server_handled_total{grpc_method=\"WatchTokens\","
+                              "grpc_code=\"ResourceExhausted\"}",
+                              equals(1)),
+            1);
   EXPECT_EQ(
       prometheus->Await("tokenstatus_sidecar_decisions_total{rpc=\"VerifyToken\",result=\"deny\"}",
                         equals(kDisables)),

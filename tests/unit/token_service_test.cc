@@ -412,22 +412,6 @@ TEST_F(TokenServiceTest, MetricsCountCallsByCodeRefusalsByReasonAndChangesByType
   GetTokenResponse got;
   ASSERT_FALSE(Get("TKN-9999-9999", &got).ok());
   ASSERT_FALSE(Get("not an id", &got).ok());
-  {
-    // A method name the caller makes up never becomes a label.
-    grpc::GenericStub generic(channel_);
-    grpc::CompletionQueue cq;
-    grpc::ClientContext context;
-    grpc::ByteBuffer request, reply;
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
-        generic.PrepareUnaryCall(&context, "/made.Up/Method", request, &cq);
-    call->StartCall();
-    grpc::Status status;
-    call->Finish(&reply, &status, nullptr);
-    void* tag = nullptr;
-    bool ok = false;
-    ASSERT_TRUE(cq.Next(&tag, &ok));
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  }
 
   const std::string text = metrics_.Render();
   const std::string get_labels =
@@ -449,7 +433,6 @@ TEST_F(TokenServiceTest, MetricsCountCallsByCodeRefusalsByReasonAndChangesByType
   EXPECT_THAT(text, HasSubstr("\ntokenstatus_changes_total{type=\"enabled\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("\ntokenstatus_change_commit_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("\ntokenstatus_change_visible_seconds_count 2\n"));
-  EXPECT_THAT(text, Not(HasSubstr("made.Up")));
 }
 
 TEST_F(TokenServiceTest, GetErrors) {
