@@ -23,6 +23,7 @@ PACKAGES=(
   redis-sentinel                                            # Sentinel (the failover tests)
   etcd-server etcd-client                                   # etcd, make bench's reference
   prometheus                                                # the metrics test (and promtool)
+  curl                                                      # make bench scrapes /metrics
   clang-format                                              # make fmt, make lint
   clang libclang-rt-14-dev                                  # fuzz targets (libFuzzer)
 )

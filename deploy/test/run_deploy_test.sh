@@ -5,7 +5,8 @@
 #   2. the compose file is validated by Debian's docker-compose 1.29 and started with Debian's
 #      podman-compose (Redis, server, sidecar, throwaway secrets in var/deploy-test/secrets);
 #   3. over TLS from this machine, with the host's tokenctl: health, create, disable, the
-#      sidecar answering the disable, a credentials file rewritten in place taking effect, a
+#      sidecar answering the disable, both programs' metrics (published on the host's loopback)
+#      counting it, a credentials file rewritten in place taking effect, a
 #      Redis failover (the primary SIGKILLed: writes resume through the promoted replica,
 #      nothing acknowledged is lost, the old primary comes back as a replica), the server
 #      stopping cleanly;
@@ -139,6 +140,19 @@ wait_until 30 sidecar_says VALID || die "the sidecar did not answer VALID for th
 ctl admin disable "${token_id}" --yes --reason "deploy test"
 wait_until 10 sidecar_says DISABLED || die "the sidecar did not answer DISABLED after the disable"
 log "sidecar: $(sidecar_verify | head -1)"
+
+step "metrics, published on the host's loopback: the server counted the disable, the sidecar its verdicts"
+# The value of the sample named $2 (with its labels) at http://127.0.0.1:$1/metrics.
+metric() {
+  curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v name="$2" '$1 == name { print $2 }'
+}
+[[ "$(metric 9464 'tokenstatus_changes_total{type="disabled"}')" == 1 ]] ||
+  die "the server's tokenstatus_changes_total{type=\"disabled\"} is not 1"
+[[ "$(metric 9464 tokenstatus_redis_up)" == 1 ]] || die "the server's tokenstatus_redis_up is not 1"
+[[ "$(metric 9465 tokenstatus_cache_fresh)" == 1 ]] || die "the sidecar's cache is not fresh"
+denials="$(metric 9465 'tokenstatus_sidecar_decisions_total{rpc="VerifyToken",result="deny"}')"
+((${denials:-0} >= 1)) || die "the sidecar counted no denial"
+log "server: $(metric 9464 'tokenstatus_changes_total{type="disabled"}') disable; sidecar: ${denials} denials, propagation count $(metric 9465 tokenstatus_cache_propagation_seconds_count)"
 
 step "credentials rewritten in place: the new admin works, the old one is refused"
 printf '%s admin me\n%s verifier sidecar\n' "$(sha other-admin)" "$(sha sidecar)" \
