@@ -8,10 +8,8 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -79,15 +77,17 @@ std::optional<std::string> HttpGet(int port, const std::string& path) {
   return result->body;
 }
 
-// Runs a shell command; its exit code, its output in `output`.
-int RunCommand(const std::string& command, std::string* output) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buffer[4096];
-  size_t read = 0;
-  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output->append(buffer, read);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// Whether `argv` ran to completion with exit code 0 (testing::RunCommand, 60 s at most); the
+// failure carries its output.
+::testing::AssertionResult Succeeds(std::vector<std::string> argv) {
+  absl::StatusOr<testing::CommandResult> result =
+      testing::RunCommand(std::move(argv), absl::Seconds(60));
+  if (!result.ok()) return ::testing::AssertionFailure() << result.status();
+  if (result->exit_code != 0) {
+    return ::testing::AssertionFailure()
+           << "exit code " << result->exit_code << ": " << result->out << result->err;
+  }
+  return ::testing::AssertionSuccess();
 }
 
 void WriteFile(const std::string& path, const std::string& content) {
@@ -313,8 +313,8 @@ TEST(PrometheusTest, QueriesAgreeWithWhatHappened) {
     const std::string file = dir.File(absl::StrCat(name, ".prom"));
     WriteFile(file, *text);
     scrapes.push_back(file);
-    std::string output;
-    EXPECT_EQ(RunCommand("promtool check metrics < " + file, &output), 0) << name << ": " << output;
+    // promtool check metrics reads the exposition from its stdin.
+    EXPECT_TRUE(Succeeds({"sh", "-c", "promtool check metrics < \"$0\"", file})) << name;
     EXPECT_FALSE(HttpGet(port, "/other").has_value()) << "only /metrics answers";
     // No token id, account or secret in any label (unbounded, and not the metrics' business).
     EXPECT_FALSE(absl::StrContains(*text, "TKN-")) << name;
@@ -322,17 +322,11 @@ TEST(PrometheusTest, QueriesAgreeWithWhatHappened) {
     EXPECT_FALSE(absl::StrContains(*text, reader_secret)) << name;
     for (const auto& [id, secret] : tokens) EXPECT_FALSE(absl::StrContains(*text, secret)) << name;
   }
-  std::string output;
   const std::string deploy = TOKENSTATUS_SOURCE_DIR "/deploy";
-  EXPECT_EQ(RunCommand("promtool check rules " + deploy + "/prometheus/alerts.yml", &output), 0)
-      << output;
-  output.clear();
-  EXPECT_EQ(RunCommand(absl::StrCat("node ", deploy, "/test/check_dashboard.mjs ", deploy,
-                                    "/grafana/tokenstatus.json ", scrapes[0], " ", scrapes[1],
-                                    " --rules ", deploy, "/prometheus/alerts.yml"),
-                       &output),
-            0)
-      << output;
+  EXPECT_TRUE(Succeeds({"promtool", "check", "rules", deploy + "/prometheus/alerts.yml"}));
+  EXPECT_TRUE(
+      Succeeds({"node", deploy + "/test/check_dashboard.mjs", deploy + "/grafana/tokenstatus.json",
+                scrapes[0], scrapes[1], "--rules", deploy + "/prometheus/alerts.yml"}));
 }
 
 }  // namespace
