@@ -14,7 +14,6 @@
 namespace tokenstatus {
 namespace {
 
-constexpr int kLoadPageSize = 1000;
 // Bounds each store call beyond what it waits for by design (the store's own timeout is
 // usually shorter).
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
@@ -118,15 +117,13 @@ absl::Status EventTailer::Load() {
   const absl::Time started = absl::Now();
   mirror_.BeginLoad();
   std::vector<Token> tokens;
-  ListParams params;
-  params.page_size = kLoadPageSize;
-  params.show_deleted = true;
+  std::string after_id;
   int64_t revision = -1;  // the first page's: the head the load starts from
   std::string epoch;
   std::string chain;  // the history mark at `revision`
   while (true) {
     absl::StatusOr<TokenPage> page = Await<TokenPage>([&](StoreCallback<TokenPage> done) {
-      store_.List(params, CallDeadline(), std::move(done));
+      store_.Scan(after_id, options_.load_page_size, CallDeadline(), std::move(done));
     });
     if (!page.ok()) return page.status();
     if (revision < 0) {
@@ -138,7 +135,7 @@ absl::Status EventTailer::Load() {
     }
     for (Token& token : page->tokens) tokens.push_back(std::move(token));
     if (page->next_after_id.empty()) break;
-    params.after_id = std::move(page->next_after_id);
+    after_id = std::move(page->next_after_id);
   }
 
   // Replay the changes made since the first page onto the listing. The first read starts one

@@ -20,6 +20,7 @@ namespace tokenstatus {
 
 struct EventTailerOptions {
   int batch_size = 1000;                           // events per read
+  int load_page_size = 5000;                       // tokens per TokenStore::Scan of a load
   absl::Duration block = absl::Milliseconds(500);  // longest blocking read
   absl::Duration retry_max = absl::Seconds(2);     // backoff cap after a failed read
   // Told the reason of every reload it decides (as logged: event=mirror_reload reason=...),
@@ -33,12 +34,13 @@ struct EventTailerOptions {
 // that is not the one applied so far, and then reloads (mirror.Reset → listeners get OnReset).
 // Recovers by itself when the store comes back.
 //
-// The load lists every token (show_deleted, pages of 1000; the first page's revision, epoch and
-// mark are the head), replays ReadEvents from that revision onto the listing (an event replaces
-// a listed token only if it is newer; the listing's own revision is read again and must carry
-// its mark), checks that the head's epoch (and, at the same revision, its mark) has not changed
-// meanwhile, and then Resets the mirror once. Following: TokenStore::WaitEvents after the
-// mirror's revision; any of these makes it reload:
+// The load reads every token (TokenStore::Scan, pages of load_page_size; the first page's
+// revision, epoch and mark are the head, and every token read is at least as new), replays
+// ReadEvents from that revision onto the listing (an event replaces a listed token only if it is
+// newer; the listing's own revision is read again and must carry its mark), checks that the head's
+// epoch (and, at the same revision, its mark) has not changed meanwhile, and then Resets the mirror
+// once. Following: TokenStore::WaitEvents after the mirror's revision; any of these makes it
+// reload:
 //   - events whose first revision is not mirror.revision() + 1 (trimmed),
 //   - events whose first one does not follow the mirror's mark (EventBatch::prev_chain: the
 //     store was restored older, or failed over, and then changed past the mirror's revision),

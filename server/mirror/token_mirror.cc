@@ -266,7 +266,13 @@ void TokenMirror::Apply(std::vector<TokenEvent> events, absl::string_view epoch)
 }
 
 int TokenMirror::Put(std::shared_ptr<const Token> token, TokenMap& tokens, AccountIndex& accounts) {
-  auto [it, inserted] = tokens.try_emplace(token->id());
+  // A load lists tokens in id order: a token past the last one is appended without a search.
+  auto it = tokens.end();
+  if (!tokens.empty() && !(tokens.rbegin()->first < token->id())) {
+    it = tokens.lower_bound(token->id());
+  }
+  const bool inserted = it == tokens.end() || it->first != token->id();
+  if (inserted) it = tokens.emplace_hint(it, token->id(), nullptr);
   const int previous = inserted ? -1 : it->second->state();
   it->second = std::move(token);
   if (inserted) accounts[it->second->account_id()].emplace(it->first, it);

@@ -93,6 +93,16 @@ void MemoryTokenStore::List(ListParams params, absl::Time deadline, StoreCallbac
   done(std::move(page));
 }
 
+void MemoryTokenStore::Scan(std::string after_id, int limit, absl::Time deadline,
+                            StoreCallback<TokenPage> done) {
+  // A List page is one consistent state: more than Scan promises.
+  ListParams params;
+  params.after_id = std::move(after_id);
+  params.page_size = std::clamp(limit, 1, kMaxScanSize);
+  params.show_deleted = true;
+  List(std::move(params), deadline, std::move(done));
+}
+
 void MemoryTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                                   StoreCallback<std::vector<TokenEvent>> done) {
   std::vector<TokenEvent> events;

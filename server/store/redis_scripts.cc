@@ -166,6 +166,13 @@ while true do
 end
 )lua";
 
+constexpr absl::string_view kScanIdsBody = R"lua(
+local meta = redis.call('HMGET', KEYS[3], 'epoch', 'chain')
+local start = ARGV[1] == '' and '-' or '(' .. ARGV[1]
+local ids = redis.call('ZRANGE', KEYS[1], start, '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[2]) + 1)
+return {redis.call('GET', KEYS[2]) or '0', meta[1] or '', meta[2] or '', ids}
+)lua";
+
 constexpr absl::string_view kReadHistoryBody = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('TOKEN_NOT_FOUND ' .. KEYS[1])
@@ -224,6 +231,11 @@ const RedisScript& GetTokenScript() {
 
 const RedisScript& ListTokensScript() {
   static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kListBody);
+  return *script;
+}
+
+const RedisScript& ScanIdsScript() {
+  static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kScanIdsBody);
   return *script;
 }
 

@@ -52,6 +52,13 @@ const RedisScript& GetTokenScript();
 // the index is exhausted.
 const RedisScript& ListTokensScript();
 
+// Read-only. KEYS: 1 <p>:idx:all, 2 <p>:rev, 3 <p>:meta.
+// ARGV: 1 exclusive start id ("" = from the first), 2 limit (>= 1).
+// Returns {revision, epoch ("" if none), chain ("" if none), ids}: the head and the next
+// limit + 1 ids of the index (one more than asked: whether it exists tells whether the index
+// goes on). RedisTokenStore::Scan then reads the records themselves.
+const RedisScript& ScanIdsScript();
+
 // Read-only. KEYS: 1 <p>:t:<id>, 2 <p>:h:<id>, 3 <p>:events.
 // ARGV: 1 exclusive upper revision ("0" = from the newest), 2 limit (>= 1).
 // Returns {more ("1" | "0"), entries}: up to `limit` event entries of the token's history index

@@ -258,6 +258,83 @@ class EventBatchJoin {
   StoreCallback<EventBatch> done_ ABSL_GUARDED_BY(mu_);
 };
 
+// The head and ids of one Scan page: {revision, epoch, chain, ids} (ScanIdsScript).
+struct ScanIds {
+  TokenPage page;  // head and cursor set, no tokens yet
+  std::vector<std::string> ids;
+};
+
+absl::StatusOr<ScanIds> ParseScanIdsReply(absl::StatusOr<const redisReply*> reply, size_t limit) {
+  absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
+  if (!checked.ok()) return checked.status();
+  absl::StatusOr<absl::Span<const redisReply* const>> parts = ReplyArray(**checked);
+  if (!parts.ok()) return parts.status();
+  if (parts->size() != 4) return UnexpectedReply("scan: expected {revision, epoch, chain, ids}");
+  ScanIds scan;
+  absl::StatusOr<int64_t> revision = ReplyInteger(*(*parts)[0]);
+  if (!revision.ok()) return revision.status();
+  scan.page.revision = *revision;
+  scan.page.epoch = std::string(ReplyText(*(*parts)[1]));
+  scan.page.chain = std::string(ReplyText(*(*parts)[2]));
+  absl::StatusOr<std::vector<absl::string_view>> ids = ReplyStrings(*(*parts)[3]);
+  if (!ids.ok()) return ids.status();
+  const bool more = ids->size() > limit;
+  if (more) ids->resize(limit);
+  scan.ids.reserve(ids->size());
+  for (absl::string_view id : *ids) scan.ids.emplace_back(id);
+  if (more) scan.page.next_after_id = scan.ids.back();
+  return scan;
+}
+
+// Collects the records of one Scan page, read one HGETALL each (in any order), and calls
+// `done` once with the page: after the last record came, or at the first failure.
+class ScanPageJoin {
+ public:
+  ScanPageJoin(TokenPage page, size_t records, StoreCallback<TokenPage> done)
+      : page_(std::move(page)), remaining_(records), done_(std::move(done)) {
+    page_.tokens.resize(records);
+  }
+
+  void SetRecord(size_t index, absl::StatusOr<const redisReply*> reply, absl::string_view id) {
+    absl::StatusOr<Token> token = ParseScannedRecord(std::move(reply), id);
+    StoreCallback<TokenPage> done;
+    absl::StatusOr<TokenPage> result;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_ == nullptr) return;  // failed already
+      if (!token.ok()) {
+        result = token.status();
+      } else {
+        page_.tokens[index] = *std::move(token);
+        if (--remaining_ > 0) return;
+        result = std::move(page_);
+      }
+      done = std::move(done_);
+      done_ = nullptr;
+    }
+    done(std::move(result));
+  }
+
+ private:
+  static absl::StatusOr<Token> ParseScannedRecord(absl::StatusOr<const redisReply*> reply,
+                                                  absl::string_view id) {
+    absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+    if (!checked.ok()) return checked.status();
+    if ((*checked)->type == REDIS_REPLY_ARRAY && (*checked)->elements == 0) {
+      return MakeError(absl::StatusCode::kAborted, reason::kStoreError,
+                       absl::StrCat("token ", id,
+                                    " was listed but has no record: the dataset was replaced "
+                                    "during the scan"));
+    }
+    return ParseRecord(**checked);
+  }
+
+  absl::Mutex mu_;
+  TokenPage page_ ABSL_GUARDED_BY(mu_);
+  size_t remaining_ ABSL_GUARDED_BY(mu_);
+  StoreCallback<TokenPage> done_ ABSL_GUARDED_BY(mu_);  // null once called
+};
+
 absl::string_view TransitionName(Transition transition) {
   switch (transition) {
     case Transition::kEnable:
@@ -404,6 +481,34 @@ void RedisTokenStore::List(ListParams params, absl::Time deadline, StoreCallback
       CallDeadline(deadline),
       [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
         done(ParseListReply(std::move(reply)));
+      });
+}
+
+void RedisTokenStore::Scan(std::string after_id, int limit, absl::Time deadline,
+                           StoreCallback<TokenPage> done) {
+  const size_t page_limit = static_cast<size_t>(std::clamp(limit, 1, kMaxScanSize));
+  const absl::Time call_deadline = CallDeadline(deadline);
+  ScanIdsScript().Run(
+      client_, {Key("idx:all"), Key("rev"), Key("meta")},
+      {std::move(after_id), absl::StrCat(page_limit)}, call_deadline,
+      [this, page_limit, call_deadline,
+       done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        absl::StatusOr<ScanIds> scan = ParseScanIdsReply(std::move(reply), page_limit);
+        if (!scan.ok() || scan->ids.empty()) {
+          done(scan.ok() ? absl::StatusOr<TokenPage>(std::move(scan->page)) : scan.status());
+          return;
+        }
+        // The head was read before any record: each record is at least as new as it.
+        auto join = std::make_shared<ScanPageJoin>(std::move(scan->page), scan->ids.size(),
+                                                   std::move(done));
+        for (size_t i = 0; i < scan->ids.size(); ++i) {
+          std::string key = Key(absl::StrCat("t:", scan->ids[i]));
+          client_.Command(
+              {"HGETALL", std::move(key)}, call_deadline,
+              [join, i, id = std::move(scan->ids[i])](absl::StatusOr<const redisReply*> record) {
+                join->SetRecord(i, std::move(record), id);
+              });
+        }
       });
 }
 

@@ -35,7 +35,8 @@ struct RedisTokenStoreOptions {
 //                        none: the history of changes made before the upgrade is empty (of a
 //                        token last changed before it, ReadHistory returns no events).
 // Create and Apply are one Lua script each (server/store/redis_scripts.h), Get, List,
-// ReadHistory and ReadHead are read-only scripts, so every answer is one consistent state. Each
+// ReadHistory and ReadHead are read-only scripts, so every answer is one consistent state (Scan
+// alone is not: see TokenStore::Scan). Each
 // Redis call is bounded by min(caller deadline, now + call_timeout); WaitEvents's XREAD BLOCK
 // blocks for at most min(block, time left to its deadline) and is then bounded by call_timeout
 // more. With min_replicas_acked = N > 0, a change that the script made is acknowledged only
@@ -56,6 +57,9 @@ class RedisTokenStore : public TokenStore {
              StoreCallback<AppliedTransition> done) override;
   void Get(std::string token_id, absl::Time deadline, StoreCallback<TokenAtRevision> done) override;
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
+  // ScanIdsScript, then one pipelined HGETALL per id (no script holds Redis for the page).
+  void Scan(std::string after_id, int limit, absl::Time deadline,
+            StoreCallback<TokenPage> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override;
   void ReadHistory(std::string token_id, int64_t before_revision, int limit, absl::Time deadline,

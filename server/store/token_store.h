@@ -78,6 +78,9 @@ struct EventBatch {
 // reaches).
 inline constexpr int kMaxHistoryPerToken = 1000;
 
+// The largest page of TokenStore::Scan.
+inline constexpr int kMaxScanSize = 10000;
+
 // One page of TokenStore::ReadHistory.
 struct TokenHistoryPage {
   std::vector<TokenEvent> events;  // newest first (descending token.revision), all of one token
@@ -140,6 +143,17 @@ class TokenStore {
   // empty. A token that exists and matches the filters for the whole listing is returned
   // exactly once.
   virtual void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) = 0;
+
+  // The bulk read of a whole dataset (a mirror's load): up to `limit` (clamped to
+  // 1..kMaxScanSize) tokens with id > after_id, deleted ones included, in id order;
+  // next_after_id is empty once the page reached the last token. Unlike List, a page is not
+  // one consistent state: its revision, epoch and chain are read first, then each token at its
+  // own moment, so every token is at least as new as the page's revision; a reader that needs
+  // one state replays the events after that revision (EventTailer does). In exchange the store
+  // is never held for a whole page. ABORTED / STORE_ERROR if a listed token's record is gone
+  // when read (the dataset was replaced during the scan).
+  virtual void Scan(std::string after_id, int limit, absl::Time deadline,
+                    StoreCallback<TokenPage> done) = 0;
 
   // Returns up to `max_count` events with revision > after_revision, in revision order, as far
   // as the stream's retention reaches.

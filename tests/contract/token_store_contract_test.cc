@@ -592,6 +592,51 @@ TYPED_TEST(TokenStoreContractTest, ListingWhileTokensComeAndGo) {
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
 }
 
+TYPED_TEST(TokenStoreContractTest, ScanReadsEveryTokenWithTheDeletedInIdOrder) {
+  ASSERT_OK_AND_ASSIGN(empty, this->sync_.Scan("", 10));
+  EXPECT_TRUE(empty.tokens.empty());
+  EXPECT_TRUE(empty.next_after_id.empty());
+  EXPECT_EQ(empty.revision, 0);
+  std::vector<std::string> ids;
+  for (int n : {17, 3, 250, 9, 1, 120, 44, 5, 88, 2}) {
+    ids.push_back(IdOf(n));
+    this->CreateOk(ids.back());
+  }
+  this->ApplyOk(IdOf(9), Transition::kDisable);
+  this->ApplyOk(IdOf(44), Transition::kDelete);
+  std::sort(ids.begin(), ids.end());
+  ASSERT_OK_AND_ASSIGN(head, this->sync_.ReadHead());
+  for (int limit : {1, 3, 10, 1000}) {
+    SCOPED_TRACE(limit);
+    std::vector<std::string> seen;
+    std::string after;
+    for (int pages = 0; pages < 100; ++pages) {
+      ASSERT_OK_AND_ASSIGN(page, this->sync_.Scan(after, limit));
+      EXPECT_EQ(page.revision, head.revision);
+      EXPECT_EQ(page.epoch, head.epoch);
+      EXPECT_EQ(page.chain, head.chain);
+      ASSERT_LE(page.tokens.size(), static_cast<size_t>(limit));
+      for (const Token& token : page.tokens) {
+        seen.push_back(token.id());
+        ASSERT_OK_AND_ASSIGN(stored, this->sync_.Get(token.id()));
+        EXPECT_TRUE(SameToken(token, stored.token)) << token.DebugString();  // whole records
+      }
+      if (page.next_after_id.empty()) break;
+      ASSERT_EQ(page.tokens.size(), static_cast<size_t>(limit)) << "a short page with more";
+      EXPECT_EQ(page.next_after_id, page.tokens.back().id());
+      after = page.next_after_id;
+    }
+    EXPECT_EQ(seen, ids);
+  }
+  // A cursor is exclusive; a limit below 1 reads one token; past the last token, nothing.
+  ASSERT_OK_AND_ASSIGN(one, this->sync_.Scan(ids[4], 0));
+  ASSERT_EQ(one.tokens.size(), 1u);
+  EXPECT_EQ(one.tokens[0].id(), ids[5]);
+  ASSERT_OK_AND_ASSIGN(past, this->sync_.Scan(ids.back(), 10));
+  EXPECT_TRUE(past.tokens.empty());
+  EXPECT_TRUE(past.next_after_id.empty());
+}
+
 TYPED_TEST(TokenStoreContractTest, ReadHeadIsTheRevisionAndEpoch) {
   ASSERT_OK_AND_ASSIGN(empty, this->sync_.ReadHead());
   EXPECT_EQ(empty.revision, 0);

@@ -15,6 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "core/status_util.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/mirror/token_mirror.h"
@@ -83,6 +85,7 @@ class Replica {
     EventTailerOptions options;
     options.block = absl::Milliseconds(100);  // the tests stop tailers often
     options.retry_max = absl::Milliseconds(500);
+    options.load_page_size = 500;  // loads of several pages
     tailer_ = std::make_unique<EventTailer>(*store_, mirror_, options);
     tailer_->Start();
   }
@@ -194,8 +197,12 @@ TEST(EventTailerTest, LoadsEveryTokenThenFollowsChanges) {
   for (int n = 1; n <= 2100; n += 7) replica.Change(n, Transition::kDisable);
   for (int n = 1; n <= 2100; n += 11) replica.Change(n, Transition::kDelete);
   EXPECT_FALSE(replica.mirror().loaded());
-  // Changes go on while the mirror loads (the load replays them) and after it (followed).
+  // Changes go on while the mirror loads (the load replays them) and after it (followed): of
+  // tokens the load's pages may be reading, and of new ones.
   std::thread writer([&replica] {
+    for (int n = 2; n <= 2100; n += 13) {
+      if (n % 7 != 1 && n % 11 != 1) replica.Change(n, Transition::kDisable);
+    }
     for (int n = 3000; n < 3100; ++n) {
       replica.Create(n, "ACC-0000-0005");
       replica.Change(n, Transition::kDisable);
@@ -260,6 +267,22 @@ TEST(EventTailerTest, ReloadsWhenTheStreamWasTrimmedPastTheMirror) {
   ASSERT_TRUE(replica.WaitForHead().ok());
   replica.ExpectMirrorEqualsStore();
   EXPECT_EQ(replica.mirror().revision(), 8);
+}
+
+TEST(RedisTokenStoreScanTest, ARecordGoneFromUnderItsIndexIsAborted) {
+  // What a dataset replaced in the middle of a Scan looks like: the index names a token whose
+  // record is not there. The scan must not return a page without it.
+  const std::string prefix = testing::UniqueKeyPrefix();
+  Replica replica(testing::SharedRedis().address(), prefix);
+  for (int n = 1; n <= 3; ++n) replica.Create(n);
+  ASSERT_TRUE(testing::SharedRedis().Command({"DEL", absl::StrCat(prefix, ":t:", IdOf(2))}).ok());
+  absl::StatusOr<TokenPage> page =
+      testing::AwaitStore<TokenPage>([&](StoreCallback<TokenPage> done) {
+        replica.store().Scan("", 10, Deadline(), std::move(done));
+      });
+  EXPECT_EQ(page.status().code(), absl::StatusCode::kAborted) << page.status();
+  EXPECT_EQ(ErrorReason(page.status()), reason::kStoreError);
+  EXPECT_THAT(page.status().message(), ::testing::HasSubstr(IdOf(2)));
 }
 
 // Copies every key of `prefix` to `to` + the key (Redis COPY), or back with REPLACE: a backup of

@@ -60,6 +60,11 @@ class SyncStore {
       store_.List(std::move(params), Deadline(), std::move(done));
     });
   }
+  absl::StatusOr<TokenPage> Scan(const std::string& after_id, int limit) {
+    return AwaitStore<TokenPage>([&](StoreCallback<TokenPage> done) {
+      store_.Scan(after_id, limit, Deadline(), std::move(done));
+    });
+  }
   absl::StatusOr<std::vector<TokenEvent>> ReadEvents(int64_t after_revision, int max_count) {
     return AwaitStore<std::vector<TokenEvent>>([&](StoreCallback<std::vector<TokenEvent>> done) {
       store_.ReadEvents(after_revision, max_count, Deadline(), std::move(done));
