@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -113,30 +114,104 @@ void EventTailer::Run() {
   }
 }
 
+void EventTailer::StartScan(uint64_t generation, size_t lane, const ScanParams& params) {
+  store_.Scan(params, CallDeadline(),
+              [shared = shared_, generation, lane](absl::StatusOr<TokenPage> page) {
+                absl::MutexLock lock(&shared->mu);
+                if (shared->scan_generation != generation) return;  // given up on
+                shared->pages.emplace_back(lane, std::move(page));
+              });
+}
+
+absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
+  absl::StatusOr<std::vector<std::string>> splits =
+      Await<std::vector<std::string>>([&](StoreCallback<std::vector<std::string>> done) {
+        store_.SplitIds(options_.load_lanes, CallDeadline(), std::move(done));
+      });
+  if (!splits.ok()) return splits.status();
+  struct Lane {
+    ScanParams params;
+    bool started = false;
+    std::vector<Token> tokens;
+  };
+  std::vector<Lane> lanes(splits->size() + 1);
+  const uint64_t generation = ++scans_started_;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->scan_generation = generation;
+  }
+  // Whatever ends the scan, the pages still to come are dropped.
+  absl::Cleanup end_scan = [this] {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->scan_generation = 0;
+    shared_->pages.clear();
+  };
+  for (size_t i = 0; i < lanes.size(); ++i) {
+    lanes[i].params.after_id = i == 0 ? "" : (*splits)[i - 1];
+    lanes[i].params.last_id = i < splits->size() ? (*splits)[i] : "";
+    lanes[i].params.limit = options_.load_page_size;
+    StartScan(generation, i, lanes[i].params);
+  }
+  Listing listing;
+  listing.revision = -1;
+  bool any_page = false;
+  size_t running = lanes.size();
+  while (running > 0) {
+    std::vector<std::pair<size_t, absl::StatusOr<TokenPage>>> pages;
+    {
+      Shared& shared = *shared_;
+      absl::MutexLock lock(&shared.mu);
+      auto ready = [&shared]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared.mu) {
+        return !shared.pages.empty() || shared.stopping;
+      };
+      shared.mu.Await(absl::Condition(&ready));
+      if (shared.stopping) return absl::CancelledError("the event tailer is stopping");
+      pages.swap(shared.pages);
+    }
+    for (auto& [index, page] : pages) {
+      if (!page.ok()) return page.status();
+      Lane& lane = lanes[index];
+      if (!any_page) {
+        any_page = true;
+        listing.epoch = page->epoch;
+      } else if (page->epoch != listing.epoch) {
+        return absl::AbortedError("the store's epoch changed during the load");
+      }
+      if (!lane.started) {
+        // Every token of the lane is at least as new as its first page's revision.
+        lane.started = true;
+        if (listing.revision < 0 || page->revision < listing.revision) {
+          listing.revision = page->revision;
+          listing.chain = page->chain;
+        }
+      }
+      for (Token& token : page->tokens) lane.tokens.push_back(std::move(token));
+      if (page->next_after_id.empty()) {
+        --running;
+      } else {
+        lane.params.after_id = std::move(page->next_after_id);
+        StartScan(generation, index, lane.params);
+      }
+    }
+  }
+  size_t count = 0;
+  for (const Lane& lane : lanes) count += lane.tokens.size();
+  listing.tokens.reserve(count);
+  for (Lane& lane : lanes) {
+    for (Token& token : lane.tokens) listing.tokens.push_back(std::move(token));
+  }
+  return listing;
+}
+
 absl::Status EventTailer::Load() {
   const absl::Time started = absl::Now();
   mirror_.BeginLoad();
-  std::vector<Token> tokens;
-  std::string after_id;
-  int64_t revision = -1;  // the first page's: the head the load starts from
-  std::string epoch;
-  std::string chain;  // the history mark at `revision`
-  while (true) {
-    absl::StatusOr<TokenPage> page = Await<TokenPage>([&](StoreCallback<TokenPage> done) {
-      store_.Scan(after_id, options_.load_page_size, CallDeadline(), std::move(done));
-    });
-    if (!page.ok()) return page.status();
-    if (revision < 0) {
-      revision = page->revision;
-      epoch = page->epoch;
-      chain = page->chain;
-    } else if (page->epoch != epoch) {
-      return absl::AbortedError("the store's epoch changed during the load");
-    }
-    for (Token& token : page->tokens) tokens.push_back(std::move(token));
-    if (page->next_after_id.empty()) break;
-    after_id = std::move(page->next_after_id);
-  }
+  absl::StatusOr<Listing> listing = ScanAll();
+  if (!listing.ok()) return listing.status();
+  std::vector<Token> tokens = std::move(listing->tokens);
+  int64_t revision = listing->revision;  // the head the load starts from
+  const std::string epoch = std::move(listing->epoch);
+  std::string chain = std::move(listing->chain);  // the history mark at `revision`
 
   // Replay the changes made since the first page onto the listing. The first read starts one
   // event early: the event of the listing's revision must carry the listing's mark, or the

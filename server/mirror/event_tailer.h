@@ -20,7 +20,8 @@ namespace tokenstatus {
 
 struct EventTailerOptions {
   int batch_size = 1000;                           // events per read
-  int load_page_size = 5000;                       // tokens per TokenStore::Scan of a load
+  int load_page_size = 1000;                       // tokens per TokenStore::Scan of a load
+  int load_lanes = 8;                              // Scans side by side in a load (SplitIds)
   absl::Duration block = absl::Milliseconds(500);  // longest blocking read
   absl::Duration retry_max = absl::Seconds(2);     // backoff cap after a failed read
   // Told the reason of every reload it decides (as logged: event=mirror_reload reason=...),
@@ -34,8 +35,10 @@ struct EventTailerOptions {
 // that is not the one applied so far, and then reloads (mirror.Reset → listeners get OnReset).
 // Recovers by itself when the store comes back.
 //
-// The load reads every token (TokenStore::Scan, pages of load_page_size; the first page's
-// revision, epoch and mark are the head, and every token read is at least as new), replays
+// The load reads every token (TokenStore::Scan, pages of load_page_size, in load_lanes ranges
+// side by side, cut by TokenStore::SplitIds, so that the store and this process are both busy;
+// the lowest revision of the ranges' first pages, with its epoch and mark, is the head the load
+// starts from, and every token read is at least as new), replays
 // ReadEvents from that revision onto the listing (an event replaces a listed token only if it is
 // newer; the listing's own revision is read again and must carry its mark), checks that the head's
 // epoch (and, at the same revision, its mark) has not changed meanwhile, and then Resets the mirror
@@ -70,6 +73,17 @@ class EventTailer {
   struct Shared {
     absl::Mutex mu;
     bool stopping ABSL_GUARDED_BY(mu) = false;
+    // The load's Scan pages as they come, by lane, for the scan numbered scan_generation (0: no
+    // scan; pages of a scan given up on are dropped).
+    uint64_t scan_generation ABSL_GUARDED_BY(mu) = 0;
+    std::vector<std::pair<size_t, absl::StatusOr<TokenPage>>> pages ABSL_GUARDED_BY(mu);
+  };
+  // What a load read: every token in id order, and the head it is at least as new as.
+  struct Listing {
+    std::vector<Token> tokens;
+    int64_t revision = -1;  // the lowest of the ranges' first pages' revisions
+    std::string epoch;
+    std::string chain;  // the mark at `revision`
   };
 
   void Run();
@@ -77,6 +91,12 @@ class EventTailer {
   // history moved under the load (another epoch, a trimmed gap, a revision that went back):
   // retried, with backoff, like a store error; other errors from the store.
   absl::Status Load();
+  // Reads every token with Scans of up to load_lanes ranges side by side. CANCELLED when
+  // stopping; ABORTED if the pages are of different epochs; other errors from the store.
+  absl::StatusOr<Listing> ScanAll();
+  // Starts the Scan of `params` for `lane` of the scan numbered `generation`; its page goes to
+  // shared_->pages.
+  void StartScan(uint64_t generation, size_t lane, const ScanParams& params);
   // One WaitEvents round: Applies what came, or sets `reload` when the store's history no
   // longer continues the mirror's. CANCELLED when stopping; other errors from the store.
   absl::Status Follow(bool& reload);
@@ -95,7 +115,8 @@ class EventTailer {
   TokenMirror& mirror_;
   const EventTailerOptions options_;
   const std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
-  std::minstd_rand jitter_;  // the tailer's thread only
+  std::minstd_rand jitter_;     // the tailer's thread only
+  uint64_t scans_started_ = 0;  // the tailer's thread only
   std::thread thread_;
 };
 

@@ -93,14 +93,43 @@ void MemoryTokenStore::List(ListParams params, absl::Time deadline, StoreCallbac
   done(std::move(page));
 }
 
-void MemoryTokenStore::Scan(std::string after_id, int limit, absl::Time deadline,
-                            StoreCallback<TokenPage> done) {
-  // A List page is one consistent state: more than Scan promises.
-  ListParams params;
-  params.after_id = std::move(after_id);
-  params.page_size = std::clamp(limit, 1, kMaxScanSize);
-  params.show_deleted = true;
-  List(std::move(params), deadline, std::move(done));
+void MemoryTokenStore::Scan(ScanParams params, absl::Time deadline, StoreCallback<TokenPage> done) {
+  // One consistent state: more than Scan promises.
+  const size_t limit = static_cast<size_t>(std::clamp(params.limit, 1, kMaxScanSize));
+  TokenPage page;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    page.revision = revision_;
+    page.epoch = epoch_;
+    page.chain = chain_;
+    auto it = tokens_.upper_bound(params.after_id);
+    auto end = params.last_id.empty() ? tokens_.end() : tokens_.upper_bound(params.last_id);
+    if (!params.last_id.empty() && params.last_id <= params.after_id) end = it;  // empty range
+    for (; it != end && page.tokens.size() < limit; ++it) page.tokens.push_back(it->second);
+    if (it != end) page.next_after_id = page.tokens.back().id();
+  }
+  done(std::move(page));
+}
+
+void MemoryTokenStore::SplitIds(int parts, absl::Time deadline,
+                                StoreCallback<std::vector<std::string>> done) {
+  const size_t cuts = static_cast<size_t>(std::clamp(parts, 1, kMaxScanParts));
+  std::vector<std::string> ids;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    // The token at rank n * i / parts - 1 ends part i, as RedisTokenStore picks them.
+    const size_t count = tokens_.size();
+    auto it = tokens_.begin();
+    size_t rank = 0;
+    for (size_t i = 1; i < cuts; ++i) {
+      const size_t end = count * i / cuts;
+      if (end == 0) continue;
+      std::advance(it, static_cast<std::ptrdiff_t>(end - 1 - rank));
+      rank = end - 1;
+      if (ids.empty() || ids.back() != it->first) ids.push_back(it->first);
+    }
+  }
+  done(std::move(ids));
 }
 
 void MemoryTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,

@@ -169,8 +169,25 @@ end
 constexpr absl::string_view kScanIdsBody = R"lua(
 local meta = redis.call('HMGET', KEYS[3], 'epoch', 'chain')
 local start = ARGV[1] == '' and '-' or '(' .. ARGV[1]
-local ids = redis.call('ZRANGE', KEYS[1], start, '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[2]) + 1)
+local stop = ARGV[2] == '' and '+' or '[' .. ARGV[2]
+local ids = redis.call('ZRANGE', KEYS[1], start, stop, 'BYLEX', 'LIMIT', 0, tonumber(ARGV[3]) + 1)
 return {redis.call('GET', KEYS[2]) or '0', meta[1] or '', meta[2] or '', ids}
+)lua";
+
+constexpr absl::string_view kSplitIdsBody = R"lua(
+local count = redis.call('ZCARD', KEYS[1])
+local parts = tonumber(ARGV[1])
+local ids = {}
+for i = 1, parts - 1 do
+  local rank = math.floor(count * i / parts) - 1
+  if rank >= 0 then
+    local id = redis.call('ZRANGE', KEYS[1], rank, rank)[1]
+    if id ~= nil and id ~= ids[#ids] then
+      ids[#ids + 1] = id
+    end
+  end
+end
+return ids
 )lua";
 
 constexpr absl::string_view kReadHistoryBody = R"lua(
@@ -236,6 +253,11 @@ const RedisScript& ListTokensScript() {
 
 const RedisScript& ScanIdsScript() {
   static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kScanIdsBody);
+  return *script;
+}
+
+const RedisScript& SplitIdsScript() {
+  static const RedisScript* const script = NewScript(kReadOnlyShebang, "", kSplitIdsBody);
   return *script;
 }
 

@@ -53,11 +53,17 @@ const RedisScript& GetTokenScript();
 const RedisScript& ListTokensScript();
 
 // Read-only. KEYS: 1 <p>:idx:all, 2 <p>:rev, 3 <p>:meta.
-// ARGV: 1 exclusive start id ("" = from the first), 2 limit (>= 1).
+// ARGV: 1 exclusive start id ("" = from the first), 2 inclusive last id ("" = to the last),
+// 3 limit (>= 1).
 // Returns {revision, epoch ("" if none), chain ("" if none), ids}: the head and the next
-// limit + 1 ids of the index (one more than asked: whether it exists tells whether the index
+// limit + 1 ids of the range (one more than asked: whether it exists tells whether the range
 // goes on). RedisTokenStore::Scan then reads the records themselves.
 const RedisScript& ScanIdsScript();
+
+// Read-only. KEYS: 1 <p>:idx:all. ARGV: 1 parts (>= 1).
+// Returns the ids at the ranks ZCARD * i / parts - 1 (i = 1 .. parts - 1) that exist, without
+// repeats: the ends of all but the last of `parts` ranges of about equal size.
+const RedisScript& SplitIdsScript();
 
 // Read-only. KEYS: 1 <p>:t:<id>, 2 <p>:h:<id>, 3 <p>:events.
 // ARGV: 1 exclusive upper revision ("0" = from the newest), 2 limit (>= 1).

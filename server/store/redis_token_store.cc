@@ -484,16 +484,17 @@ void RedisTokenStore::List(ListParams params, absl::Time deadline, StoreCallback
       });
 }
 
-void RedisTokenStore::Scan(std::string after_id, int limit, absl::Time deadline,
-                           StoreCallback<TokenPage> done) {
-  const size_t page_limit = static_cast<size_t>(std::clamp(limit, 1, kMaxScanSize));
+void RedisTokenStore::Scan(ScanParams params, absl::Time deadline, StoreCallback<TokenPage> done) {
+  const size_t limit = static_cast<size_t>(std::clamp(params.limit, 1, kMaxScanSize));
   const absl::Time call_deadline = CallDeadline(deadline);
+  // The callback holds the client (which runs it), not the store: it may run after the store is
+  // gone.
   ScanIdsScript().Run(
       client_, {Key("idx:all"), Key("rev"), Key("meta")},
-      {std::move(after_id), absl::StrCat(page_limit)}, call_deadline,
-      [this, page_limit, call_deadline,
+      {std::move(params.after_id), std::move(params.last_id), absl::StrCat(limit)}, call_deadline,
+      [client = &client_, record_prefix = Key("t:"), limit, call_deadline,
        done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
-        absl::StatusOr<ScanIds> scan = ParseScanIdsReply(std::move(reply), page_limit);
+        absl::StatusOr<ScanIds> scan = ParseScanIdsReply(std::move(reply), limit);
         if (!scan.ok() || scan->ids.empty()) {
           done(scan.ok() ? absl::StatusOr<TokenPage>(std::move(scan->page)) : scan.status());
           return;
@@ -502,13 +503,36 @@ void RedisTokenStore::Scan(std::string after_id, int limit, absl::Time deadline,
         auto join = std::make_shared<ScanPageJoin>(std::move(scan->page), scan->ids.size(),
                                                    std::move(done));
         for (size_t i = 0; i < scan->ids.size(); ++i) {
-          std::string key = Key(absl::StrCat("t:", scan->ids[i]));
-          client_.Command(
+          std::string key = absl::StrCat(record_prefix, scan->ids[i]);
+          client->Command(
               {"HGETALL", std::move(key)}, call_deadline,
               [join, i, id = std::move(scan->ids[i])](absl::StatusOr<const redisReply*> record) {
                 join->SetRecord(i, std::move(record), id);
               });
         }
+      });
+}
+
+void RedisTokenStore::SplitIds(int parts, absl::Time deadline,
+                               StoreCallback<std::vector<std::string>> done) {
+  SplitIdsScript().Run(
+      client_, {Key("idx:all")}, {absl::StrCat(std::clamp(parts, 1, kMaxScanParts))},
+      CallDeadline(deadline),
+      [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+        absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
+        if (!checked.ok()) {
+          done(checked.status());
+          return;
+        }
+        absl::StatusOr<std::vector<absl::string_view>> ids = ReplyStrings(**checked);
+        if (!ids.ok()) {
+          done(ids.status());
+          return;
+        }
+        std::vector<std::string> copies;
+        copies.reserve(ids->size());
+        for (absl::string_view id : *ids) copies.emplace_back(id);
+        done(std::move(copies));
       });
 }
 

@@ -58,8 +58,9 @@ class RedisTokenStore : public TokenStore {
   void Get(std::string token_id, absl::Time deadline, StoreCallback<TokenAtRevision> done) override;
   void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
   // ScanIdsScript, then one pipelined HGETALL per id (no script holds Redis for the page).
-  void Scan(std::string after_id, int limit, absl::Time deadline,
-            StoreCallback<TokenPage> done) override;
+  void Scan(ScanParams params, absl::Time deadline, StoreCallback<TokenPage> done) override;
+  void SplitIds(int parts, absl::Time deadline,
+                StoreCallback<std::vector<std::string>> done) override;
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override;
   void ReadHistory(std::string token_id, int64_t before_revision, int limit, absl::Time deadline,

@@ -78,8 +78,16 @@ struct EventBatch {
 // reaches).
 inline constexpr int kMaxHistoryPerToken = 1000;
 
-// The largest page of TokenStore::Scan.
+// The largest page of TokenStore::Scan, and the most ranges TokenStore::SplitIds cuts.
 inline constexpr int kMaxScanSize = 10000;
+inline constexpr int kMaxScanParts = 64;
+
+// What TokenStore::Scan reads: tokens with after_id < id <= last_id.
+struct ScanParams {
+  std::string after_id{};  // exclusive lower bound; "" = from the first token
+  std::string last_id{};   // inclusive upper bound; "" = to the last token
+  int limit = 1000;      // clamped to 1..kMaxScanSize
+};
 
 // One page of TokenStore::ReadHistory.
 struct TokenHistoryPage {
@@ -144,16 +152,22 @@ class TokenStore {
   // exactly once.
   virtual void List(ListParams params, absl::Time deadline, StoreCallback<TokenPage> done) = 0;
 
-  // The bulk read of a whole dataset (a mirror's load): up to `limit` (clamped to
-  // 1..kMaxScanSize) tokens with id > after_id, deleted ones included, in id order;
-  // next_after_id is empty once the page reached the last token. Unlike List, a page is not
+  // The bulk read of a whole dataset (a mirror's load): up to params.limit tokens of the range
+  // of `params`, deleted ones included, in id order; next_after_id (the next page's after_id) is
+  // empty once the page reached the range's last token. Unlike List, a page is not
   // one consistent state: its revision, epoch and chain are read first, then each token at its
   // own moment, so every token is at least as new as the page's revision; a reader that needs
   // one state replays the events after that revision (EventTailer does). In exchange the store
   // is never held for a whole page. ABORTED / STORE_ERROR if a listed token's record is gone
   // when read (the dataset was replaced during the scan).
-  virtual void Scan(std::string after_id, int limit, absl::Time deadline,
-                    StoreCallback<TokenPage> done) = 0;
+  virtual void Scan(ScanParams params, absl::Time deadline, StoreCallback<TokenPage> done) = 0;
+
+  // Ids of tokens (deleted ones included) that cut the ids into `parts` (clamped to
+  // 1..kMaxScanParts) ranges of about equal size, from one state, for Scans side by side:
+  // (first, ids[0]], (ids[0], ids[1]], ..., (ids.back(), last]. Ascending, without repeats, at
+  // most parts - 1 of them; none for one part or an empty store.
+  virtual void SplitIds(int parts, absl::Time deadline,
+                        StoreCallback<std::vector<std::string>> done) = 0;
 
   // Returns up to `max_count` events with revision > after_revision, in revision order, as far
   // as the stream's retention reaches.

@@ -593,7 +593,7 @@ TYPED_TEST(TokenStoreContractTest, ListingWhileTokensComeAndGo) {
 }
 
 TYPED_TEST(TokenStoreContractTest, ScanReadsEveryTokenWithTheDeletedInIdOrder) {
-  ASSERT_OK_AND_ASSIGN(empty, this->sync_.Scan("", 10));
+  ASSERT_OK_AND_ASSIGN(empty, this->sync_.Scan({.limit = 10}));
   EXPECT_TRUE(empty.tokens.empty());
   EXPECT_TRUE(empty.next_after_id.empty());
   EXPECT_EQ(empty.revision, 0);
@@ -609,9 +609,10 @@ TYPED_TEST(TokenStoreContractTest, ScanReadsEveryTokenWithTheDeletedInIdOrder) {
   for (int limit : {1, 3, 10, 1000}) {
     SCOPED_TRACE(limit);
     std::vector<std::string> seen;
-    std::string after;
+    ScanParams params;
+    params.limit = limit;
     for (int pages = 0; pages < 100; ++pages) {
-      ASSERT_OK_AND_ASSIGN(page, this->sync_.Scan(after, limit));
+      ASSERT_OK_AND_ASSIGN(page, this->sync_.Scan(params));
       EXPECT_EQ(page.revision, head.revision);
       EXPECT_EQ(page.epoch, head.epoch);
       EXPECT_EQ(page.chain, head.chain);
@@ -624,17 +625,61 @@ TYPED_TEST(TokenStoreContractTest, ScanReadsEveryTokenWithTheDeletedInIdOrder) {
       if (page.next_after_id.empty()) break;
       ASSERT_EQ(page.tokens.size(), static_cast<size_t>(limit)) << "a short page with more";
       EXPECT_EQ(page.next_after_id, page.tokens.back().id());
-      after = page.next_after_id;
+      params.after_id = page.next_after_id;
     }
     EXPECT_EQ(seen, ids);
   }
-  // A cursor is exclusive; a limit below 1 reads one token; past the last token, nothing.
-  ASSERT_OK_AND_ASSIGN(one, this->sync_.Scan(ids[4], 0));
+  // A cursor is exclusive, a last id inclusive; a limit below 1 reads one token; past the last
+  // token, nothing.
+  ASSERT_OK_AND_ASSIGN(one, this->sync_.Scan({.after_id = ids[4], .limit = 0}));
   ASSERT_EQ(one.tokens.size(), 1u);
   EXPECT_EQ(one.tokens[0].id(), ids[5]);
-  ASSERT_OK_AND_ASSIGN(past, this->sync_.Scan(ids.back(), 10));
+  EXPECT_EQ(one.next_after_id, ids[5]);
+  ASSERT_OK_AND_ASSIGN(range, this->sync_.Scan({.after_id = ids[4], .last_id = ids[6]}));
+  ASSERT_EQ(range.tokens.size(), 2u);
+  EXPECT_EQ(range.tokens[1].id(), ids[6]);
+  EXPECT_TRUE(range.next_after_id.empty());
+  ASSERT_OK_AND_ASSIGN(past, this->sync_.Scan({.after_id = ids.back(), .limit = 10}));
   EXPECT_TRUE(past.tokens.empty());
   EXPECT_TRUE(past.next_after_id.empty());
+}
+
+TYPED_TEST(TokenStoreContractTest, SplitIdsCutTheTokensIntoRangesOfAboutEqualSize) {
+  ASSERT_OK_AND_ASSIGN(none, this->sync_.SplitIds(4));
+  EXPECT_TRUE(none.empty());
+  std::vector<std::string> ids;
+  for (int n : {7, 3, 10, 1, 6, 2, 9, 4, 8, 5}) {
+    ids.push_back(IdOf(n));
+    this->CreateOk(ids.back());
+  }
+  this->ApplyOk(IdOf(4), Transition::kDelete);  // deleted tokens count too
+  std::sort(ids.begin(), ids.end());
+  ASSERT_OK_AND_ASSIGN(whole, this->sync_.SplitIds(1));
+  EXPECT_TRUE(whole.empty());
+  // 10 tokens in 4 parts: the ends of the first three are the tokens at ranks 1, 4 and 6.
+  ASSERT_OK_AND_ASSIGN(cuts, this->sync_.SplitIds(4));
+  EXPECT_EQ(cuts, (std::vector<std::string>{ids[1], ids[4], ids[6]}));
+  // The ranges they cut, scanned one after the other, hold every token once, in order.
+  std::vector<std::string> seen;
+  for (size_t part = 0; part <= cuts.size(); ++part) {
+    ScanParams params;
+    params.after_id = part == 0 ? "" : cuts[part - 1];
+    params.last_id = part < cuts.size() ? cuts[part] : "";
+    params.limit = 2;
+    for (int pages = 0; pages < 100; ++pages) {
+      ASSERT_OK_AND_ASSIGN(page, this->sync_.Scan(params));
+      for (const Token& token : page.tokens) seen.push_back(token.id());
+      if (page.next_after_id.empty()) break;
+      params.after_id = page.next_after_id;
+    }
+  }
+  EXPECT_EQ(seen, ids);
+  // More parts than tokens: every token but the last ends one part, none twice; at most
+  // kMaxScanParts parts.
+  ASSERT_OK_AND_ASSIGN(many, this->sync_.SplitIds(kMaxScanParts));
+  EXPECT_EQ(many, std::vector<std::string>(ids.begin(), ids.begin() + 9));
+  ASSERT_OK_AND_ASSIGN(clamped, this->sync_.SplitIds(1000));
+  EXPECT_EQ(clamped, many);
 }
 
 TYPED_TEST(TokenStoreContractTest, ReadHeadIsTheRevisionAndEpoch) {

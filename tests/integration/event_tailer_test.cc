@@ -278,7 +278,7 @@ TEST(RedisTokenStoreScanTest, ARecordGoneFromUnderItsIndexIsAborted) {
   ASSERT_TRUE(testing::SharedRedis().Command({"DEL", absl::StrCat(prefix, ":t:", IdOf(2))}).ok());
   absl::StatusOr<TokenPage> page =
       testing::AwaitStore<TokenPage>([&](StoreCallback<TokenPage> done) {
-        replica.store().Scan("", 10, Deadline(), std::move(done));
+        replica.store().Scan({.limit = 10}, Deadline(), std::move(done));
       });
   EXPECT_EQ(page.status().code(), absl::StatusCode::kAborted) << page.status();
   EXPECT_EQ(ErrorReason(page.status()), reason::kStoreError);

@@ -121,10 +121,14 @@ class FaultInjectingStore : public TokenStore {
     if (Fail(deadline, done)) return;
     memory_.List(std::move(params), deadline, std::move(done));
   }
-  void Scan(std::string after_id, int limit, absl::Time deadline,
-            StoreCallback<TokenPage> done) override {
+  void Scan(ScanParams params, absl::Time deadline, StoreCallback<TokenPage> done) override {
     if (Fail(deadline, done)) return;
-    memory_.Scan(std::move(after_id), limit, deadline, std::move(done));
+    memory_.Scan(std::move(params), deadline, std::move(done));
+  }
+  void SplitIds(int parts, absl::Time deadline,
+                StoreCallback<std::vector<std::string>> done) override {
+    if (Fail(deadline, done)) return;
+    memory_.SplitIds(parts, deadline, std::move(done));
   }
   void ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
                   StoreCallback<std::vector<TokenEvent>> done) override {

@@ -60,9 +60,14 @@ class SyncStore {
       store_.List(std::move(params), Deadline(), std::move(done));
     });
   }
-  absl::StatusOr<TokenPage> Scan(const std::string& after_id, int limit) {
+  absl::StatusOr<TokenPage> Scan(ScanParams params) {
     return AwaitStore<TokenPage>([&](StoreCallback<TokenPage> done) {
-      store_.Scan(after_id, limit, Deadline(), std::move(done));
+      store_.Scan(std::move(params), Deadline(), std::move(done));
+    });
+  }
+  absl::StatusOr<std::vector<std::string>> SplitIds(int parts) {
+    return AwaitStore<std::vector<std::string>>([&](StoreCallback<std::vector<std::string>> done) {
+      store_.SplitIds(parts, Deadline(), std::move(done));
     });
   }
   absl::StatusOr<std::vector<TokenEvent>> ReadEvents(int64_t after_revision, int max_count) {
