@@ -86,7 +86,7 @@ inline constexpr int kMaxScanParts = 64;
 struct ScanParams {
   std::string after_id{};  // exclusive lower bound; "" = from the first token
   std::string last_id{};   // inclusive upper bound; "" = to the last token
-  int limit = 1000;      // clamped to 1..kMaxScanSize
+  int limit = 1000;        // clamped to 1..kMaxScanSize
 };
 
 // One page of TokenStore::ReadHistory.

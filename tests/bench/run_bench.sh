@@ -475,7 +475,7 @@ mkdir -p "$(dirname "${RESULTS}")"
     "tokenstatus is faster). CPU %: 100 = one core; server (for the etcd rows: etcd) and Redis" \
     "CPU are averaged over the whole point, warmup included. GetToken, metrics on: a second" \
     "server on the same Redis and data, with --metrics_listen (every call recorded by the" \
-    "metrics interceptor) and its /metrics scraped every second throughout (Prometheus' usual" \
+    "call pipeline's metrics) and its /metrics scraped every second throughout (Prometheus' usual" \
     "interval is 15 s), run right after GetToken."
   echo
   echo "| mode | concurrency | req/s | × no-op | × etcd | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | errors |"
