@@ -108,4 +108,10 @@ absl::StatusOr<std::vector<absl::string_view>> ReplyStrings(const redisReply& re
   return strings;
 }
 
+absl::StatusOr<std::vector<std::string>> ReplyStringCopies(const redisReply& reply) {
+  absl::StatusOr<std::vector<absl::string_view>> strings = ReplyStrings(reply);
+  if (!strings.ok()) return strings.status();
+  return std::vector<std::string>(strings->begin(), strings->end());
+}
+
 }  // namespace tokenstatus

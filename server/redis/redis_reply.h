@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -58,5 +59,8 @@ absl::StatusOr<absl::Span<const redisReply* const>> ReplyArray(const redisReply&
 // The elements of an ARRAY reply of STRING/STATUS replies (e.g. HGETALL's flat field/value
 // list); UnexpectedReply for any other shape.
 absl::StatusOr<std::vector<absl::string_view>> ReplyStrings(const redisReply& reply);
+
+// ReplyStrings, copied: for strings kept after the reply is freed.
+absl::StatusOr<std::vector<std::string>> ReplyStringCopies(const redisReply& reply);
 
 }  // namespace tokenstatus

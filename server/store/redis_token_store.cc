@@ -276,13 +276,13 @@ absl::StatusOr<ScanIds> ParseScanIdsReply(absl::StatusOr<const redisReply*> repl
   scan.page.revision = *revision;
   scan.page.epoch = std::string(ReplyText(*(*parts)[1]));
   scan.page.chain = std::string(ReplyText(*(*parts)[2]));
-  absl::StatusOr<std::vector<absl::string_view>> ids = ReplyStrings(*(*parts)[3]);
+  absl::StatusOr<std::vector<std::string>> ids = ReplyStringCopies(*(*parts)[3]);
   if (!ids.ok()) return ids.status();
-  const bool more = ids->size() > limit;
-  if (more) ids->resize(limit);
-  scan.ids.reserve(ids->size());
-  for (absl::string_view id : *ids) scan.ids.emplace_back(id);
-  if (more) scan.page.next_after_id = scan.ids.back();
+  scan.ids = *std::move(ids);
+  if (scan.ids.size() > limit) {
+    scan.ids.resize(limit);
+    scan.page.next_after_id = scan.ids.back();
+  }
   return scan;
 }
 
@@ -290,13 +290,20 @@ absl::StatusOr<ScanIds> ParseScanIdsReply(absl::StatusOr<const redisReply*> repl
 // `done` once with the page: after the last record came, or at the first failure.
 class ScanPageJoin {
  public:
-  ScanPageJoin(TokenPage page, size_t records, StoreCallback<TokenPage> done)
-      : page_(std::move(page)), remaining_(records), done_(std::move(done)) {
-    page_.tokens.resize(records);
+  ScanPageJoin(TokenPage page, std::vector<std::string> ids, StoreCallback<TokenPage> done)
+      : ids_(std::move(ids)),
+        page_(std::move(page)),
+        remaining_(ids_.size()),
+        done_(std::move(done)) {
+    page_.tokens.resize(ids_.size());
   }
 
-  void SetRecord(size_t index, absl::StatusOr<const redisReply*> reply, absl::string_view id) {
-    absl::StatusOr<Token> token = ParseScannedRecord(std::move(reply), id);
+  // The ids of the page's records, in order.
+  const std::vector<std::string>& ids() const { return ids_; }
+
+  // The reply to HGETALL of the record of ids()[index].
+  void SetRecord(size_t index, absl::StatusOr<const redisReply*> reply) {
+    absl::StatusOr<Token> token = ParseScannedRecord(std::move(reply), ids_[index]);
     StoreCallback<TokenPage> done;
     absl::StatusOr<TokenPage> result;
     {
@@ -329,6 +336,7 @@ class ScanPageJoin {
     return ParseRecord(**checked);
   }
 
+  const std::vector<std::string> ids_;
   absl::Mutex mu_;
   TokenPage page_ ABSL_GUARDED_BY(mu_);
   size_t remaining_ ABSL_GUARDED_BY(mu_);
@@ -500,40 +508,30 @@ void RedisTokenStore::Scan(ScanParams params, absl::Time deadline, StoreCallback
           return;
         }
         // The head was read before any record: each record is at least as new as it.
-        auto join = std::make_shared<ScanPageJoin>(std::move(scan->page), scan->ids.size(),
+        auto join = std::make_shared<ScanPageJoin>(std::move(scan->page), std::move(scan->ids),
                                                    std::move(done));
-        for (size_t i = 0; i < scan->ids.size(); ++i) {
-          std::string key = absl::StrCat(record_prefix, scan->ids[i]);
-          client->Command(
-              {"HGETALL", std::move(key)}, call_deadline,
-              [join, i, id = std::move(scan->ids[i])](absl::StatusOr<const redisReply*> record) {
-                join->SetRecord(i, std::move(record), id);
-              });
+        for (size_t i = 0; i < join->ids().size(); ++i) {
+          client->Command({"HGETALL", absl::StrCat(record_prefix, join->ids()[i])}, call_deadline,
+                          [join, i](absl::StatusOr<const redisReply*> record) {
+                            join->SetRecord(i, std::move(record));
+                          });
         }
       });
 }
 
 void RedisTokenStore::SplitIds(int parts, absl::Time deadline,
                                StoreCallback<std::vector<std::string>> done) {
-  SplitIdsScript().Run(
-      client_, {Key("idx:all")}, {absl::StrCat(std::clamp(parts, 1, kMaxScanParts))},
-      CallDeadline(deadline),
-      [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
-        absl::StatusOr<const redisReply*> checked = ScriptReply(std::move(reply), "");
-        if (!checked.ok()) {
-          done(checked.status());
-          return;
-        }
-        absl::StatusOr<std::vector<absl::string_view>> ids = ReplyStrings(**checked);
-        if (!ids.ok()) {
-          done(ids.status());
-          return;
-        }
-        std::vector<std::string> copies;
-        copies.reserve(ids->size());
-        for (absl::string_view id : *ids) copies.emplace_back(id);
-        done(std::move(copies));
-      });
+  SplitIdsScript().Run(client_, {Key("idx:all")},
+                       {absl::StrCat(std::clamp(parts, 1, kMaxScanParts))}, CallDeadline(deadline),
+                       [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+                         absl::StatusOr<const redisReply*> checked =
+                             ScriptReply(std::move(reply), "");
+                         if (!checked.ok()) {
+                           done(checked.status());
+                           return;
+                         }
+                         done(ReplyStringCopies(**checked));
+                       });
 }
 
 void RedisTokenStore::ReadEvents(int64_t after_revision, int max_count, absl::Time deadline,
