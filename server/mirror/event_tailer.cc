@@ -132,7 +132,7 @@ absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
   struct Lane {
     ScanParams params;
     bool started = false;
-    std::vector<Token> tokens;
+    std::vector<std::vector<Token>> pages;  // in id order
   };
   std::vector<Lane> lanes(splits->size() + 1);
   const uint64_t generation = ++scans_started_;
@@ -185,7 +185,7 @@ absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
           listing.chain = page->chain;
         }
       }
-      for (Token& token : page->tokens) lane.tokens.push_back(std::move(token));
+      lane.pages.push_back(std::move(page->tokens));
       if (page->next_after_id.empty()) {
         --running;
       } else {
@@ -195,10 +195,14 @@ absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
     }
   }
   size_t count = 0;
-  for (const Lane& lane : lanes) count += lane.tokens.size();
+  for (const Lane& lane : lanes) {
+    for (const std::vector<Token>& tokens : lane.pages) count += tokens.size();
+  }
   listing.tokens.reserve(count);
   for (Lane& lane : lanes) {
-    for (Token& token : lane.tokens) listing.tokens.push_back(std::move(token));
+    for (std::vector<Token>& tokens : lane.pages) {
+      for (Token& token : tokens) listing.tokens.push_back(std::move(token));
+    }
   }
   return listing;
 }
