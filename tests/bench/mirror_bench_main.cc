@@ -3,7 +3,10 @@
 // stream and revision are exactly what the server writes), then, in this same process, starts a
 // TokenMirror and its EventTailer on a second store with fresh Redis clients (as the server
 // does), waits until the mirror has loaded the head revision, and prints one key=value line:
-//   tokens fill_s fill_per_s load_s revision rss_before_mib rss_after_mib bytes_per_token
+//   tokens fill_s fill_per_s settle_s load_s revision rss_before_mib rss_after_mib bytes_per_token
+// Between the fill and the load it waits (settle_s) until Redis runs no AOF rewrite or
+// background save and has none scheduled: the fill's writes start AOF rewrites, and one still
+// running would take a core from the load it does not belong to.
 // RSS is VmRSS of this process, each time after returning tcmalloc's free pages to the system
 // (so neither the fill's freed memory nor the load's transient buffers count); bytes_per_token =
 // (after - before) / tokens: the mirror (tokens, id map, account index) plus the Redis clients'
@@ -23,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,6 +38,7 @@
 #include "server/mirror/event_tailer.h"
 #include "server/mirror/token_mirror.h"
 #include "server/redis/redis_client.h"
+#include "server/redis/redis_reply.h"
 #include "server/store/redis_token_store.h"
 #include "tests/testing/sync_store.h"
 
@@ -118,6 +123,41 @@ absl::Status Fill(TokenStore& store, int tokens, int accounts, int in_flight) {
   return first_error;
 }
 
+// Whether Redis's INFO persistence text says a background save or AOF rewrite is running or
+// scheduled.
+bool PersistenceBusy(absl::string_view info) {
+  for (absl::string_view busy :
+       {"rdb_bgsave_in_progress:1", "aof_rewrite_in_progress:1", "aof_rewrite_scheduled:1"}) {
+    if (absl::StrContains(info, busy)) return true;
+  }
+  return false;
+}
+
+// Waits until Redis runs no background save or AOF rewrite and has none scheduled, polling
+// INFO persistence every 100 ms; the time it waited, or an error after `timeout`.
+absl::StatusOr<absl::Duration> AwaitPersistenceIdle(RedisClient& client, absl::Duration timeout) {
+  const absl::Time start = absl::Now();
+  while (true) {
+    absl::Notification replied;
+    absl::StatusOr<std::string> info;
+    client.Command({"INFO", "persistence"}, absl::Now() + absl::Seconds(5),
+                   [&](absl::StatusOr<const redisReply*> reply) {
+                     absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+                     info = checked.ok() ? absl::StatusOr<std::string>(ReplyText(**checked))
+                                         : checked.status();
+                     replied.Notify();
+                   });
+    replied.WaitForNotification();
+    if (!info.ok()) return info.status();
+    if (!PersistenceBusy(*info)) return absl::Now() - start;
+    if (absl::Now() - start > timeout) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "Redis was still saving or rewriting its AOF after ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // polling: Redis announces nothing
+  }
+}
+
 // VmRSS of this process in KiB, after returning tcmalloc's free pages to the system.
 absl::StatusOr<int64_t> RssKib() {
   MallocExtension::instance()->ReleaseFreeMemory();
@@ -149,6 +189,7 @@ int Run() {
 
   // Fill, then drop the filling clients, so the measured process holds only the mirror's.
   absl::Duration fill_time;
+  absl::Duration settle_time;
   int64_t head_revision = 0;
   {
     absl::StatusOr<StoreWithClients> filler = MakeStore(address, store_options);
@@ -179,6 +220,13 @@ int Run() {
       return 1;
     }
     head_revision = head->revision;
+    absl::StatusOr<absl::Duration> settled =
+        AwaitPersistenceIdle(*filler->client, absl::GetFlag(FLAGS_load_timeout));
+    if (!settled.ok()) {
+      Log(LogLevel::kError, absl::StrCat("after the fill: ", settled.status().ToString()));
+      return 1;
+    }
+    settle_time = *settled;
   }
 
   absl::StatusOr<int64_t> rss_before = RssKib();
@@ -215,10 +263,11 @@ int Run() {
   }
   const double fill_s = absl::ToDoubleSeconds(fill_time);
   absl::PrintF(
-      "tokens=%d fill_s=%.1f fill_per_s=%.0f load_s=%.1f revision=%d rss_before_mib=%.0f "
-      "rss_after_mib=%.0f bytes_per_token=%.0f\n",
-      tokens, fill_s, tokens / fill_s, absl::ToDoubleSeconds(load_time), mirror.revision(),
-      Mib(*rss_before), Mib(*rss_after), (*rss_after - *rss_before) * 1024.0 / tokens);
+      "tokens=%d fill_s=%.1f fill_per_s=%.0f settle_s=%.1f load_s=%.1f revision=%d "
+      "rss_before_mib=%.0f rss_after_mib=%.0f bytes_per_token=%.0f\n",
+      tokens, fill_s, tokens / fill_s, absl::ToDoubleSeconds(settle_time),
+      absl::ToDoubleSeconds(load_time), mirror.revision(), Mib(*rss_before), Mib(*rss_after),
+      (*rss_after - *rss_before) * 1024.0 / tokens);
   return 0;
 }
 

@@ -17,7 +17,8 @@
 # reply until every cache reports it; then TokenCache lookups (tokenstatus-cachebench: Check and
 # Verify on 100,000 tokens, 1 and 2 threads, next to a plain hash map and SHA-256); then the mirror
 # (tokenstatus-mirrorbench, on its own key prefix): fills Redis with 1,000,000 tokens through the
-# store's Create and times a fresh mirror's load and its RSS growth. Prints one markdown report and
+# store's Create, waits until Redis has finished the AOF rewrites the fill started, and times a
+# fresh mirror's load and its RSS growth. Prints one markdown report and
 # writes it to var/bench/results.md, with the ratios tokenstatus / etcd: GetToken / Range,
 # CreateToken / Put, Disable/Enable / Put, and the WatchTokens event latency p50 and p99 / etcd
 # Watch's. Exit code 1 if any RPC failed, any change did not reach every watcher (or cache)
@@ -440,11 +441,12 @@ if ((mirror_rc != 0)) || [[ -z "${mirror_line}" ]]; then
   log "mirror bench failed (exit ${mirror_rc}): ${mirror_line}"
   tail -n 5 "${WORK}/mirror.log" >&2
   FAILED=1
-  MIRROR_TABLE+=("| ${MIRROR_TOKENS} | failed | | | | |")
+  MIRROR_TABLE+=("| ${MIRROR_TOKENS} | failed | | | | | |")
 else
   log "mirror: ${mirror_line}"
   MIRROR_TABLE+=("| $(field tokens "${mirror_line}") | $(field fill_s "${mirror_line}") | \
-$(field fill_per_s "${mirror_line}") | $(field load_s "${mirror_line}") | \
+$(field fill_per_s "${mirror_line}") | $(field settle_s "${mirror_line}") | \
+$(field load_s "${mirror_line}") | \
 $(field rss_before_mib "${mirror_line}") → $(field rss_after_mib "${mirror_line}") | \
 $(field bytes_per_token "${mirror_line}") |")
 fi
@@ -560,13 +562,15 @@ ${cpu_off} | ${cpu_on} | $(awk -v a="${cpu_on}" -v b="${cpu_off}" \
   echo
   echo "The mirror (tokenstatus-mirrorbench, its own key prefix on the same Redis): fill = the" \
     "tokens created through the store's Create (256 in flight; records, indexes, event stream" \
-    "and revision as the server writes them), 1,000 accounts. Load: a fresh TokenMirror and" \
+    "and revision as the server writes them), 1,000 accounts. Settle: the wait after the fill" \
+    "until Redis runs no AOF rewrite or background save and has none scheduled (the fill's" \
+    "writes start AOF rewrites). Load: a fresh TokenMirror and" \
     "EventTailer (new Redis clients, as the server makes them) from start until the mirror holds" \
     "the head revision. RSS: the bench process, with tcmalloc's free pages returned, before the" \
     "load → with every token loaded; bytes per token = the growth divided by the tokens."
   echo
-  echo "| tokens | fill s | creates/s | load s | RSS MiB | bytes per token |"
-  echo "|---:|---:|---:|---:|---:|---:|"
+  echo "| tokens | fill s | creates/s | settle s | load s | RSS MiB | bytes per token |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${MIRROR_TABLE[@]}"
   echo
   echo "Reproduce: \`make bench\` (tests/bench/run_bench.sh)."
