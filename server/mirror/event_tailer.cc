@@ -155,6 +155,7 @@ absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
   Listing listing;
   listing.revision = -1;
   bool any_page = false;
+  size_t count = 0;  // tokens in all lanes' pages
   size_t running = lanes.size();
   while (running > 0) {
     std::vector<std::pair<size_t, absl::StatusOr<TokenPage>>> pages;
@@ -185,6 +186,7 @@ absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
           listing.chain = page->chain;
         }
       }
+      count += page->tokens.size();
       lane.pages.push_back(std::move(page->tokens));
       if (page->next_after_id.empty()) {
         --running;
@@ -193,10 +195,6 @@ absl::StatusOr<EventTailer::Listing> EventTailer::ScanAll() {
         StartScan(generation, index, lane.params);
       }
     }
-  }
-  size_t count = 0;
-  for (const Lane& lane : lanes) {
-    for (const std::vector<Token>& tokens : lane.pages) count += tokens.size();
   }
   listing.tokens.reserve(count);
   for (Lane& lane : lanes) {

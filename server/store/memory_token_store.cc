@@ -99,9 +99,7 @@ void MemoryTokenStore::Scan(ScanParams params, absl::Time deadline, StoreCallbac
   TokenPage page;
   {
     absl::ReaderMutexLock lock(&mu_);
-    page.revision = revision_;
-    page.epoch = epoch_;
-    page.chain = chain_;
+    page = EmptyPageLocked();
     auto it = tokens_.upper_bound(params.after_id);
     auto end = params.last_id.empty() ? tokens_.end() : tokens_.upper_bound(params.last_id);
     if (!params.last_id.empty() && params.last_id <= params.after_id) end = it;  // empty range
@@ -310,11 +308,16 @@ absl::StatusOr<Token> MemoryTokenStore::CommitLocked(Token token, TokenEvent::Ty
   return token;
 }
 
-TokenPage MemoryTokenStore::ListLocked(const ListParams& params) const {
+TokenPage MemoryTokenStore::EmptyPageLocked() const {
   TokenPage page;
   page.revision = revision_;
   page.epoch = epoch_;
   page.chain = chain_;
+  return page;
+}
+
+TokenPage MemoryTokenStore::ListLocked(const ListParams& params) const {
+  TokenPage page = EmptyPageLocked();
   const size_t page_size = static_cast<size_t>(std::max(params.page_size, 1));
   for (auto it = tokens_.upper_bound(params.after_id); it != tokens_.end(); ++it) {
     if (!MatchesListFilter(it->second, params)) continue;

@@ -55,6 +55,8 @@ class MemoryTokenStore : public TokenStore {
   // revision and update_time it sets) with an event of `type`; returns the stored token.
   absl::StatusOr<Token> CommitLocked(Token token, TokenEvent::Type type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A page with no tokens, stamped with the current revision, epoch and chain.
+  TokenPage EmptyPageLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   TokenPage ListLocked(const ListParams& params) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<TokenEvent> EventsAfterLocked(int64_t after_revision, int max_count) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -49,6 +49,8 @@ ABSL_FLAG(int, tokens, 1000000, "tokens to create, then load");
 ABSL_FLAG(int, accounts, 1000, "accounts the tokens are spread over, round-robin");
 ABSL_FLAG(int, in_flight, 256, "Create calls in flight while filling");
 ABSL_FLAG(absl::Duration, load_timeout, absl::Minutes(5), "how long to wait for the mirror");
+ABSL_FLAG(absl::Duration, settle_timeout, absl::Minutes(5),
+          "how long to wait after the fill for Redis's AOF rewrites and background saves");
 
 namespace tokenstatus {
 namespace {
@@ -221,7 +223,7 @@ int Run() {
     }
     head_revision = head->revision;
     absl::StatusOr<absl::Duration> settled =
-        AwaitPersistenceIdle(*filler->client, absl::GetFlag(FLAGS_load_timeout));
+        AwaitPersistenceIdle(*filler->client, absl::GetFlag(FLAGS_settle_timeout));
     if (!settled.ok()) {
       Log(LogLevel::kError, absl::StrCat("after the fill: ", settled.status().ToString()));
       return 1;

@@ -1252,13 +1252,14 @@ void RssSampler::Reset() {
 }
 
 bool AwaitLogCount(const testing::ServerProcess& process, const std::vector<std::string>& needles,
-                   int count, absl::Duration timeout) {
+                   int count, absl::Duration timeout, size_t first_line) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
+    const std::vector<std::string> lines = process.LogLines();
     int found = 0;
-    for (const std::string& line : process.LogLines()) {
+    for (size_t i = first_line; i < lines.size(); ++i) {
       found += absl::c_any_of(
-          needles, [&](const std::string& needle) { return absl::StrContains(line, needle); });
+          needles, [&](const std::string& needle) { return absl::StrContains(lines[i], needle); });
     }
     if (found >= count) return true;
     if (absl::Now() >= deadline) return false;

@@ -360,10 +360,11 @@ class RssSampler {
   std::thread thread_;
 };
 
-// Waits until `process` has logged `count` lines that contain one of `needles` (it polls the
-// lines); false after `timeout`.
+// Waits until `process` has logged `count` lines that contain one of `needles`, counting only
+// its log lines from index `first_line` on (LogLines().size() taken before a phase counts only
+// the phase's own lines); it polls the lines. False after `timeout`.
 bool AwaitLogCount(const testing::ServerProcess& process, const std::vector<std::string>& needles,
-                   int count, absl::Duration timeout);
+                   int count, absl::Duration timeout, size_t first_line = 0);
 
 // Appends `line` to the file named by CHAOS_FIGURES_FILE (if set), for tests/chaos/run_chaos.sh.
 void AppendFigures(const std::string& line);
