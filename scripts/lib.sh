@@ -84,14 +84,15 @@ wait_for_exit() {
   done
 }
 
-# Starts a throwaway Redis (deploy/redis.conf, so AOF + appendfsync always) on a free port with
-# its data in a new temporary directory. Sets THROWAWAY_REDIS_PORT and THROWAWAY_REDIS_DIR;
-# stop_throwaway_redis stops it and removes the directory (call it from an EXIT trap).
+# Starts a throwaway Redis (deploy/redis.conf, so AOF + appendfsync always; "$@": more
+# redis-server options) on a free port with its data in a new temporary directory. Sets
+# THROWAWAY_REDIS_PORT and THROWAWAY_REDIS_DIR; stop_throwaway_redis stops it and removes the
+# directory (call it from an EXIT trap).
 start_throwaway_redis() {
   THROWAWAY_REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tokenstatus-redis.XXXXXX")"
   for _ in 1 2 3 4 5; do
     THROWAWAY_REDIS_PORT="$(free_port)"
-    if start_redis "${THROWAWAY_REDIS_PORT}" "${THROWAWAY_REDIS_DIR}"; then
+    if start_redis "${THROWAWAY_REDIS_PORT}" "${THROWAWAY_REDIS_DIR}" "$@"; then
       log "redis-server on 127.0.0.1:${THROWAWAY_REDIS_PORT}, data in ${THROWAWAY_REDIS_DIR}"
       return 0
     fi

@@ -5,8 +5,11 @@
 // does), waits until the mirror has loaded the head revision, and prints one key=value line:
 //   tokens fill_s fill_per_s settle_s load_s revision rss_before_mib rss_after_mib bytes_per_token
 // Between the fill and the load it waits (settle_s) until Redis runs no AOF rewrite or
-// background save and has none scheduled: the fill's writes start AOF rewrites, and one still
-// running would take a core from the load it does not belong to.
+// background save, has none scheduled, and is not rehashing its key table: the fill's writes
+// start AOF rewrites, and one still running would take a core from the load it does not belong
+// to; a fill that takes the key count past a power of two starts a rehash, during which every
+// lookup searches two tables (HGETALL 3.2 µs against 2.0 µs). It asks DEBUG HTSTATS, so the Redis
+// must allow DEBUG on local connections (--enable-debug-command local; make bench's does).
 // RSS is VmRSS of this process, each time after returning tcmalloc's free pages to the system
 // (so neither the fill's freed memory nor the load's transient buffers count); bytes_per_token =
 // (after - before) / tokens: the mirror (tokens, id map, account index) plus the Redis clients'
@@ -20,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -50,7 +54,8 @@ ABSL_FLAG(int, accounts, 1000, "accounts the tokens are spread over, round-robin
 ABSL_FLAG(int, in_flight, 256, "Create calls in flight while filling");
 ABSL_FLAG(absl::Duration, load_timeout, absl::Minutes(5), "how long to wait for the mirror");
 ABSL_FLAG(absl::Duration, settle_timeout, absl::Minutes(5),
-          "how long to wait after the fill for Redis's AOF rewrites and background saves");
+          "how long to wait after the fill for Redis's AOF rewrites, background saves and key "
+          "table rehashing");
 
 namespace tokenstatus {
 namespace {
@@ -125,36 +130,54 @@ absl::Status Fill(TokenStore& store, int tokens, int accounts, int in_flight) {
   return first_error;
 }
 
-// Whether Redis's INFO persistence text says a background save or AOF rewrite is running or
-// scheduled.
-bool PersistenceBusy(absl::string_view info) {
-  for (absl::string_view busy :
-       {"rdb_bgsave_in_progress:1", "aof_rewrite_in_progress:1", "aof_rewrite_scheduled:1"}) {
-    if (absl::StrContains(info, busy)) return true;
-  }
-  return false;
+// Runs one command on `client` and waits for its reply's text (ReplyText).
+absl::StatusOr<std::string> CommandText(RedisClient& client, std::vector<std::string> args) {
+  absl::Notification replied;
+  absl::StatusOr<std::string> text;
+  client.Command(std::move(args), absl::Now() + absl::Seconds(5),
+                 [&](absl::StatusOr<const redisReply*> reply) {
+                   absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+                   text = checked.ok() ? absl::StatusOr<std::string>(ReplyText(**checked))
+                                       : checked.status();
+                   replied.Notify();
+                 });
+  replied.WaitForNotification();
+  return text;
 }
 
-// Waits until Redis runs no background save or AOF rewrite and has none scheduled, polling
-// INFO persistence every 100 ms; the time it waited, or an error after `timeout`.
-absl::StatusOr<absl::Duration> AwaitPersistenceIdle(RedisClient& client, absl::Duration timeout) {
+// What Redis is still doing in the background after a fill, per INFO persistence and DEBUG
+// HTSTATS 0; empty when it is doing nothing that would take a core or slow lookups.
+absl::StatusOr<std::string> RedisBackgroundWork(RedisClient& client) {
+  absl::StatusOr<std::string> persistence = CommandText(client, {"INFO", "persistence"});
+  if (!persistence.ok()) return persistence.status();
+  for (absl::string_view busy :
+       {"rdb_bgsave_in_progress:1", "aof_rewrite_in_progress:1", "aof_rewrite_scheduled:1"}) {
+    if (absl::StrContains(*persistence, busy)) return std::string(busy);
+  }
+  // Past a power of two keys Redis grows its key table in steps (one per command, and 1 ms ten
+  // times a second); until it has moved every key, each lookup searches both tables.
+  absl::StatusOr<std::string> table = CommandText(client, {"DEBUG", "HTSTATS", "0"});
+  if (!table.ok()) {
+    return absl::Status(table.status().code(),
+                        absl::StrCat("DEBUG HTSTATS (start redis-server with "
+                                     "--enable-debug-command local): ",
+                                     table.status().message()));
+  }
+  if (absl::StrContains(*table, "rehashing target")) return std::string("key table rehashing");
+  return std::string();
+}
+
+// Waits until Redis runs no background save or AOF rewrite, has none scheduled, and is not
+// rehashing its key table, polling every 100 ms; the time it waited, or an error after `timeout`.
+absl::StatusOr<absl::Duration> AwaitRedisSettled(RedisClient& client, absl::Duration timeout) {
   const absl::Time start = absl::Now();
   while (true) {
-    absl::Notification replied;
-    absl::StatusOr<std::string> info;
-    client.Command({"INFO", "persistence"}, absl::Now() + absl::Seconds(5),
-                   [&](absl::StatusOr<const redisReply*> reply) {
-                     absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
-                     info = checked.ok() ? absl::StatusOr<std::string>(ReplyText(**checked))
-                                         : checked.status();
-                     replied.Notify();
-                   });
-    replied.WaitForNotification();
-    if (!info.ok()) return info.status();
-    if (!PersistenceBusy(*info)) return absl::Now() - start;
+    absl::StatusOr<std::string> work = RedisBackgroundWork(client);
+    if (!work.ok()) return work.status();
+    if (work->empty()) return absl::Now() - start;
     if (absl::Now() - start > timeout) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "Redis was still saving or rewriting its AOF after ", absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("Redis was still busy (", *work, ") after ", absl::FormatDuration(timeout)));
     }
     absl::SleepFor(absl::Milliseconds(100));  // polling: Redis announces nothing
   }
@@ -223,7 +246,7 @@ int Run() {
     }
     head_revision = head->revision;
     absl::StatusOr<absl::Duration> settled =
-        AwaitPersistenceIdle(*filler->client, absl::GetFlag(FLAGS_settle_timeout));
+        AwaitRedisSettled(*filler->client, absl::GetFlag(FLAGS_settle_timeout));
     if (!settled.ok()) {
       Log(LogLevel::kError, absl::StrCat("after the fill: ", settled.status().ToString()));
       return 1;

@@ -140,7 +140,9 @@ start_etcd() {
   log "etcd on ${ETCD_ADDRESS}, data in ${WORK}/etcd"
 }
 
-start_throwaway_redis
+# DEBUG on local connections: the mirror bench asks DEBUG HTSTATS whether Redis is still growing
+# its key table after the fill (tests/bench/mirror_bench_main.cc).
+start_throwaway_redis --enable-debug-command local
 REDIS_PID="$(cat "${THROWAWAY_REDIS_DIR}/redis.pid")"
 for attempt in 1 2 3; do
   start_etcd && break
