@@ -565,8 +565,10 @@ ${cpu_off} | ${cpu_on} | $(awk -v a="${cpu_on}" -v b="${cpu_off}" \
   echo "The mirror (tokenstatus-mirrorbench, its own key prefix on the same Redis): fill = the" \
     "tokens created through the store's Create (256 in flight; records, indexes, event stream" \
     "and revision as the server writes them), 1,000 accounts. Settle: the wait after the fill" \
-    "until Redis runs no AOF rewrite or background save and has none scheduled (the fill's" \
-    "writes start AOF rewrites). Load: a fresh TokenMirror and" \
+    "until Redis runs no AOF rewrite or background save, has none scheduled, and has finished" \
+    "rehashing its key table (the fill's writes start AOF rewrites, and the run's keys pass" \
+    "2^21 near the fill's end: during the rehash every lookup searches two tables). Load: a" \
+    "fresh TokenMirror and" \
     "EventTailer (new Redis clients, as the server makes them) from start until the mirror holds" \
     "the head revision. RSS: the bench process, with tcmalloc's free pages returned, before the" \
     "load → with every token loaded; bytes per token = the growth divided by the tokens."
