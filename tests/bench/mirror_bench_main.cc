@@ -9,7 +9,8 @@
 // start AOF rewrites, and one still running would take a core from the load it does not belong
 // to; a fill that takes the key count past a power of two starts a rehash, during which every
 // lookup searches two tables (HGETALL 3.2 µs against 2.0 µs). It asks DEBUG HTSTATS, so the Redis
-// must allow DEBUG on local connections (--enable-debug-command local; make bench's does).
+// must allow DEBUG on local connections (--enable-debug-command local; make bench's does), or
+// --await_rehash=false skips that wait.
 // RSS is VmRSS of this process, each time after returning tcmalloc's free pages to the system
 // (so neither the fill's freed memory nor the load's transient buffers count); bytes_per_token =
 // (after - before) / tokens: the mirror (tokens, id map, account index) plus the Redis clients'
@@ -53,6 +54,10 @@ ABSL_FLAG(int, tokens, 1000000, "tokens to create, then load");
 ABSL_FLAG(int, accounts, 1000, "accounts the tokens are spread over, round-robin");
 ABSL_FLAG(int, in_flight, 256, "Create calls in flight while filling");
 ABSL_FLAG(absl::Duration, load_timeout, absl::Minutes(5), "how long to wait for the mirror");
+ABSL_FLAG(bool, await_rehash, true,
+          "wait after the fill until Redis has finished rehashing its key table (asks DEBUG "
+          "HTSTATS: the Redis must allow DEBUG on local connections); false for a Redis that "
+          "refuses DEBUG, where a load during a rehash is slower");
 ABSL_FLAG(absl::Duration, settle_timeout, absl::Minutes(5),
           "how long to wait after the fill for Redis's AOF rewrites, background saves and key "
           "table rehashing");
@@ -145,34 +150,39 @@ absl::StatusOr<std::string> CommandText(RedisClient& client, std::vector<std::st
   return text;
 }
 
-// What Redis is still doing in the background after a fill, per INFO persistence and DEBUG
-// HTSTATS 0; empty when it is doing nothing that would take a core or slow lookups.
-absl::StatusOr<std::string> RedisBackgroundWork(RedisClient& client) {
+// What Redis is still doing in the background after a fill, per INFO persistence and (if
+// `rehash`) DEBUG HTSTATS 0; empty when it is doing nothing that would take a core or slow
+// lookups.
+absl::StatusOr<std::string> RedisBackgroundWork(RedisClient& client, bool rehash) {
   absl::StatusOr<std::string> persistence = CommandText(client, {"INFO", "persistence"});
   if (!persistence.ok()) return persistence.status();
   for (absl::string_view busy :
        {"rdb_bgsave_in_progress:1", "aof_rewrite_in_progress:1", "aof_rewrite_scheduled:1"}) {
     if (absl::StrContains(*persistence, busy)) return std::string(busy);
   }
+  if (!rehash) return std::string();
   // Past a power of two keys Redis grows its key table in steps (one per command, and 1 ms ten
   // times a second); until it has moved every key, each lookup searches both tables.
   absl::StatusOr<std::string> table = CommandText(client, {"DEBUG", "HTSTATS", "0"});
   if (!table.ok()) {
     return absl::Status(table.status().code(),
                         absl::StrCat("DEBUG HTSTATS (start redis-server with "
-                                     "--enable-debug-command local): ",
+                                     "--enable-debug-command local, or pass "
+                                     "--await_rehash=false): ",
                                      table.status().message()));
   }
   if (absl::StrContains(*table, "rehashing target")) return std::string("key table rehashing");
   return std::string();
 }
 
-// Waits until Redis runs no background save or AOF rewrite, has none scheduled, and is not
-// rehashing its key table, polling every 100 ms; the time it waited, or an error after `timeout`.
-absl::StatusOr<absl::Duration> AwaitRedisSettled(RedisClient& client, absl::Duration timeout) {
+// Waits until Redis runs no background save or AOF rewrite, has none scheduled, and (if
+// `rehash`) is not rehashing its key table, polling every 100 ms; the time it waited, or an
+// error after `timeout`.
+absl::StatusOr<absl::Duration> AwaitRedisSettled(RedisClient& client, bool rehash,
+                                                 absl::Duration timeout) {
   const absl::Time start = absl::Now();
   while (true) {
-    absl::StatusOr<std::string> work = RedisBackgroundWork(client);
+    absl::StatusOr<std::string> work = RedisBackgroundWork(client, rehash);
     if (!work.ok()) return work.status();
     if (work->empty()) return absl::Now() - start;
     if (absl::Now() - start > timeout) {
@@ -245,8 +255,8 @@ int Run() {
       return 1;
     }
     head_revision = head->revision;
-    absl::StatusOr<absl::Duration> settled =
-        AwaitRedisSettled(*filler->client, absl::GetFlag(FLAGS_settle_timeout));
+    absl::StatusOr<absl::Duration> settled = AwaitRedisSettled(
+        *filler->client, absl::GetFlag(FLAGS_await_rehash), absl::GetFlag(FLAGS_settle_timeout));
     if (!settled.ok()) {
       Log(LogLevel::kError, absl::StrCat("after the fill: ", settled.status().ToString()));
       return 1;
