@@ -137,17 +137,14 @@ absl::Status Fill(TokenStore& store, int tokens, int accounts, int in_flight) {
 
 // Runs one command on `client` and waits for its reply's text (ReplyText).
 absl::StatusOr<std::string> CommandText(RedisClient& client, std::vector<std::string> args) {
-  absl::Notification replied;
-  absl::StatusOr<std::string> text;
-  client.Command(std::move(args), absl::Now() + absl::Seconds(5),
-                 [&](absl::StatusOr<const redisReply*> reply) {
-                   absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
-                   text = checked.ok() ? absl::StatusOr<std::string>(ReplyText(**checked))
-                                       : checked.status();
-                   replied.Notify();
-                 });
-  replied.WaitForNotification();
-  return text;
+  return testing::AwaitStore<std::string>([&](StoreCallback<std::string> done) {
+    client.Command(
+        std::move(args), absl::Now() + absl::Seconds(5),
+        [done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+          absl::StatusOr<const redisReply*> checked = CheckReply(std::move(reply));
+          done(checked.ok() ? absl::StatusOr<std::string>(ReplyText(**checked)) : checked.status());
+        });
+  });
 }
 
 // What Redis is still doing in the background after a fill, per INFO persistence and (if

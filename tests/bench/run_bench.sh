@@ -17,8 +17,8 @@
 # reply until every cache reports it; then TokenCache lookups (tokenstatus-cachebench: Check and
 # Verify on 100,000 tokens, 1 and 2 threads, next to a plain hash map and SHA-256); then the mirror
 # (tokenstatus-mirrorbench, on its own key prefix): fills Redis with 1,000,000 tokens through the
-# store's Create, waits until Redis has finished the AOF rewrites the fill started, and times a
-# fresh mirror's load and its RSS growth. Prints one markdown report and
+# store's Create, waits until Redis has finished the AOF rewrites and the key-table rehash the
+# fill started, and times a fresh mirror's load and its RSS growth. Prints one markdown report and
 # writes it to var/bench/results.md, with the ratios tokenstatus / etcd: GetToken / Range,
 # CreateToken / Put, Disable/Enable / Put, and the WatchTokens event latency p50 and p99 / etcd
 # Watch's. Exit code 1 if any RPC failed, any change did not reach every watcher (or cache)
