@@ -11,6 +11,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "core/status_util.h"
 #include "grpcpp/security/server_credentials.h"
@@ -91,9 +93,21 @@ class FakeWatchService final : public apitoken::v1::TokenService::CallbackServic
     token.set_revision(++revision_);
     return Done(context);
   }
+  // The first DisableToken answers only after `delay` (a slow first request).
+  void DelayFirstDisable(absl::Duration delay) {
+    absl::MutexLock lock(&mu_);
+    first_disable_delay_ = delay;
+  }
+
   grpc::ServerUnaryReactor* DisableToken(grpc::CallbackServerContext* context,
                                          const apitoken::v1::DisableTokenRequest* request,
                                          apitoken::v1::DisableTokenResponse* response) override {
+    absl::Duration delay;
+    {
+      absl::MutexLock lock(&mu_);
+      std::swap(delay, first_disable_delay_);
+    }
+    absl::SleepFor(delay);
     *response->mutable_token() = Change(request->token_id(), TokenEvent::TYPE_DISABLED);
     return Done(context);
   }
@@ -150,6 +164,7 @@ class FakeWatchService final : public apitoken::v1::TokenService::CallbackServic
   std::vector<FakeStream*> streams_ ABSL_GUARDED_BY(mu_);  // in opening order; nullptr: done
   int skip_stream_ ABSL_GUARDED_BY(mu_) = -1;
   int64_t skip_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration first_disable_delay_ ABSL_GUARDED_BY(mu_);
 };
 
 FakeStream::FakeStream(FakeWatchService& service, int64_t revision) : service_(service) {
@@ -206,6 +221,7 @@ TEST_F(WatchBenchTest, CountsEveryDeliveryAndMeasuresIt) {
   EXPECT_LE(report->p50, report->p99);
   EXPECT_LE(report->p99, report->max);
   EXPECT_LT(report->max, absl::Seconds(1));
+  EXPECT_GT(report->first_change, absl::ZeroDuration());
   EXPECT_GT(report->change_p50, absl::ZeroDuration());
   EXPECT_LE(report->change_p50, report->change_p99);
   EXPECT_LT(report->change_p99, absl::Seconds(1));
@@ -237,9 +253,21 @@ TEST_F(WatchBenchTest, NoWatchersMeasuresOnlyTheAcknowledgements) {
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->expected, 0);
   EXPECT_EQ(report->delivered, 0);
+  EXPECT_GT(report->first_change, absl::ZeroDuration());
   EXPECT_GT(report->change_p50, absl::ZeroDuration());
   EXPECT_LE(report->change_p50, report->change_p99);
   EXPECT_NE(FormatWatchReport(options, *report).find(" kib_per_watcher=0.0"), std::string::npos);
+}
+
+TEST_F(WatchBenchTest, TheFirstAcknowledgementIsReportedApart) {
+  service_.DelayFirstDisable(absl::Milliseconds(500));
+  WatchBenchOptions options = Options();
+  options.watchers = 0;
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_GE(report->first_change, absl::Milliseconds(500));
+  EXPECT_LT(report->change_p99, absl::Milliseconds(500));  // the other five changes only
+  EXPECT_NE(FormatWatchReport(options, *report).find(" first_change_us="), std::string::npos);
 }
 
 TEST_F(WatchBenchTest, InvalidOptionsAreRejected) {
