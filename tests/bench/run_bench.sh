@@ -144,6 +144,15 @@ start_etcd() {
 # its key table after the fill (tests/bench/mirror_bench_main.cc).
 start_throwaway_redis --enable-debug-command local
 REDIS_PID="$(cat "${THROWAWAY_REDIS_DIR}/redis.pid")"
+# Redis's latency monitor records every event of 1 ms or more (the fan-out rows show the longest
+# AOF fsync of their run: on these shared disks an fsync sometimes takes tens of milliseconds).
+redis_cli() { timeout 10 redis-cli -h 127.0.0.1 -p "${THROWAWAY_REDIS_PORT}" "$@"; }
+redis_cli config set latency-monitor-threshold 1 >/dev/null
+# The longest AOF fsync, in ms, since the last LATENCY RESET (0: none took 1 ms).
+redis_fsync_max_ms() {
+  redis_cli latency latest |
+    awk '$0 == "aof-fsync-always" { getline; getline; getline; max = $0 } END { print max + 0 }'
+}
 for attempt in 1 2 3; do
   start_etcd && break
   ((attempt < 3)) || die "could not start a throwaway etcd"
@@ -318,9 +327,12 @@ run_fanout() {
       start_scraper "$(metrics_address_in "${WORK}/fanout-${FANOUT_RUN}.log")"
     fi
   fi
+  redis_cli latency reset >/dev/null
   line="$("${WATCHBENCH}" --server="${server}" --target="${address}" --watchers="${watchers}" \
     --connections="${connections}" --changes="${changes}" --interval="${interval}" \
     --warmup="${FANOUT_WARMUP}" --server_pid="${pid}")" || rc=$?
+  local fsync_max="-"
+  [[ "${server}" == etcd ]] || fsync_max="$(redis_fsync_max_ms)"
   if [[ -n "${metrics}" ]]; then
     kill "${SCRAPER_PIDS[-1]}" 2>/dev/null || true
     unset 'SCRAPER_PIDS[-1]'
@@ -356,7 +368,8 @@ $(thousandths "$(field p50_us "${line}")") | $(thousandths "$(field p99_us "${li
 ${p50_vs_etcd} | ${p99_vs_etcd} | \
 $(thousandths "$(field max_us "${line}")") | $(thousandths "$(field first_change_us "${line}")") | \
 $(thousandths "$(field change_p50_us "${line}")") | \
-$(thousandths "$(field change_p99_us "${line}")") | ${ack_vs_idle} | $(field client_cpu_pct "${line}") | \
+$(thousandths "$(field change_p99_us "${line}")") | ${ack_vs_idle} | ${fsync_max} | \
+$(field client_cpu_pct "${line}") | \
 $(thousandths "$(field setup_ms "${line}")") | $(mib "$(field server_rss_before_kib "${line}")") → \
 $(mib "$(field server_rss_after_kib "${line}")") | $(field kib_per_watcher "${line}") |")
 }
@@ -529,14 +542,15 @@ ${cpu_off} | ${cpu_on} | $(awk -v a="${cpu_on}" -v b="${cpu_off}" \
     "follows a second of idle on its connection for ~100 ms), ack p50 / p99: the other changes;" \
     "the tokenstatus row with 0 watchers, just before each run, is its baseline (ack p99 × idle:" \
     "the run's ack p99 divided by that row's; target ≤ 2: fan-out never delays an" \
-    "acknowledgement). Server RSS: before opening the streams → once all are ready and" \
-    "idle; KiB per idle watcher = the growth divided by the watchers (etcd: one process for the" \
+    "acknowledgement). Redis fsync max: the longest AOF fsync of the run (Redis's latency" \
+    "monitor; every change waits for one). Server RSS: before opening the streams → once all" \
+    "are ready and idle; KiB per idle watcher = the growth divided by the watchers (etcd: one process for the" \
     "whole bench, its Go heap as it is). \"tokenstatus, metrics on\": the run again on a" \
     "fresh server with --metrics_listen, its /metrics scraped every second; its ack p99 ×" \
     "idle is against the same 0-watcher baseline."
   echo
-  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | first ack ms | ack p50 ms | ack p99 ms | ack p99 × idle | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | first ack ms | ack p50 ms | ack p99 ms | ack p99 × idle | Redis fsync max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${FANOUT_TABLE[@]}"
   echo
   echo "Client caches end to end (tokenstatus-cache-e2e-bench; a fresh server per run): the" \
