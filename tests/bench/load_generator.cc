@@ -1,7 +1,5 @@
 #include "tests/bench/load_generator.h"
 
-#include <sys/resource.h>
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -26,6 +24,7 @@
 #include "grpcpp/support/async_unary_call.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "tests/bench/latency_samples.h"
+#include "tests/bench/process_usage.h"
 
 namespace tokenstatus::bench {
 namespace {
@@ -366,13 +365,6 @@ absl::StatusOr<std::vector<std::string>> PrepareSlotKeys(const ChannelStubs& stu
   return keys;
 }
 
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 }  // namespace
 
 absl::StatusOr<LoadMode> ParseLoadMode(absl::string_view text) {
@@ -443,12 +435,16 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   }
   // The CPU figures are taken at the window's edges; the sleeps only mark those instants.
   std::this_thread::sleep_until(window.start);
-  const double cpu_start = CpuSeconds();
+  const absl::Duration client_start = OwnCpu();
+  const absl::Duration server_start = ProcessCpu(options.server_pid);
+  const absl::Duration store_start = ProcessCpu(options.store_pid);
   std::this_thread::sleep_until(window.end);
-  const double cpu_end = CpuSeconds();
+  LoadReport report;
+  report.client_cpu = OwnCpu() - client_start;
+  if (options.server_pid != 0) report.server_cpu = ProcessCpu(options.server_pid) - server_start;
+  if (options.store_pid != 0) report.store_cpu = ProcessCpu(options.store_pid) - store_start;
   for (std::thread& worker : workers) worker.join();
 
-  LoadReport report;
   LatencySamples samples;
   for (const WorkerResult& result : results) {
     samples.Merge(result.samples);
@@ -460,18 +456,23 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   report.requests_per_second = report.requests / seconds;
   report.p50 = samples.Percentile(0.50);
   report.p99 = samples.Percentile(0.99);
-  report.client_cpu_percent = 100.0 * (cpu_end - cpu_start) / seconds;
+  report.client_cpu_percent = 100.0 * absl::ToDoubleSeconds(report.client_cpu) / seconds;
   return report;
 }
 
 std::string FormatReport(const LoadOptions& options, const LoadReport& report) {
+  const auto per_request = [&](absl::Duration cpu) {
+    return report.requests > 0 ? absl::ToDoubleMicroseconds(cpu) / report.requests : 0.0;
+  };
   return absl::StrFormat(
       "mode=%s concurrency=%d connections=%d threads=%d requests=%d errors=%d rps=%.0f "
-      "p50_us=%.0f p99_us=%.0f client_cpu_pct=%.0f",
+      "p50_us=%.0f p99_us=%.0f client_cpu_pct=%.0f client_us_per_request=%.1f "
+      "server_us_per_request=%.1f store_us_per_request=%.1f",
       LoadModeName(options.mode), options.concurrency, options.connections, options.threads,
       report.requests, report.errors, report.requests_per_second,
       absl::ToDoubleMicroseconds(report.p50), absl::ToDoubleMicroseconds(report.p99),
-      report.client_cpu_percent);
+      report.client_cpu_percent, per_request(report.client_cpu), per_request(report.server_cpu),
+      per_request(report.store_cpu));
 }
 
 }  // namespace tokenstatus::bench

@@ -49,6 +49,9 @@ struct LoadOptions {
   // takes no changes); empty = target. The load starts once `target` verifies every one of them
   // as VALID.
   std::string setup_target;
+  // Processes whose CPU time over the window is reported (/proc/<pid>/stat); 0 = not measured.
+  int server_pid = 0;  // the server under load (tokenstatus, etcd, the no-op server, the sidecar)
+  int store_pid = 0;   // the server's store (Redis)
 };
 
 // The measured window of one run.
@@ -62,6 +65,11 @@ struct LoadReport {
   // The load generator's own CPU use (user + system time of the whole process during the
   // window) divided by the window: 100 = one core busy.
   double client_cpu_percent = 0;
+  // CPU time over the window of this process, of options.server_pid and of options.store_pid
+  // (zero when not measured): divided by the requests, the cost of one request in each.
+  absl::Duration client_cpu = absl::ZeroDuration();
+  absl::Duration server_cpu = absl::ZeroDuration();
+  absl::Duration store_cpu = absl::ZeroDuration();
 };
 
 // Opens `connections` channels to `target` (waiting until they are connected); for get and toggle
@@ -75,7 +83,8 @@ struct LoadReport {
 absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options);
 
 // One line of space-separated key=value pairs (mode, concurrency, connections, requests,
-// errors, rps, p50_us, p99_us, client_cpu_pct), for scripts.
+// errors, rps, p50_us, p99_us, client_cpu_pct, client_us_per_request, server_us_per_request,
+// store_us_per_request; the last three 0 when not measured or no request completed), for scripts.
 std::string FormatReport(const LoadOptions& options, const LoadReport& report);
 
 }  // namespace tokenstatus::bench

@@ -28,6 +28,10 @@ ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "load before measuring");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "deadline of each RPC");
 ABSL_FLAG(std::string, setup_target, "",
           "verify and check: the TokenService that creates the tokens (empty: --target)");
+ABSL_FLAG(int, server_pid, 0,
+          "the server's process id, to report its CPU time per request (0: not measured)");
+ABSL_FLAG(int, store_pid, 0,
+          "its store's (Redis's) process id, to report its CPU time per request (0: not measured)");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -52,6 +56,8 @@ int main(int argc, char** argv) {
   options.warmup = absl::GetFlag(FLAGS_warmup);
   options.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
   options.setup_target = absl::GetFlag(FLAGS_setup_target);
+  options.server_pid = absl::GetFlag(FLAGS_server_pid);
+  options.store_pid = absl::GetFlag(FLAGS_store_pid);
 
   absl::StatusOr<bench::LoadReport> report = bench::RunLoad(options);
   if (!report.ok()) {

@@ -1,5 +1,7 @@
 #include "tests/bench/load_generator.h"
 
+#include <unistd.h>
+
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -113,6 +115,21 @@ TEST_F(LoadGeneratorTest, GetMeasuresSuccessfulCalls) {
   EXPECT_GT(report->client_cpu_percent, 0);
 }
 
+// The server is this process: its CPU over the window, read from /proc, is the client's (the
+// same process, from getrusage) to within /proc's clock ticks.
+TEST_F(LoadGeneratorTest, MeasuresTheServersCpuOverTheWindow) {
+  ASSERT_NO_FATAL_FAILURE(Serve({&noop_}));
+  LoadOptions options = Options(LoadMode::kGet);
+  options.server_pid = getpid();
+  absl::StatusOr<LoadReport> report = RunLoad(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_GT(report->server_cpu, absl::ZeroDuration());
+  const absl::Duration tick = absl::Seconds(1.0 / sysconf(_SC_CLK_TCK));
+  EXPECT_LE(absl::AbsDuration(report->server_cpu - report->client_cpu), 2 * tick)
+      << report->server_cpu << " against " << report->client_cpu;
+  EXPECT_EQ(report->store_cpu, absl::ZeroDuration());  // not asked for
+}
+
 TEST_F(LoadGeneratorTest, ToggleMeasuresSuccessfulCalls) {
   ASSERT_NO_FATAL_FAILURE(Serve({&noop_}));
   absl::StatusOr<LoadReport> report = RunLoad(Options(LoadMode::kToggle));
@@ -216,9 +233,13 @@ TEST(LoadGeneratorOptionsTest, ParsesModesAndFormatsReports) {
   report.p50 = absl::Microseconds(250);
   report.p99 = absl::Microseconds(1500);
   report.client_cpu_percent = 42;
+  report.client_cpu = absl::Milliseconds(100);
+  report.server_cpu = absl::Milliseconds(250);
   EXPECT_THAT(FormatReport(options, report),
               HasSubstr("mode=toggle concurrency=16 connections=1 threads=1 requests=5000 "
-                        "errors=0 rps=1000 p50_us=250 p99_us=1500 client_cpu_pct=42"));
+                        "errors=0 rps=1000 p50_us=250 p99_us=1500 client_cpu_pct=42 "
+                        "client_us_per_request=20.0 server_us_per_request=50.0 "
+                        "store_us_per_request=0.0"));
 }
 
 }  // namespace

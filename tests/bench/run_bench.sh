@@ -233,7 +233,8 @@ run_point() {
   [[ -n "${redis_pid}" ]] && r0="$(cpu_seconds "${redis_pid}")"
   line="$("${LOADGEN}" --target="${address}" --mode="${mode}" --concurrency="${concurrency}" \
     --connections="${connections}" --threads="${threads}" --duration="${DURATION}" \
-    --warmup="${WARMUP}" --setup_target="${SERVER_ADDRESS}")" || rc=$?
+    --warmup="${WARMUP}" --setup_target="${SERVER_ADDRESS}" --server_pid="${server_pid}" \
+    --store_pid="${redis_pid:-0}")" || rc=$?
   local wall server_cpu redis_cpu="-"
   wall="$(awk -v a="${t0}" -v b="$(now)" 'BEGIN { print b - a }')"
   server_cpu="$(percent_of "$(awk -v a="${s0}" -v b="$(cpu_seconds "${server_pid}")" \
@@ -247,7 +248,8 @@ run_point() {
     FAILED=1
     [[ -n "${line}" ]] || return 0
   fi
-  local rps vs_noop vs_etcd="-" reference="${ETCD_REFERENCE[${label}]:-}"
+  local rps vs_noop vs_etcd="-" reference="${ETCD_REFERENCE[${label}]:-}" redis_us="-"
+  [[ -n "${redis_pid}" ]] && redis_us="$(field store_us_per_request "${line}")"
   rps="$(field rps "${line}")"
   RPS["${label} ${concurrency}"]="${rps}"
   SERVER_CPU["${label} ${concurrency}"]="${server_cpu}"
@@ -255,6 +257,7 @@ run_point() {
   [[ -n "${reference}" ]] && vs_etcd="$(ratio "${rps}" "${RPS["${reference} ${concurrency}"]:-}")"
   TABLE+=("| ${label} | ${concurrency} | ${rps} | ${vs_noop} | ${vs_etcd} | \
 $(field p50_us "${line}") | $(field p99_us "${line}") | $(field client_cpu_pct "${line}") | ${server_cpu} | ${redis_cpu} | \
+$(field client_us_per_request "${line}") | $(field server_us_per_request "${line}") | ${redis_us} | \
 $(field errors "${line}") |")
   log "${label} c=${concurrency}: ${line} server_cpu_pct=${server_cpu} redis_cpu_pct=${redis_cpu}"
 }
@@ -341,7 +344,8 @@ run_fanout() {
     terminate_process "${FANOUT_PID}" || true
     FANOUT_PID=""
   fi
-  local p50_vs_etcd="-" p99_vs_etcd="-" ack_vs_idle="-"
+  local p50_vs_etcd="-" p99_vs_etcd="-" ack_vs_idle="-" server_us_per_event="-"
+  if ((watchers > 0)); then server_us_per_event="$(field server_cpu_us_per_event "${line}")"; fi
   if [[ "${server}" == etcd ]]; then
     ETCD_FANOUT_P50_US="" ETCD_FANOUT_P99_US=""
   fi
@@ -369,7 +373,7 @@ ${p50_vs_etcd} | ${p99_vs_etcd} | \
 $(thousandths "$(field max_us "${line}")") | $(thousandths "$(field first_change_us "${line}")") | \
 $(thousandths "$(field change_p50_us "${line}")") | \
 $(thousandths "$(field change_p99_us "${line}")") | ${ack_vs_idle} | ${fsync_max} | \
-$(field client_cpu_pct "${line}") | \
+$(field client_cpu_pct "${line}") | ${server_us_per_event} | \
 $(thousandths "$(field setup_ms "${line}")") | $(mib "$(field server_rss_before_kib "${line}")") → \
 $(mib "$(field server_rss_after_kib "${line}")") | $(field kib_per_watcher "${line}") |")
 }
@@ -494,10 +498,13 @@ mkdir -p "$(dirname "${RESULTS}")"
     "CPU are averaged over the whole point, warmup included. GetToken, metrics on: a second" \
     "server on the same Redis and data, with --metrics_listen (every call recorded by the" \
     "call pipeline's metrics) and its /metrics scraped every second throughout (Prometheus' usual" \
-    "interval is 15 s), run right after GetToken."
+    "interval is 15 s), run right after GetToken. µs per request: the CPU time (user + system)" \
+    "of the load generator, the server (etcd, the no-op server, the sidecar) and Redis during" \
+    "the measured window only, divided by the requests completed in it: what one request costs" \
+    "each process."
   echo
-  echo "| mode | concurrency | req/s | × no-op | × etcd | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| mode | concurrency | req/s | × no-op | × etcd | p50 µs | p99 µs | client CPU % | server CPU % | redis CPU % | client µs per request | server µs per request | Redis µs per request | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${TABLE[@]}"
   echo
   echo "The metrics' cost on GetToken (the rows above): requests/s with metrics on relative to" \
@@ -537,7 +544,9 @@ ${cpu_off} | ${cpu_on} | $(awk -v a="${cpu_on}" -v b="${cpu_off}" \
     "a change once its own mirror shows it, so this bounds the time from the acknowledgement" \
     "from above). × etcd: tokenstatus latency divided by etcd's in the run above it (below 1:" \
     "tokenstatus is faster). Client CPU %: the bench process from the first change to the last" \
-    "arrival (100 = one core). Ack: the change calls' own time (start to reply; etcd: Put);" \
+    "arrival (100 = one core). Server CPU µs per event: the server's CPU time (all its threads;" \
+    "etcd: the etcd process) over the same span, the change calls' own included, divided by the" \
+    "events delivered. Ack: the change calls' own time (start to reply; etcd: Put);" \
     "first ack: the first change, after the idle time (gRPC 1.51 sometimes holds a request that" \
     "follows a second of idle on its connection for ~100 ms), ack p50 / p99: the other changes;" \
     "the tokenstatus row with 0 watchers, just before each run, is its baseline (ack p99 × idle:" \
@@ -549,8 +558,8 @@ ${cpu_off} | ${cpu_on} | $(awk -v a="${cpu_on}" -v b="${cpu_off}" \
     "fresh server with --metrics_listen, its /metrics scraped every second; its ack p99 ×" \
     "idle is against the same 0-watcher baseline."
   echo
-  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | first ack ms | ack p50 ms | ack p99 ms | ack p99 × idle | Redis fsync max ms | client CPU % | setup s | server RSS MiB | KiB per idle watcher |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| server | watchers | connections | changes | interval | delivered / expected | events per message | p50 ms | p99 ms | p50 × etcd | p99 × etcd | max ms | first ack ms | ack p50 ms | ack p99 ms | ack p99 × idle | Redis fsync max ms | client CPU % | server CPU µs per event | setup s | server RSS MiB | KiB per idle watcher |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${FANOUT_TABLE[@]}"
   echo
   echo "Client caches end to end (tokenstatus-cache-e2e-bench; a fresh server per run): the" \

@@ -1,10 +1,7 @@
 #include "tests/bench/watch_bench.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -16,10 +13,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "apitoken/v1/token_service.grpc.pb.h"
 #include "core/status_util.h"
@@ -33,6 +28,7 @@
 #include "grpcpp/support/client_callback.h"
 #include "tests/bench/latency_samples.h"
 #include "tests/bench/load_generator.h"
+#include "tests/bench/process_usage.h"
 
 namespace tokenstatus::bench {
 namespace {
@@ -450,29 +446,6 @@ class EtcdTarget final : public WatchTarget {
   etcdserverpb::WatchRequest create_;
 };
 
-// VmRSS of `pid` in KiB; 0 if `pid` is 0 or the value cannot be read.
-int64_t ResidentKiB(int pid) {
-  if (pid == 0) return 0;
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
-    rest = absl::StripAsciiWhitespace(rest);
-    absl::ConsumeSuffix(&rest, " kB");
-    int64_t kib = 0;
-    return absl::SimpleAtoi(rest, &kib) ? kib : 0;
-  }
-  return 0;
-}
-
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 // Cancels every stream and waits until all have ended.
 void CancelAll(const std::vector<std::unique_ptr<Watcher>>& watchers, Progress& progress) {
   progress.Cancelling();
@@ -553,7 +526,8 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
     std::map<int64_t, Clock::time_point> started;  // revision -> the start of its change
     LatencySamples acknowledged;
     acknowledged.Reserve(static_cast<size_t>(options.changes));
-    const double cpu_start = CpuSeconds();
+    const absl::Duration cpu_start = OwnCpu();
+    const absl::Duration server_cpu_start = ProcessCpu(options.server_pid);
     const Clock::time_point start = Clock::now();
     absl::Status failed;
     for (int i = 0; i < options.changes && failed.ok(); ++i) {
@@ -575,7 +549,10 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
       progress.WaitAllReached(started.rbegin()->first, marks, options.drain_timeout);
     }
     const double seconds = absl::ToDoubleSeconds(absl::FromChrono(Clock::now() - start));
-    report.client_cpu_percent = 100.0 * (CpuSeconds() - cpu_start) / seconds;
+    report.client_cpu_percent = 100.0 * absl::ToDoubleSeconds(OwnCpu() - cpu_start) / seconds;
+    if (options.server_pid != 0) {
+      report.server_cpu = ProcessCpu(options.server_pid) - server_cpu_start;
+    }
     CancelAll(watchers, progress);
     if (!failed.ok()) return failed;
     Tally(watchers, started, report);
@@ -600,7 +577,7 @@ std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBench
       "server=%s watchers=%d connections=%d changes=%d interval_ms=%.0f setup_ms=%.0f "
       "expected=%d delivered=%d duplicates=%d out_of_order=%d ended=%d messages=%d p50_us=%.0f "
       "p99_us=%.0f max_us=%.0f first_change_us=%.0f change_p50_us=%.0f change_p99_us=%.0f "
-      "client_cpu_pct=%.0f "
+      "client_cpu_pct=%.0f server_cpu_ms=%.0f server_cpu_us_per_event=%.1f "
       "server_rss_before_kib=%d server_rss_after_kib=%d kib_per_watcher=%.1f",
       WatchServerName(options.server), options.watchers, options.connections, options.changes,
       absl::ToDoubleMilliseconds(options.interval), absl::ToDoubleMilliseconds(report.setup),
@@ -609,7 +586,9 @@ std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBench
       absl::ToDoubleMicroseconds(report.p99), absl::ToDoubleMicroseconds(report.max),
       absl::ToDoubleMicroseconds(report.first_change),
       absl::ToDoubleMicroseconds(report.change_p50), absl::ToDoubleMicroseconds(report.change_p99),
-      report.client_cpu_percent, report.server_rss_before_kib, report.server_rss_after_kib,
+      report.client_cpu_percent, absl::ToDoubleMilliseconds(report.server_cpu),
+      report.delivered > 0 ? absl::ToDoubleMicroseconds(report.server_cpu) / report.delivered : 0.0,
+      report.server_rss_before_kib, report.server_rss_after_kib,
       report.server_rss_after_kib > 0 && options.watchers > 0
           ? static_cast<double>(growth) / options.watchers
           : 0.0);

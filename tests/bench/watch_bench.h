@@ -41,7 +41,8 @@ struct WatchBenchOptions {
   // received it.
   absl::Duration drain_timeout = absl::Seconds(30);
   // Process id of the server, to read its resident memory before and after the watchers are
-  // opened (/proc/<pid>/status VmRSS); 0 = not measured.
+  // opened (/proc/<pid>/status VmRSS) and its CPU time while the changes fan out
+  // (/proc/<pid>/stat); 0 = not measured.
   int server_pid = 0;
   std::string account_id = "ACC-0000-0002";  // owner of the token the run toggles
   // etcd: the watchers watch the prefix "<etcd_prefix><run>/" and the changes put the key
@@ -79,6 +80,9 @@ struct WatchBenchReport {
   // The bench's own CPU use (user + system, whole process) from the first change until the last
   // arrival, divided by that time: 100 = one core busy.
   double client_cpu_percent = 0;
+  // The server's CPU time (user + system, all its threads) from the first change until the last
+  // arrival: with the changes' own calls, the cost of the fan-out; 0 when not measured.
+  absl::Duration server_cpu = absl::ZeroDuration();
   // The server's VmRSS before opening the streams and once all were SYNCED (after the warmup),
   // in KiB; 0 when not measured.
   int64_t server_rss_before_kib = 0;
@@ -99,8 +103,9 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
 
 // One line of space-separated key=value pairs (server, watchers, connections, changes,
 // interval_ms, setup_ms, expected, delivered, duplicates, out_of_order, ended, messages, p50_us,
-// p99_us, max_us, first_change_us, change_p50_us, change_p99_us, client_cpu_pct,
-// server_rss_before_kib, server_rss_after_kib, kib_per_watcher), for scripts.
+// p99_us, max_us, first_change_us, change_p50_us, change_p99_us, client_cpu_pct, server_cpu_ms,
+// server_cpu_us_per_event (server_cpu per delivered event; 0 when none), server_rss_before_kib,
+// server_rss_after_kib, kib_per_watcher), for scripts.
 std::string FormatWatchReport(const WatchBenchOptions& options, const WatchBenchReport& report);
 
 }  // namespace tokenstatus::bench

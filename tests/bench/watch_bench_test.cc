@@ -1,5 +1,6 @@
 #include "tests/bench/watch_bench.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <deque>
@@ -10,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -232,6 +234,33 @@ TEST_F(WatchBenchTest, CountsEveryDeliveryAndMeasuresIt) {
   EXPECT_NE(line.find("watchers=20 connections=3 changes=6 interval_ms=5 "), std::string::npos)
       << line;
   EXPECT_NE(line.find(" expected=120 delivered=120 duplicates=0 out_of_order=0 ended=0 "),
+            std::string::npos)
+      << line;
+}
+
+// The server is this process, so its CPU time while the changes fan out is part of what
+// getrusage counts over the whole run.
+TEST_F(WatchBenchTest, MeasuresTheServersCpuWhileTheChangesFanOut) {
+  WatchBenchOptions options = Options();
+  options.watchers = 200;
+  options.changes = 30;
+  options.interval = absl::Milliseconds(1);
+  const auto cpu = [] {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return absl::DurationFromTimeval(usage.ru_utime) + absl::DurationFromTimeval(usage.ru_stime);
+  };
+  const absl::Duration before = cpu();
+  absl::StatusOr<WatchBenchReport> report = RunWatchBench(options);
+  const absl::Duration used = cpu() - before;
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->delivered, 200 * 30);
+  EXPECT_GT(report->server_cpu, absl::ZeroDuration());
+  // /proc counts in clock ticks: one more than getrusage at most.
+  EXPECT_LE(report->server_cpu, used + absl::Seconds(1.0 / sysconf(_SC_CLK_TCK)));
+  const std::string line = FormatWatchReport(options, *report);
+  EXPECT_NE(line.find(absl::StrFormat(" server_cpu_us_per_event=%.1f ",
+                                      absl::ToDoubleMicroseconds(report->server_cpu) / 6000)),
             std::string::npos)
       << line;
 }
