@@ -24,7 +24,7 @@
 #include "grpcpp/support/async_unary_call.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "tests/bench/latency_samples.h"
-#include "tests/bench/process_usage.h"
+#include "tests/testing/process_usage.h"
 
 namespace tokenstatus::bench {
 namespace {
@@ -435,14 +435,14 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   }
   // The CPU figures are taken at the window's edges; the sleeps only mark those instants.
   std::this_thread::sleep_until(window.start);
-  const absl::Duration client_start = OwnCpu();
-  const absl::Duration server_start = ProcessCpu(options.server_pid);
-  const absl::Duration store_start = ProcessCpu(options.store_pid);
+  const absl::Duration client_start = testing::OwnCpu();
+  const testing::ProcessCpuMeter server_cpu(options.server_pid);
+  const testing::ProcessCpuMeter store_cpu(options.store_pid);
   std::this_thread::sleep_until(window.end);
   LoadReport report;
-  report.client_cpu = OwnCpu() - client_start;
-  if (options.server_pid != 0) report.server_cpu = ProcessCpu(options.server_pid) - server_start;
-  if (options.store_pid != 0) report.store_cpu = ProcessCpu(options.store_pid) - store_start;
+  report.client_cpu = testing::OwnCpu() - client_start;
+  report.server_cpu = server_cpu.Elapsed();
+  report.store_cpu = store_cpu.Elapsed();
   for (std::thread& worker : workers) worker.join();
 
   LatencySamples samples;

@@ -28,7 +28,7 @@
 #include "grpcpp/support/client_callback.h"
 #include "tests/bench/latency_samples.h"
 #include "tests/bench/load_generator.h"
-#include "tests/bench/process_usage.h"
+#include "tests/testing/process_usage.h"
 
 namespace tokenstatus::bench {
 namespace {
@@ -509,7 +509,7 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
 
   WatchBenchReport report;
   report.expected = static_cast<int64_t>(options.watchers) * options.changes;
-  report.server_rss_before_kib = ResidentKiB(options.server_pid);
+  report.server_rss_before_kib = testing::ResidentKiB(options.server_pid).value_or(0);
   Progress progress(options.watchers);
   std::vector<std::unique_ptr<Watcher>> watchers;
   const Clock::time_point setup_start = Clock::now();
@@ -520,14 +520,14 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
   report.setup = absl::FromChrono(Clock::now() - setup_start);
   if (synced) {
     std::this_thread::sleep_for(absl::ToChronoNanoseconds(options.warmup));
-    report.server_rss_after_kib = ResidentKiB(options.server_pid);
+    report.server_rss_after_kib = testing::ResidentKiB(options.server_pid).value_or(0);
 
     // The changes, paced: change i starts at start + i * interval (or at once, if late).
     std::map<int64_t, Clock::time_point> started;  // revision -> the start of its change
     LatencySamples acknowledged;
     acknowledged.Reserve(static_cast<size_t>(options.changes));
-    const absl::Duration cpu_start = OwnCpu();
-    const absl::Duration server_cpu_start = ProcessCpu(options.server_pid);
+    const absl::Duration cpu_start = testing::OwnCpu();
+    const testing::ProcessCpuMeter server_cpu(options.server_pid);
     const Clock::time_point start = Clock::now();
     absl::Status failed;
     for (int i = 0; i < options.changes && failed.ok(); ++i) {
@@ -549,10 +549,9 @@ absl::StatusOr<WatchBenchReport> RunWatchBench(const WatchBenchOptions& options)
       progress.WaitAllReached(started.rbegin()->first, marks, options.drain_timeout);
     }
     const double seconds = absl::ToDoubleSeconds(absl::FromChrono(Clock::now() - start));
-    report.client_cpu_percent = 100.0 * absl::ToDoubleSeconds(OwnCpu() - cpu_start) / seconds;
-    if (options.server_pid != 0) {
-      report.server_cpu = ProcessCpu(options.server_pid) - server_cpu_start;
-    }
+    report.client_cpu_percent =
+        100.0 * absl::ToDoubleSeconds(testing::OwnCpu() - cpu_start) / seconds;
+    report.server_cpu = server_cpu.Elapsed();
     CancelAll(watchers, progress);
     if (!failed.ok()) return failed;
     Tally(watchers, started, report);

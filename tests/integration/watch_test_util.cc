@@ -1,11 +1,9 @@
 #include "tests/integration/watch_test_util.h"
 
 #include <algorithm>
-#include <fstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -402,21 +400,6 @@ absl::StatusOr<std::vector<std::unique_ptr<testing::ServerProcess>>> StartReplic
   return ::testing::AssertionFailure()
          << "the mirror of " << server.address() << " did not reach revision " << revision << ": "
          << Describe(page.status);
-}
-
-absl::StatusOr<int64_t> ResidentKiB(int pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
-    rest = absl::StripAsciiWhitespace(rest);
-    absl::ConsumeSuffix(&rest, " kB");
-    int64_t kib = 0;
-    if (!absl::SimpleAtoi(rest, &kib)) break;
-    return kib;
-  }
-  return absl::NotFoundError(absl::StrCat("no VmRSS line in /proc/", pid, "/status"));
 }
 
 }  // namespace tokenstatus::integration

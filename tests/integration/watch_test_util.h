@@ -23,6 +23,7 @@
 #include "grpcpp/support/client_callback.h"
 #include "gtest/gtest.h"
 #include "tests/integration/integration_test_util.h"
+#include "tests/testing/process_usage.h"
 #include "tests/testing/redis_instance.h"
 #include "tests/testing/server_process.h"
 
@@ -174,7 +175,7 @@ absl::StatusOr<std::vector<std::unique_ptr<testing::ServerProcess>>> StartReplic
 // Succeeds once `server`'s mirror has reached `revision` (a ListTokens with min_revision).
 ::testing::AssertionResult MirrorReached(const testing::ServerProcess& server, int64_t revision);
 
-// The resident set size (VmRSS) of process `pid`, in KiB.
-absl::StatusOr<int64_t> ResidentKiB(int pid);
+// The resident set size (VmRSS) of a process, in KiB (tests/testing/process_usage.h).
+using ::tokenstatus::testing::ResidentKiB;
 
 }  // namespace tokenstatus::integration

@@ -1,4 +1,4 @@
-#include "tests/bench/process_usage.h"
+#include "tests/testing/process_usage.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -8,13 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
-namespace tokenstatus::bench {
+namespace tokenstatus::testing {
 
 absl::Duration OwnCpu() {
   rusage usage{};
@@ -22,13 +23,15 @@ absl::Duration OwnCpu() {
   return absl::DurationFromTimeval(usage.ru_utime) + absl::DurationFromTimeval(usage.ru_stime);
 }
 
-absl::Duration ProcessCpu(int pid) {
-  if (pid == 0) return absl::ZeroDuration();
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+absl::StatusOr<absl::Duration> ProcessCpu(int pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/stat");
+  std::ifstream stat(path);
   const std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   // The command name (field 2) may hold spaces: count the fields after its ")".
   const size_t name_end = text.rfind(')');
-  if (name_end == std::string::npos || name_end + 2 > text.size()) return absl::ZeroDuration();
+  if (name_end == std::string::npos || name_end + 2 > text.size()) {
+    return absl::NotFoundError(absl::StrCat("no process line in ", path));
+  }
   const std::vector<absl::string_view> fields =
       absl::StrSplit(absl::string_view(text).substr(name_end + 2), ' ');
   // utime and stime are fields 14 and 15 of the line: the 12th and 13th after the name.
@@ -36,13 +39,18 @@ absl::Duration ProcessCpu(int pid) {
   int64_t system = 0;
   if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &user) ||
       !absl::SimpleAtoi(fields[12], &system)) {
-    return absl::ZeroDuration();
+    return absl::NotFoundError(absl::StrCat("no utime and stime in ", path));
   }
   return absl::Seconds(static_cast<double>(user + system) / sysconf(_SC_CLK_TCK));
 }
 
-int64_t ResidentKiB(int pid) {
-  if (pid == 0) return 0;
+absl::Duration ProcessCpuMeter::Elapsed() const {
+  absl::StatusOr<absl::Duration> now = ProcessCpu(pid_);
+  if (!start_.ok() || !now.ok()) return absl::ZeroDuration();
+  return *now - *start_;
+}
+
+absl::StatusOr<int64_t> ResidentKiB(int pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
@@ -51,9 +59,10 @@ int64_t ResidentKiB(int pid) {
     rest = absl::StripAsciiWhitespace(rest);
     absl::ConsumeSuffix(&rest, " kB");
     int64_t kib = 0;
-    return absl::SimpleAtoi(rest, &kib) ? kib : 0;
+    if (!absl::SimpleAtoi(rest, &kib)) break;
+    return kib;
   }
-  return 0;
+  return absl::NotFoundError(absl::StrCat("no VmRSS line in /proc/", pid, "/status"));
 }
 
-}  // namespace tokenstatus::bench
+}  // namespace tokenstatus::testing
